@@ -1,0 +1,151 @@
+"""Load throughput and memory of ``python -m kg.load`` on synthetic Ownthink rows.
+
+Usage: ``python bench/kg_load.py --rows 1000000 [--neo4j]``
+
+Generates ``--rows`` rows in the Ownthink CSV format (header ``实体,属性,值``; quoted values
+with commas, quotes and newlines; long descriptions), then measures, each in a fresh child
+process: CSV parsing alone (``kg.sources.read_ownthink``), the embedded load through the real
+CLI, and the same load at ``--rows / 10`` for the streaming check (peak RSS ratio). With
+``--neo4j`` it also loads into a Bolt server (``NEO4J_URI`` or a local ArcadeDB started here).
+Prints a table, then one JSON line with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELATIONS = ["描述", "标签", "中文名", "别名", "类型", "出生日期", "国籍", "职业", "代表作品",
+             "主演", "导演", "上映时间", "出品公司", "外文名", "所属地区", "成立时间", "主要成就"]
+CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙飞"
+
+
+def generate(path: Path, rows: int, seed: int = 0) -> None:
+    """Deterministic Ownthink-like rows: ~10 facts per head, some values entity names."""
+    rng = random.Random(seed)
+
+    def word(lo: int, hi: int) -> str:
+        return "".join(rng.choice(CHARS) for _ in range(rng.randint(lo, hi)))
+
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["实体", "属性", "值"])
+        head, left, names = "", 0, []
+        for _ in range(rows):
+            if left == 0:
+                head = word(2, 6) + (f"（{word(4, 10)}）" if rng.random() < 0.2 else "")
+                left = rng.randint(3, 20)
+                names.append(head)
+                names = names[-1000:]
+            left -= 1
+            rel = rng.choice(RELATIONS)
+            r = rng.random()
+            if r < 0.35:
+                tail = rng.choice(names)
+            elif r < 0.7:
+                tail = word(1, 8)
+            elif r < 0.95:
+                tail = "，".join(word(5, 20) for _ in range(rng.randint(2, 6))) + ', "引号", 逗号'
+            else:
+                tail = word(30, 60) + "\n" + word(10, 40)
+            w.writerow([head, rel, tail])
+
+
+def child(code: str, *args: str) -> tuple[str, float, int]:
+    """Run python code in a child; return its stdout, wall seconds and peak RSS in KiB."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child failed: {code} {args}")
+    return out, time.perf_counter() - t0, usage.ru_maxrss
+
+
+PARSE = """
+import sys, time
+from kg.sources import read_ownthink
+t = time.perf_counter(); n = sum(1 for _ in read_ownthink(sys.argv[1]))
+print(n, time.perf_counter() - t)
+"""
+LOAD = """
+import sys
+from kg.load import main
+main(sys.argv[1:])
+"""
+
+
+def load_figures(csv_path: Path, workdir: Path, extra: list[str]) -> tuple[dict, int]:
+    out, _, rss = child(LOAD, "--kg", "ownthink", "--path", str(csv_path), "--json",
+                        "--no-progress", *extra)
+    summary = json.loads(out.strip().splitlines()[-1])
+    return summary, rss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--neo4j", action="store_true", help="also load over Bolt")
+    ap.add_argument("--neo4j-rows", type=int, default=100_000, help="rows for the Bolt load")
+    ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="kg_load_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    small_rows = max(1, args.rows // 10)
+    big, small = work / f"ownthink_{args.rows}.csv", work / f"ownthink_{small_rows}.csv"
+    for path, n in ((big, args.rows), (small, small_rows)):
+        if not path.exists():
+            generate(path, n)
+
+    out, _, _ = child(PARSE, str(big))
+    parsed, parse_s = out.split()
+    parse_rate = int(parsed) / float(parse_s)
+
+    figures: dict[str, object] = {"rows": args.rows, "csv_parse_rows_per_s": round(parse_rate)}
+    for label, path in (("small", small), ("big", big)):
+        db = work / f"db_{label}"
+        subprocess.run(["rm", "-rf", str(db)], check=True)
+        summary, rss = load_figures(path, work, ["--db", str(db)])
+        figures[f"{label}_rows_per_s"] = round(summary["triples_read"] / summary["seconds"])
+        figures[f"{label}_peak_rss_mib"] = round(rss / 1024, 1)
+        figures[f"{label}_summary"] = summary
+    figures["rows_per_s"] = figures.pop("big_rows_per_s")
+    figures["peak_rss_mib"] = figures.pop("big_peak_rss_mib")
+    figures["load_to_parse_ratio"] = round(figures["rows_per_s"] / parse_rate, 3)
+    figures["rss_ratio_vs_tenth"] = round(figures["peak_rss_mib"] / figures["small_peak_rss_mib"], 3)
+    if args.neo4j:
+        figures |= neo4j_figures(work, args.neo4j_rows)
+
+    print(f"{'figure':<28} value")
+    for k, v in figures.items():
+        if not isinstance(v, dict):
+            print(f"{k:<28} {v}")
+    print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, dict)}))
+
+
+def neo4j_figures(work: Path, rows: int) -> dict[str, object]:
+    path = work / f"ownthink_{rows}.csv"
+    if not path.exists():
+        generate(path, rows)
+    sys.path.insert(0, str(ROOT))
+    from tests.bolt_server import bolt_server_env
+
+    with bolt_server_env(work / "bolt") as env:
+        os.environ.update(env)
+        summary, rss = load_figures(path, work, ["--store", "neo4j"])
+    return {"neo4j_rows": rows, "neo4j_rows_per_s": round(summary["triples_read"] / summary["seconds"]),
+            "neo4j_server": os.environ.get("NEO4J_URI", "")}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Command-line conventions shared by every entry point (DESIGN.md section 9).
+
+The same options mean the same thing everywhere (``--kg``, ``--store``, ``--db``, the Neo4j
+connection, ``--json``); user errors print one line naming the file/record and the reason and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+from kg.settings import Neo4jSettings
+from kg.sources import KG_KINDS
+from kg.store import STORE_KINDS, GraphStore, open_store
+from kg.triples import KGError
+
+
+
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kg", choices=KG_KINDS, default="filmkg",
+                        help="which knowledge graph (selects the default --db)")
+    parser.add_argument("--store", choices=STORE_KINDS, default="embedded",
+                        help="embedded SQLite store (default, no server) or a Neo4j server")
+    parser.add_argument("--db", help="embedded store directory (default: $DANMAKU_DATA/kg/<kg>)")
+    parser.add_argument("--neo4j-uri", help="Bolt URI (default: $NEO4J_URI)")
+    parser.add_argument("--neo4j-user", help="user (default: $NEO4J_USER or neo4j)")
+    parser.add_argument("--neo4j-password", help="password (default: $NEO4J_PASSWORD)")
+    parser.add_argument("--neo4j-database", help="database name (default: $NEO4J_DATABASE)")
+
+
+def store_from_args(args: argparse.Namespace, create: bool = True) -> GraphStore:
+    neo4j = Neo4jSettings.from_env(
+        args.neo4j_uri, args.neo4j_user, args.neo4j_password, args.neo4j_database
+    )
+    return open_store(args.store, args.db, kg=args.kg, neo4j=neo4j, create=create)
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False, sort_keys=True), flush=True)
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
+    """Run a CLI ``main``: logging to stderr, user errors as one line and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = main(argv)
+    except KGError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,327 @@
+"""``EmbeddedStore``: the default knowledge-graph store, one SQLite file, no server.
+
+DESIGN.md section 2. Entity and relation names are interned to sequential integer ids;
+triples are a ``WITHOUT ROWID`` table clustered by head (``PRIMARY KEY (h, r, t)``, which
+also makes loads idempotent) with a second index by tail; an index on entity names serves
+exact lookup and prefix search (a range scan); aliases have their own table. Counts are kept
+in ``meta`` inside each load transaction, so ``stats()`` is O(1) even at Ownthink scale.
+
+Bulk loading (each choice measured with ``bench/kg_load.py``): names are interned through a
+small index on a 64-bit hash of the name (names are compared as well, so a hash collision can
+never merge two entities), which stays in cache where an index of the names themselves does
+not; the two indexes whose insert order is random (names, tails) are dropped during a load
+and rebuilt by one sort at its end. Each batch commits together with its load checkpoint, so
+an interrupted load resumes exactly where it stopped.
+"""
+
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from hashlib import blake2b
+from pathlib import Path
+
+from kg.store import check_hops
+from kg.triples import Fact, KGError, Triple
+
+DB_FILE = "kg.sqlite"
+SCHEMA_VERSION = "2"
+_PREFIX_END = "\U0010ffff"
+_COUNTERS = ("triples", "entities", "relations", "aliases")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entity (id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entity_by_hid ON entity (hid);
+CREATE TABLE IF NOT EXISTS relation (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS triple (
+    h INTEGER NOT NULL, r INTEGER NOT NULL, t INTEGER NOT NULL,
+    PRIMARY KEY (h, r, t)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alias (
+    name TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY (name, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS load_state (
+    source TEXT PRIMARY KEY, records_done INTEGER NOT NULL, complete INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# Secondary indexes with random insertion order: dropped while a load runs, rebuilt (one
+# sort each) when it finishes; measured ~2x faster than keeping them (bench/kg_load.py).
+_DEFERRED_INDEXES = {
+    "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name)",
+    "triple_by_tail": "CREATE INDEX IF NOT EXISTS triple_by_tail ON triple (t, h, r)",
+}
+_STAGING = "CREATE TEMP TABLE IF NOT EXISTS stage_name (hid INTEGER NOT NULL, name TEXT NOT NULL)"
+_INTERN_NEW = """INSERT INTO entity (hid, name) SELECT hid, name FROM stage_name s
+    WHERE NOT EXISTS (SELECT 1 FROM entity e WHERE e.hid = s.hid AND e.name = s.name)"""
+_INTERNED = "SELECT s.name, e.id FROM stage_name s JOIN entity e ON e.hid = s.hid AND e.name = s.name"
+_FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
+    JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
+    JOIN entity et ON et.id = triple.t"""
+_RELATION_CACHE = 100_000
+
+
+def name_hash(name: str) -> int:
+    """64-bit BLAKE2b of a name: the small key entities are looked up by (names are compared
+    too, so a collision costs one extra row read, never a wrong entity)."""
+    return int.from_bytes(blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+class EmbeddedStore:
+    """A :class:`kg.store.GraphStore` in one SQLite file under ``directory``."""
+
+    kind = "embedded"
+
+    def __init__(self, directory: str | Path, cache_mib: int = 16, create: bool = True) -> None:
+        self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise KGError(f"{self.directory}: --db must be a directory")
+        if not create and not (self.directory / DB_FILE).exists():
+            raise KGError(f"{self.directory}: no knowledge-graph store here (run python -m kg.load)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.location = self.directory / DB_FILE
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise KGError(f"{self.path}: not a usable knowledge-graph store ({e})") from None
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
+        self._check_version()
+        self._bulk = False
+        self._relations: dict[str, int] = {}
+        if not self._loads_unfinished():
+            self._build_indexes()
+
+    def _check_version(self) -> None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO meta VALUES (?, '0')", [(c,) for c in _COUNTERS]
+            )
+        elif row[0] != SCHEMA_VERSION:
+            raise KGError(f"{self.path}: schema version {row[0]}, expected {SCHEMA_VERSION}")
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.directory)!r})"
+
+    # -- loading -------------------------------------------------------------------------
+    def load_progress(self, source_key: str) -> int:
+        row = self.conn.execute(
+            "SELECT records_done, complete FROM load_state WHERE source = ?", (source_key,)
+        ).fetchone()
+        return 0 if row is None or row[1] else int(row[0])
+
+    def _loads_unfinished(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM load_state WHERE complete = 0").fetchone() is not None
+
+    def _begin_bulk(self) -> None:
+        """Bulk mode: deferred indexes dropped; no fsync per batch (WAL keeps every committed
+        batch safe from a killed process; only an OS crash could cost the latest batches)."""
+        for name in _DEFERRED_INDEXES:
+            self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute(_STAGING)
+        self._bulk = True
+
+    def _build_indexes(self) -> None:
+        for sql in _DEFERRED_INDEXES.values():
+            self.conn.execute(sql)
+
+    def _relation_ids(self, names: set[str]) -> tuple[dict[str, int], int]:
+        """Ids of relation names (interning new ones) and how many were new."""
+        missing = [n for n in names if n not in self._relations]
+        added = 0
+        if missing:
+            if len(self._relations) > _RELATION_CACHE:
+                self._relations.clear()
+            cur = self.conn.executemany(
+                "INSERT OR IGNORE INTO relation (name) VALUES (?)", [(n,) for n in missing]
+            )
+            added = cur.rowcount
+            for i in range(0, len(missing), 500):
+                chunk = missing[i : i + 500]
+                self._relations.update(self.conn.execute(
+                    f"SELECT name, id FROM relation WHERE name IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ))
+        return self._relations, added
+
+    def write_batch(
+        self,
+        triples: Sequence[Triple],
+        aliases: Sequence[tuple[str, str]],
+        source_key: str,
+        records_done: int,
+    ) -> int:
+        if not self._bulk:
+            self._begin_bulk()
+        names: dict[str, int] = {}
+        for t in triples:
+            if t.head not in names:
+                names[t.head] = name_hash(t.head)
+            if t.tail not in names:
+                names[t.tail] = name_hash(t.tail)
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO stage_name VALUES (?, ?)", [(h, n) for n, h in names.items()])
+            new_entities = conn.execute(_INTERN_NEW).rowcount
+            ids = dict(conn.execute(_INTERNED))
+            rel, new_relations = self._relation_ids({t.relation for t in triples})
+            new_triples = conn.executemany(
+                "INSERT OR IGNORE INTO triple VALUES (?, ?, ?)",
+                [(ids[t.head], rel[t.relation], ids[t.tail]) for t in triples],
+            ).rowcount
+            new_aliases = conn.executemany(
+                "INSERT OR IGNORE INTO alias VALUES (?, ?)", [(a, ids[h]) for a, h in aliases]
+            ).rowcount
+            counts = (new_triples, new_entities, new_relations, new_aliases)
+            conn.executemany(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
+                [(n, key) for key, n in zip(_COUNTERS, counts) if n > 0],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO load_state VALUES (?, ?, 0, ?)",
+                (source_key, records_done, time.time()),
+            )
+            conn.execute("DELETE FROM stage_name")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._relations.clear()  # may hold ids of rolled-back rows
+            raise
+        return max(new_triples, 0)
+
+    def finish_load(self, source_key: str) -> None:
+        self.conn.execute(
+            "UPDATE load_state SET complete = 1, updated = ? WHERE source = ?",
+            (time.time(), source_key),
+        )
+        if not self._loads_unfinished():
+            self._build_indexes()
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.execute("PRAGMA optimize")
+            self._bulk = False
+
+    # -- queries ---------------------------------------------------------------------------
+    def _id(self, name: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM entity WHERE hid = ? AND name = ?", (name_hash(name), name)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def _is_head(self, eid: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM triple WHERE h = ? LIMIT 1", (eid,)).fetchone() is not None
+
+    def _resolve_id(self, name: str) -> int | None:
+        eid = self._id(name)
+        if eid is not None and self._is_head(eid):
+            return eid
+        # An alias may name several heads: take the one with most facts, then the first name.
+        row = self.conn.execute(
+            """SELECT a.entity FROM alias a JOIN entity e ON e.id = a.entity WHERE a.name = ?
+               ORDER BY (SELECT count(*) FROM triple WHERE h = a.entity) DESC, e.name LIMIT 1""",
+            (name,),
+        ).fetchone()
+        return row[0] if row is not None else eid
+
+    def _name(self, eid: int) -> str:
+        return self.conn.execute("SELECT name FROM entity WHERE id = ?", (eid,)).fetchone()[0]
+
+    def resolve(self, name: str) -> str | None:
+        eid = self._resolve_id(name)
+        return None if eid is None else self._name(eid)
+
+    def aliases(self, name: str) -> list[str]:
+        eid = self._resolve_id(name)
+        if eid is None:
+            return []
+        rows = self.conn.execute("SELECT name FROM alias WHERE entity = ? ORDER BY name", (eid,))
+        return [r[0] for r in rows]
+
+    def facts(
+        self, name: str, relations: Sequence[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Fact]:
+        eid = self._resolve_id(name)
+        if eid is None:
+            return []
+        sql, params = f"{_FACT_SELECT} WHERE triple.h = ?", [eid]
+        if relations:
+            sql += f" AND rr.name IN ({','.join('?' * len(relations))})"
+            params += list(relations)
+        sql += " ORDER BY triple.r, triple.t LIMIT ? OFFSET ?"
+        return [Fact(*row) for row in self.conn.execute(sql, [*params, limit, offset])]
+
+    def search(self, prefix: str, limit: int = 20) -> list[str]:
+        end = prefix + _PREFIX_END
+        rows = self.conn.execute(
+            """SELECT name FROM (
+                 SELECT name FROM entity WHERE name >= ?1 AND name < ?2
+                   AND EXISTS (SELECT 1 FROM triple WHERE h = entity.id)
+                 UNION SELECT name FROM alias WHERE name >= ?1 AND name < ?2)
+               ORDER BY name LIMIT ?3""",
+            (prefix, end, limit),
+        )
+        return [r[0] for r in rows]
+
+    def _edges(self, eid: int, limit: int) -> list[tuple[Fact, int, int]]:
+        """Up to ``limit`` facts out of, then into, entity ``eid`` (index order, no sort)."""
+        rows = self.conn.execute(
+            """WITH e (h, r, t) AS (
+                 SELECT * FROM (SELECT h, r, t FROM triple WHERE h = ?1 ORDER BY r, t LIMIT ?2)
+                 UNION ALL
+                 SELECT * FROM (SELECT h, r, t FROM triple WHERE t = ?1 ORDER BY h, r LIMIT ?2))
+               SELECT eh.name, rr.name, et.name, e.h, e.t FROM e
+               JOIN entity eh ON eh.id = e.h JOIN relation rr ON rr.id = e.r
+               JOIN entity et ON et.id = e.t LIMIT ?2""",
+            (eid, limit),
+        )
+        return [(Fact(a, b, c), h, t) for a, b, c, h, t in rows]
+
+    def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
+        check_hops(hops)
+        eid = self._resolve_id(name)
+        if eid is None:
+            return []
+        seen: dict[Fact, None] = {}
+        frontier: dict[int, None] = {}
+        for fact, h, t in self._edges(eid, limit):
+            seen[fact] = None
+            frontier[t if h == eid else h] = None
+        if hops == 2:
+            for nid in frontier:
+                if len(seen) >= limit:
+                    break
+                for fact, _, _ in self._edges(nid, limit - len(seen)):
+                    seen[fact] = None
+        return list(seen)[:limit]
+
+    def stats(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_COUNTERS))})",
+            _COUNTERS,
+        )
+        return {k: int(v) for k, v in rows}
+
+    def iter_facts(self) -> Iterator[Fact]:
+        cur = self.conn.cursor()
+        cur.execute(f"{_FACT_SELECT} ORDER BY triple.h, triple.r, triple.t")
+        for row in cur:
+            yield Fact(*row)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,100 @@
+"""The ``GraphStore`` protocol every knowledge-graph backend implements (DESIGN.md section 2).
+
+Two real backends: :class:`kg.embedded.EmbeddedStore` (SQLite, the default, no server) and
+:class:`kg.neo4j_store.Neo4jStore` (the official ``neo4j`` driver). One contract test suite
+(``tests/kg/test_store_contract.py``) runs against both.
+
+Counting conventions shared by both backends: an *entity* is any distinct node name (heads and
+tails alike), a *relation* a distinct relation name, a *triple* a distinct
+``(head, relation, tail)``; aliases point alias names at heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from kg.triples import Fact, Triple
+
+STORE_KINDS = ("embedded", "neo4j")
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """What the rest of the system may ask of a knowledge graph."""
+
+    kind: str
+
+    # -- loading -------------------------------------------------------------------------
+    def load_progress(self, source_key: str) -> int:
+        """Records of ``source_key`` already committed by an unfinished load (0 if none)."""
+
+    def write_batch(
+        self,
+        triples: Sequence[Triple],
+        aliases: Sequence[tuple[str, str]],
+        source_key: str,
+        records_done: int,
+    ) -> int:
+        """Atomically add triples and ``(alias, head)`` pairs and record the load position.
+
+        Returns the number of triples that were new. Writing the same batch twice adds nothing.
+        """
+
+    def finish_load(self, source_key: str) -> None:
+        """Mark the load of ``source_key`` complete (a later load reads it again from the top)."""
+
+    # -- queries ---------------------------------------------------------------------------
+    def resolve(self, name: str) -> str | None:
+        """The head an exact name or alias names (bracketed heads answer to their bare name)."""
+
+    def aliases(self, name: str) -> list[str]:
+        """Alias names of the entity ``name`` resolves to, sorted."""
+
+    def facts(
+        self, name: str, relations: Sequence[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Fact]:
+        """Facts whose head is the entity ``name`` resolves to, in a stable order."""
+
+    def search(self, prefix: str, limit: int = 20) -> list[str]:
+        """Entity (head) and alias names starting with ``prefix``, sorted, at most ``limit``."""
+
+    def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
+        """Facts within ``hops`` (1 or 2) of the entity, in either direction, de-duplicated."""
+
+    def stats(self) -> dict[str, int]:
+        """Counts: ``triples``, ``entities``, ``relations``, ``aliases``."""
+
+    def iter_facts(self) -> Iterator[Fact]:
+        """Every stored fact (for export), streamed."""
+
+    def close(self) -> None: ...
+
+
+def check_hops(hops: int) -> int:
+    if hops not in (1, 2):
+        raise ValueError(f"hops must be 1 or 2, got {hops}")
+    return hops
+
+
+def open_store(
+    kind: str = "embedded",
+    db: str | None = None,
+    *,
+    kg: str = "filmkg",
+    neo4j=None,
+    create: bool = True,
+) -> GraphStore:
+    """Open a store by ``--store`` kind: an embedded one under ``db`` (default
+    ``data/kg/<kg>``; with ``create=False`` it must exist), or Neo4j with :class:`kg.settings.Neo4jSettings` (default: environment)."""
+    from kg.settings import Neo4jSettings, default_db
+
+    if kind == "embedded":
+        from kg.embedded import EmbeddedStore
+
+        return EmbeddedStore(db if db is not None else default_db(kg), create=create)
+    if kind == "neo4j":
+        from kg.neo4j_store import Neo4jStore
+
+        return Neo4jStore.connect(neo4j or Neo4jSettings.from_env())
+    raise ValueError(f"unknown store kind {kind!r} (known: {', '.join(STORE_KINDS)})")
