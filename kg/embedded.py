@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from hashlib import blake2b
 from pathlib import Path
 
-from kg.store import check_hops
+from kg.store import neighbourhood
 from kg.triples import Fact, KGError, Triple
 
 DB_FILE = "kg.sqlite"
@@ -257,7 +257,7 @@ class EmbeddedStore:
         if relations:
             sql += f" AND rr.name IN ({','.join('?' * len(relations))})"
             params += list(relations)
-        sql += " ORDER BY triple.r, triple.t LIMIT ? OFFSET ?"
+        sql += " ORDER BY rr.name, et.name LIMIT ? OFFSET ?"
         return [Fact(*row) for row in self.conn.execute(sql, [*params, limit, offset])]
 
     def search(self, prefix: str, limit: int = 20) -> list[str]:
@@ -272,37 +272,16 @@ class EmbeddedStore:
         )
         return [r[0] for r in rows]
 
-    def _edges(self, eid: int, limit: int) -> list[tuple[Fact, int, int]]:
-        """Up to ``limit`` facts out of, then into, entity ``eid`` (index order, no sort)."""
-        rows = self.conn.execute(
-            """WITH e (h, r, t) AS (
-                 SELECT * FROM (SELECT h, r, t FROM triple WHERE h = ?1 ORDER BY r, t LIMIT ?2)
-                 UNION ALL
-                 SELECT * FROM (SELECT h, r, t FROM triple WHERE t = ?1 ORDER BY h, r LIMIT ?2))
-               SELECT eh.name, rr.name, et.name, e.h, e.t FROM e
-               JOIN entity eh ON eh.id = e.h JOIN relation rr ON rr.id = e.r
-               JOIN entity et ON et.id = e.t LIMIT ?2""",
-            (eid, limit),
-        )
-        return [(Fact(a, b, c), h, t) for a, b, c, h, t in rows]
+    def facts_into(self, names: Sequence[str], limit: int) -> list[Fact]:
+        ids = [i for i in (self._id(n) for n in dict.fromkeys(names)) if i is not None]
+        if not ids:
+            return []
+        sql = f"{_FACT_SELECT} WHERE triple.t IN ({','.join('?' * len(ids))}) "
+        rows = self.conn.execute(sql + "ORDER BY eh.name, rr.name LIMIT ?", [*ids, limit])
+        return [Fact(*row) for row in rows]
 
     def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
-        check_hops(hops)
-        eid = self._resolve_id(name)
-        if eid is None:
-            return []
-        seen: dict[Fact, None] = {}
-        frontier: dict[int, None] = {}
-        for fact, h, t in self._edges(eid, limit):
-            seen[fact] = None
-            frontier[t if h == eid else h] = None
-        if hops == 2:
-            for nid in frontier:
-                if len(seen) >= limit:
-                    break
-                for fact, _, _ in self._edges(nid, limit - len(seen)):
-                    seen[fact] = None
-        return list(seen)[:limit]
+        return neighbourhood(self, name, hops, limit)
 
     def stats(self) -> dict[str, int]:
         rows = self.conn.execute(

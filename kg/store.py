@@ -60,7 +60,11 @@ class GraphStore(Protocol):
         """Entity (head) and alias names starting with ``prefix``, sorted, at most ``limit``."""
 
     def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
-        """Facts within ``hops`` (1 or 2) of the entity, in either direction, de-duplicated."""
+        """Facts within ``hops`` (1 or 2) of the entity, in either direction, de-duplicated
+        (both backends delegate to :func:`neighbourhood`)."""
+
+    def facts_into(self, names: Sequence[str], limit: int) -> list[Fact]:
+        """Facts whose tail is one of ``names``, ordered by head then relation."""
 
     def stats(self) -> dict[str, int]:
         """Counts: ``triples``, ``entities``, ``relations``, ``aliases``."""
@@ -71,10 +75,36 @@ class GraphStore(Protocol):
     def close(self) -> None: ...
 
 
-def check_hops(hops: int) -> int:
+def neighbourhood(store: GraphStore, name: str, hops: int, limit: int) -> list[Fact]:
+    """Facts within ``hops`` of an entity, in either direction, at most ``limit``.
+
+    A fact points *into* an entity when its tail is the entity's name or one of its aliases
+    (FilmKG's ``代表作品`` lists ``阿甘正传``, not the bracketed head), and a neighbour reached
+    by a tail value is resolved the same way before the second hop.
+    """
     if hops not in (1, 2):
         raise ValueError(f"hops must be 1 or 2, got {hops}")
-    return hops
+    entity = store.resolve(name)
+    if entity is None:
+        return []
+
+    def around(e: str, budget: int) -> list[Fact]:
+        out = store.facts(e, limit=budget)
+        return out + store.facts_into([e, *store.aliases(e)], budget)
+
+    seen: dict[Fact, None] = {}
+    for fact in around(entity, limit):
+        seen[fact] = None
+    if hops == 2:
+        others = dict.fromkeys(f.tail if f.head == entity else f.head for f in list(seen))
+        for other in others:
+            if len(seen) >= limit:
+                break
+            resolved = store.resolve(other)
+            if resolved is not None and resolved != entity:
+                for fact in around(resolved, limit - len(seen)):
+                    seen[fact] = None
+    return list(seen)[:limit]
 
 
 def open_store(
