@@ -24,9 +24,40 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELATIONS = ["描述", "标签", "中文名", "别名", "类型", "出生日期", "国籍", "职业", "代表作品",
-             "主演", "导演", "上映时间", "出品公司", "外文名", "所属地区", "成立时间", "主要成就"]
-CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙飞"
+RELATIONS = [
+    "描述",
+    "标签",
+    "中文名",
+    "别名",
+    "类型",
+    "出生日期",
+    "国籍",
+    "职业",
+    "代表作品",
+    "主演",
+    "导演",
+    "上映时间",
+    "出品公司",
+    "外文名",
+    "所属地区",
+    "成立时间",
+    "主要成就",
+]
+CHARS = (
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
+    "同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自"
+    "二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日"
+    "那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变"
+    "条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总"
+    "次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指"
+    "几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器"
+    "压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安"
+    "场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集"
+    "温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连"
+    "断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精"
+    "值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属"
+    "圆包火住调满县局照参红细引听该铁价严龙飞"
+)
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> None:
@@ -63,8 +94,13 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
 def child(code: str, *args: str) -> tuple[str, float, int]:
     """Run python code in a child; return its stdout, wall seconds and peak RSS in KiB."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -86,8 +122,9 @@ main(sys.argv[1:])
 
 
 def load_figures(csv_path: Path, workdir: Path, extra: list[str]) -> tuple[dict, int]:
-    out, _, rss = child(LOAD, "--kg", "ownthink", "--path", str(csv_path), "--json",
-                        "--no-progress", *extra)
+    out, _, rss = child(
+        LOAD, "--kg", "ownthink", "--path", str(csv_path), "--json", "--no-progress", *extra
+    )
     summary = json.loads(out.strip().splitlines()[-1])
     return summary, rss
 
@@ -122,7 +159,9 @@ def main() -> None:
     figures["rows_per_s"] = figures.pop("big_rows_per_s")
     figures["peak_rss_mib"] = figures.pop("big_peak_rss_mib")
     figures["load_to_parse_ratio"] = round(figures["rows_per_s"] / parse_rate, 3)
-    figures["rss_ratio_vs_tenth"] = round(figures["peak_rss_mib"] / figures["small_peak_rss_mib"], 3)
+    figures["rss_ratio_vs_tenth"] = round(
+        figures["peak_rss_mib"] / figures["small_peak_rss_mib"], 3
+    )
     if args.neo4j:
         figures |= neo4j_figures(work, args.neo4j_rows)
 
@@ -143,8 +182,11 @@ def neo4j_figures(work: Path, rows: int) -> dict[str, object]:
     with bolt_server_env(work / "bolt") as env:
         os.environ.update(env)
         summary, rss = load_figures(path, work, ["--store", "neo4j"])
-    return {"neo4j_rows": rows, "neo4j_rows_per_s": round(summary["triples_read"] / summary["seconds"]),
-            "neo4j_server": os.environ.get("NEO4J_URI", "")}
+    return {
+        "neo4j_rows": rows,
+        "neo4j_rows_per_s": round(summary["triples_read"] / summary["seconds"]),
+        "neo4j_server": os.environ.get("NEO4J_URI", ""),
+    }
 
 
 if __name__ == "__main__":

@@ -19,12 +19,19 @@ from kg.store import STORE_KINDS, GraphStore, open_store
 from kg.triples import KGError
 
 
-
 def add_store_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kg", choices=KG_KINDS, default="filmkg",
-                        help="which knowledge graph (selects the default --db)")
-    parser.add_argument("--store", choices=STORE_KINDS, default="embedded",
-                        help="embedded SQLite store (default, no server) or a Neo4j server")
+    parser.add_argument(
+        "--kg",
+        choices=KG_KINDS,
+        default="filmkg",
+        help="which knowledge graph (selects the default --db)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=STORE_KINDS,
+        default="embedded",
+        help="embedded SQLite store (default, no server) or a Neo4j server",
+    )
     parser.add_argument("--db", help="embedded store directory (default: $DANMAKU_DATA/kg/<kg>)")
     parser.add_argument("--neo4j-uri", help="Bolt URI (default: $NEO4J_URI)")
     parser.add_argument("--neo4j-user", help="user (default: $NEO4J_USER or neo4j)")

@@ -34,7 +34,9 @@ SET_LOAD_STATE = """
 MERGE (s:LoadState {source: $source})
 SET s.records_done = $records_done, s.complete = $complete
 """
-GET_LOAD_STATE = "MATCH (s:LoadState {source: $source}) RETURN s.records_done AS n, s.complete AS complete"
+GET_LOAD_STATE = (
+    "MATCH (s:LoadState {source: $source}) RETURN s.records_done AS n, s.complete AS complete"
+)
 
 COUNT_ENTITIES = "MATCH (e:Entity) RETURN count(e) AS n"
 COUNT_TRIPLES = "MATCH (:Entity)-[r:REL]->(:Entity) RETURN count(r) AS n"

@@ -14,7 +14,6 @@ and rebuilt by one sort at its end. Each batch commits together with its load ch
 an interrupted load resumes exactly where it stopped.
 """
 
-
 from __future__ import annotations
 
 import sqlite3
@@ -32,7 +31,9 @@ _PREFIX_END = "\U0010ffff"
 _COUNTERS = ("triples", "entities", "relations", "aliases")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS entity (id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entity (
+    id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, name TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS entity_by_hid ON entity (hid);
 CREATE TABLE IF NOT EXISTS relation (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS triple (
@@ -57,7 +58,9 @@ _DEFERRED_INDEXES = {
 _STAGING = "CREATE TEMP TABLE IF NOT EXISTS stage_name (hid INTEGER NOT NULL, name TEXT NOT NULL)"
 _INTERN_NEW = """INSERT INTO entity (hid, name) SELECT hid, name FROM stage_name s
     WHERE NOT EXISTS (SELECT 1 FROM entity e WHERE e.hid = s.hid AND e.name = s.name)"""
-_INTERNED = "SELECT s.name, e.id FROM stage_name s JOIN entity e ON e.hid = s.hid AND e.name = s.name"
+_INTERNED = (
+    "SELECT s.name, e.id FROM stage_name s JOIN entity e ON e.hid = s.hid AND e.name = s.name"
+)
 _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
     JOIN entity et ON et.id = triple.t"""
@@ -67,8 +70,11 @@ _RELATION_CACHE = 100_000
 def name_hash(name: str) -> int:
     """64-bit BLAKE2b of a name: the small key entities are looked up by (names are compared
     too, so a collision costs one extra row read, never a wrong entity)."""
-    return int.from_bytes(blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "little", signed=True)
+    return int.from_bytes(
+        blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+        "little",
+        signed=True,
+    )
 
 
 class EmbeddedStore:
@@ -81,7 +87,9 @@ class EmbeddedStore:
         if self.directory.exists() and not self.directory.is_dir():
             raise KGError(f"{self.directory}: --db must be a directory")
         if not create and not (self.directory / DB_FILE).exists():
-            raise KGError(f"{self.directory}: no knowledge-graph store here (run python -m kg.load)")
+            raise KGError(
+                f"{self.directory}: no knowledge-graph store here (run python -m kg.load)"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.location = self.directory / DB_FILE
         try:
@@ -119,7 +127,9 @@ class EmbeddedStore:
         return 0 if row is None or row[1] else int(row[0])
 
     def _loads_unfinished(self) -> bool:
-        return self.conn.execute("SELECT 1 FROM load_state WHERE complete = 0").fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM load_state WHERE complete = 0").fetchone() is not None
+        )
 
     def _begin_bulk(self) -> None:
         """Bulk mode: deferred indexes dropped; no fsync per batch (WAL keeps every committed
@@ -147,10 +157,13 @@ class EmbeddedStore:
             added = cur.rowcount
             for i in range(0, len(missing), 500):
                 chunk = missing[i : i + 500]
-                self._relations.update(self.conn.execute(
-                    f"SELECT name, id FROM relation WHERE name IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                ))
+                self._relations.update(
+                    self.conn.execute(
+                        "SELECT name, id FROM relation WHERE name IN "
+                        f"({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
         return self._relations, added
 
     def write_batch(
@@ -171,7 +184,9 @@ class EmbeddedStore:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT INTO stage_name VALUES (?, ?)", [(h, n) for n, h in names.items()])
+            conn.executemany(
+                "INSERT INTO stage_name VALUES (?, ?)", [(h, n) for n, h in names.items()]
+            )
             new_entities = conn.execute(_INTERN_NEW).rowcount
             ids = dict(conn.execute(_INTERNED))
             rel, new_relations = self._relation_ids({t.relation for t in triples})
@@ -185,7 +200,7 @@ class EmbeddedStore:
             counts = (new_triples, new_entities, new_relations, new_aliases)
             conn.executemany(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
-                [(n, key) for key, n in zip(_COUNTERS, counts) if n > 0],
+                [(n, key) for key, n in zip(_COUNTERS, counts, strict=False) if n > 0],
             )
             conn.execute(
                 "INSERT OR REPLACE INTO load_state VALUES (?, ?, 0, ?)",
@@ -219,7 +234,10 @@ class EmbeddedStore:
         return None if row is None else row[0]
 
     def _is_head(self, eid: int) -> bool:
-        return self.conn.execute("SELECT 1 FROM triple WHERE h = ? LIMIT 1", (eid,)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM triple WHERE h = ? LIMIT 1", (eid,)).fetchone()
+            is not None
+        )
 
     def _resolve_id(self, name: str) -> int | None:
         eid = self._id(name)

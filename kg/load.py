@@ -27,8 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line, last")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="rows per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--neo4j-import-csv", metavar="DIR",
-                   help="write neo4j-admin import CSV files to DIR instead of loading a store")
+    p.add_argument(
+        "--neo4j-import-csv",
+        metavar="DIR",
+        help="write neo4j-admin import CSV files to DIR instead of loading a store",
+    )
     return p
 
 
@@ -43,8 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.neo4j_import_csv:
         from kg.neo4j_import import write_import_csv
 
-        summary = write_import_csv(args.kg, args.path, Path(args.neo4j_import_csv),
-                                   strict=args.strict, progress=not args.no_progress)
+        summary = write_import_csv(
+            args.kg,
+            args.path,
+            Path(args.neo4j_import_csv),
+            strict=args.strict,
+            progress=not args.no_progress,
+        )
         print_json(summary) if args.json else print(_table(summary))
         return 0
     store = store_from_args(args)

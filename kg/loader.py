@@ -106,8 +106,13 @@ def load(
     sink = BadRowSink(bad_rows_path, strict)
     position = done
     batch: list[Triple] = []
-    bar = tqdm(desc=f"load {Path(path).name}", unit=" rows", unit_scale=True,
-               disable=not progress, mininterval=0.5)
+    bar = tqdm(
+        desc=f"load {Path(path).name}",
+        unit=" rows",
+        unit_scale=True,
+        disable=not progress,
+        mininterval=0.5,
+    )
     try:
         for rec in records:
             position += 1

@@ -28,8 +28,9 @@ from kg.triples import ALIAS_RELATIONS, BadRow, aliases_of, bare_name
 FILES = ("entities.csv", "relations.csv", "aliases.csv", "alias_of.csv")
 
 
-def write_import_csv(kind: str, path: str | Path, out: Path, *, strict: bool = False,
-                     progress: bool = True) -> dict[str, object]:
+def write_import_csv(
+    kind: str, path: str | Path, out: Path, *, strict: bool = False, progress: bool = True
+) -> dict[str, object]:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     handles = [(out / name).open("w", encoding="utf-8", newline="") for name in FILES]
@@ -41,8 +42,14 @@ def write_import_csv(kind: str, path: str | Path, out: Path, *, strict: bool = F
     sink = BadRowSink(None, strict)
     triples, last_head = 0, None
     try:
-        for rec in tqdm(read_source(kind, path), desc=f"csv {Path(path).name}", unit=" rows",
-                        unit_scale=True, disable=not progress, mininterval=0.5):
+        for rec in tqdm(
+            read_source(kind, path),
+            desc=f"csv {Path(path).name}",
+            unit=" rows",
+            unit_scale=True,
+            disable=not progress,
+            mininterval=0.5,
+        ):
             if isinstance(rec, BadRow):
                 sink.add(rec)
                 continue
@@ -64,7 +71,12 @@ def write_import_csv(kind: str, path: str | Path, out: Path, *, strict: bool = F
         for h in handles:
             h.close()
         sink.close()
-    return {"source": str(path), "out": str(out), "triples_read": triples,
-            "bad_rows": sink.count, "files": list(FILES),
-            "seconds": round(time.perf_counter() - started, 3),
-            "bad_row_examples": [str(b) for b in sink.examples]}
+    return {
+        "source": str(path),
+        "out": str(out),
+        "triples_read": triples,
+        "bad_rows": sink.count,
+        "files": list(FILES),
+        "seconds": round(time.perf_counter() - started, 3),
+        "bad_row_examples": [str(b) for b in sink.examples],
+    }

@@ -39,12 +39,15 @@ class Neo4jStore:
 
         try:
             driver = neo4j.GraphDatabase.driver(
-                settings.uri, auth=(settings.user, settings.password),
+                settings.uri,
+                auth=(settings.user, settings.password),
                 max_transaction_retry_time=30.0,
             )
             driver.verify_connectivity()
         except (ServiceUnavailable, AuthError, ValueError, OSError) as e:
-            raise KGError(f"cannot connect to Neo4j at {settings.uri} as {settings.user}: {e}") from None
+            raise KGError(
+                f"cannot connect to Neo4j at {settings.uri} as {settings.user}: {e}"
+            ) from None
         store = cls(driver, settings.database)
         store.location = f"{settings.uri}/{settings.database or ''}"
         return store
@@ -90,15 +93,19 @@ class Neo4jStore:
             tx.run(cypher.MERGE_ENTITIES, names=names).consume()
             created = tx.run(cypher.MERGE_TRIPLES, rows=rows).consume().counters
             tx.run(cypher.MERGE_ALIASES, rows=alias_rows).consume()
-            tx.run(cypher.SET_LOAD_STATE, source=source_key, records_done=records_done,
-                   complete=False).consume()
+            tx.run(
+                cypher.SET_LOAD_STATE, source=source_key, records_done=records_done, complete=False
+            ).consume()
             return created.relationships_created
 
         return self._write(work)
 
     def finish_load(self, source_key: str) -> None:
-        self._write(lambda tx: tx.run(cypher.SET_LOAD_STATE, source=source_key, records_done=0,
-                                      complete=True).consume())
+        self._write(
+            lambda tx: tx.run(
+                cypher.SET_LOAD_STATE, source=source_key, records_done=0, complete=True
+            ).consume()
+        )
 
     # -- queries ---------------------------------------------------------------------------
     def resolve(self, name: str) -> str | None:
@@ -124,8 +131,13 @@ class Neo4jStore:
         if entity is None:
             return []
         if relations:
-            rows = self._read(cypher.FACTS_OF_RELATIONS, name=entity, relations=list(relations),
-                              limit=limit, offset=offset)
+            rows = self._read(
+                cypher.FACTS_OF_RELATIONS,
+                name=entity,
+                relations=list(relations),
+                limit=limit,
+                offset=offset,
+            )
         else:
             rows = self._read(cypher.FACTS, name=entity, limit=limit, offset=offset)
         return [Fact(r["head"], r["relation"], r["tail"]) for r in rows]

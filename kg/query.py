@@ -20,8 +20,11 @@ from kg.triples import Fact, KGError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kg.query", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m kg.query",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_: str) -> argparse.ArgumentParser:
@@ -67,8 +70,9 @@ def _execute(args: argparse.Namespace, store: GraphStore) -> int:
     elif args.command == "resolve":
         entity = store.resolve(args.name)
         aliases = store.aliases(args.name)
-        print_json({"name": args.name, "entity": entity, "aliases": aliases}) if args.json \
-            else print(f"{entity}\taliases: {'、'.join(aliases)}")
+        print_json(
+            {"name": args.name, "entity": entity, "aliases": aliases}
+        ) if args.json else print(f"{entity}\taliases: {'、'.join(aliases)}")
     elif args.command == "search":
         names = store.search(args.prefix, args.limit)
         print_json(names) if args.json else print("\n".join(names))
@@ -79,7 +83,9 @@ def _execute(args: argparse.Namespace, store: GraphStore) -> int:
         from kg.rdf import export_rdf
 
         n = export_rdf(store, args.file)
-        print_json({"file": args.file, "triples": n}) if args.json else print(f"{n} triples -> {args.file}")
+        print_json({"file": args.file, "triples": n}) if args.json else print(
+            f"{n} triples -> {args.file}"
+        )
     return 0
 
 

@@ -38,8 +38,14 @@ def export_rdf(store: GraphStore, path: str | Path) -> int:
     tmp = path.with_name(path.name + ".part")
     with tmp.open("w", encoding="utf-8") as f:
         for fact in store.iter_facts():
-            tail = entity_iri(fact.tail) if store.resolve(fact.tail) == fact.tail else Literal(fact.tail)
-            f.write(f"{entity_iri(fact.head).n3()} {relation_iri(fact.relation).n3()} {tail.n3()} .\n")
+            tail = (
+                entity_iri(fact.tail)
+                if store.resolve(fact.tail) == fact.tail
+                else Literal(fact.tail)
+            )
+            f.write(
+                f"{entity_iri(fact.head).n3()} {relation_iri(fact.relation).n3()} {tail.n3()} .\n"
+            )
             n += 1
     tmp.replace(path)  # never leave a half-written export under the final name
     return n

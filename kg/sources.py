@@ -29,8 +29,14 @@ from kg.triples import BadRow, KGError, Triple
 
 KG_KINDS = ("filmkg", "ownthink", "rdf")
 OWNTHINK_HEADER = ["实体", "属性", "值"]
-RDF_FORMATS = {".nt": "nt", ".ntriples": "nt", ".ttl": "turtle", ".turtle": "turtle",
-               ".jsonld": "json-ld", ".json-ld": "json-ld"}
+RDF_FORMATS = {
+    ".nt": "nt",
+    ".ntriples": "nt",
+    ".ttl": "turtle",
+    ".turtle": "turtle",
+    ".jsonld": "json-ld",
+    ".json-ld": "json-ld",
+}
 #: Namespace of the IRIs the project writes on RDF export (see kg.rdf); read back losslessly.
 ENTITY_NS = "urn:danmaku-kg:entity:"
 RELATION_NS = "urn:danmaku-kg:relation:"
@@ -176,20 +182,23 @@ class _JsonStream:
     def expect(self, char: str) -> None:
         got = self.peek()
         if got != char:
-            raise KGError(f"{self.source}:{self.line}: expected {char!r}, got {got or 'end of file'!r}")
+            raise KGError(
+                f"{self.source}:{self.line}: expected {char!r}, got {got or 'end of file'!r}"
+            )
         self._advance(self.pos + 1)
 
     def value(self) -> tuple[object, int]:
         """The next JSON value and the line it starts on."""
         self.peek()
         start = self.line
-        while True:
+        while True:  # decode; on a value cut by the chunk edge, read more and retry
             try:
                 obj, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as e:
                 if self._fill():
                     continue
-                raise KGError(f"{self.source}:{e.lineno + start - 1}: invalid JSON: {e.msg}") from None
+                line = self.line + self.buf.count("\n", self.pos, e.pos)
+                raise KGError(f"{self.source}:{line}: invalid JSON: {e.msg}") from None
             # A number or literal cut by the chunk edge decodes short: make sure it ended.
             if end == len(self.buf) and self._fill():
                 continue

@@ -115,8 +115,12 @@ def open_store(
     neo4j=None,
     create: bool = True,
 ) -> GraphStore:
-    """Open a store by ``--store`` kind: an embedded one under ``db`` (default
-    ``data/kg/<kg>``; with ``create=False`` it must exist), or Neo4j with :class:`kg.settings.Neo4jSettings` (default: environment)."""
+    """Open a store by ``--store`` kind.
+
+    ``embedded``: the SQLite store under ``db`` (default ``data/kg/<kg>``; with
+    ``create=False`` it must already exist). ``neo4j``: a server reached with
+    :class:`kg.settings.Neo4jSettings` (default: from the environment).
+    """
     from kg.settings import Neo4jSettings, default_db
 
     if kind == "embedded":

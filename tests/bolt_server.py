@@ -35,8 +35,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 READY_LINE = "ArcadeDB Server started"  # "... started in 'development' mode (CPUs=.. MAXRAM=..)"
-_FATAL_MARKERS = ('Exception in thread "main"', "Unable to listen", "Error starting plugin",
-                  "Error starting HTTP", "Address already in use")
+_FATAL_MARKERS = (
+    'Exception in thread "main"',
+    "Unable to listen",
+    "Error starting plugin",
+    "Error starting HTTP",
+    "Address already in use",
+)
 _PORT_MARKERS = ("Unable to listen", "busy, trying", "Address already in use")
 
 # Same module/reflection flags the wheel's own jvm.py gives its embedded JVM.
@@ -104,8 +109,12 @@ def _http(proc_or_info, path: str, body: dict | None = None, timeout: float = 60
     info = proc_or_info if isinstance(proc_or_info, dict) else proc_or_info.arcadedb
     url = f"http://{info['host']}:{info['http_port']}{path}"
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     tok = base64.b64encode(f"root:{info['password']}".encode()).decode()
     req.add_header("Authorization", f"Basic {tok}")
     try:
@@ -113,11 +122,18 @@ def _http(proc_or_info, path: str, body: dict | None = None, timeout: float = 60
             raw = r.read().decode()
             return json.loads(raw) if raw else {}
     except urllib.error.HTTPError as e:
-        raise BoltServerError(f"HTTP {e.code} {path}: {e.read().decode(errors='replace')[:2000]}") from None
+        raise BoltServerError(
+            f"HTTP {e.code} {path}: {e.read().decode(errors='replace')[:2000]}"
+        ) from None
 
 
-def http_command(proc, command: str, language: str = "sql", database: str | None = None,
-                 params: dict | None = None) -> dict:
+def http_command(
+    proc,
+    command: str,
+    language: str = "sql",
+    database: str | None = None,
+    params: dict | None = None,
+) -> dict:
     """Run e.g. ArcadeDB SQL on the same server via HTTP (Bolt only accepts Cypher).
 
     ``http_command(p, "CREATE INDEX IF NOT EXISTS ON Entity (name) UNIQUE")``
@@ -149,9 +165,19 @@ def _read_log(path: Path) -> str:
         return ""
 
 
-def _start_once(home: Path, root: Path, password: str, database: str, port: int, http_port: int,
-                host: str, heap: str, timeout: float, extra_config: dict | None,
-                jvm_args: list) -> subprocess.Popen:
+def _start_once(
+    home: Path,
+    root: Path,
+    password: str,
+    database: str,
+    port: int,
+    http_port: int,
+    host: str,
+    heap: str,
+    timeout: float,
+    extra_config: dict | None,
+    jvm_args: list,
+) -> subprocess.Popen:
     log_path = root / "server.out"
     config = {
         "arcadedb.server.rootPath": str(root),  # databases/, config/, backups/, log/ below it
@@ -171,33 +197,53 @@ def _start_once(home: Path, root: Path, password: str, database: str, port: int,
         "arcadedb.server.mode": "development",
     }
     config.update({k: str(v) for k, v in (extra_config or {}).items()})
-    cmd = [str(home / "jre" / "bin" / "java"), f"-Xmx{heap}", *_JVM_FLAGS,
-           f"-XX:ErrorFile={root / 'log' / 'hs_err_pid%p.log'}", *jvm_args]
+    cmd = [
+        str(home / "jre" / "bin" / "java"),
+        f"-Xmx{heap}",
+        *_JVM_FLAGS,
+        f"-XX:ErrorFile={root / 'log' / 'hs_err_pid%p.log'}",
+        *jvm_args,
+    ]
     cmd += [f"-D{k}={v}" for k, v in config.items()]
     cmd += ["-cp", str(home / "jars") + os.sep + "*", "com.arcadedb.server.ArcadeDBServer"]
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH")
+    }
     env["JAVA_HOME"] = str(home / "jre")
 
     with open(log_path, "ab") as logf:  # the child keeps its own copy of the fd
         proc = subprocess.Popen(
-            cmd, cwd=str(root),  # the JVM also writes ./log/arcadedb.log.* relative to cwd
-            env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=str(root),  # the JVM also writes ./log/arcadedb.log.* relative to cwd
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group; stop() kills the group
             preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
-    proc.arcadedb = dict(host=host, bolt_port=port, http_port=http_port,  # type: ignore[attr-defined]
-                         password=password, database=database, root=str(root),
-                         log=str(log_path), cmd=cmd)
+    proc.arcadedb = dict(
+        host=host,
+        bolt_port=port,
+        http_port=http_port,  # type: ignore[attr-defined]
+        password=password,
+        database=database,
+        root=str(root),
+        log=str(log_path),
+        cmd=cmd,
+    )
     start_offset = log_path.stat().st_size if log_path.exists() else 0
     t0 = time.monotonic()
     try:
         while True:
             text = _read_log(log_path)[start_offset:]
             if proc.poll() is not None:
-                raise BoltServerError(f"ArcadeDB exited with code {proc.returncode} during "
-                                      f"start-up:\n{text[-4000:]}")
+                raise BoltServerError(
+                    f"ArcadeDB exited with code {proc.returncode} during start-up:\n{text[-4000:]}"
+                )
             if any(m in text for m in _FATAL_MARKERS):
                 # e.g. a busy port: the JVM logs it but does NOT exit (non-daemon threads)
                 raise BoltServerError(f"ArcadeDB failed to start:\n{text[-4000:]}")
@@ -258,8 +304,19 @@ def start_bolt_server(
     attempts = 1 if (port and http_port) else 3
     for attempt in range(attempts):
         try:
-            proc = _start_once(home, root, password, database, port or free_port(host),
-                               http_port or free_port(host), host, heap, timeout, cfg, jargs)
+            proc = _start_once(
+                home,
+                root,
+                password,
+                database,
+                port or free_port(host),
+                http_port or free_port(host),
+                host,
+                heap,
+                timeout,
+                cfg,
+                jargs,
+            )
             return proc, f"bolt://{host}:{proc.arcadedb['bolt_port']}"
         except BoltServerError as e:
             if attempt + 1 >= attempts or not any(m in str(e) for m in _PORT_MARKERS):
@@ -275,10 +332,8 @@ def stop(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # start_new_session=True => pgid == pid; kill anything still in the group
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -287,7 +342,9 @@ def stop(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def bolt_server(tmpdir, password: str, database: str = "kg", **kw) -> Iterator[tuple[subprocess.Popen, str]]:
+def bolt_server(
+    tmpdir, password: str, database: str = "kg", **kw
+) -> Iterator[tuple[subprocess.Popen, str]]:
     proc, uri = start_bolt_server(tmpdir, password, database, **kw)
     try:
         yield proc, uri
@@ -304,7 +361,7 @@ if __name__ == "__main__":  # python bolt_server.py : start, print, stop
         print(uri, "startup %.2fs" % (time.monotonic() - t))
         t = time.monotonic()
         stop(p)
-        print("stopped in %.2fs, rc=%s" % (time.monotonic() - t, p.returncode))
+        print(f"stopped in {time.monotonic() - t:.2f}s, rc={p.returncode}")
 
 
 @contextlib.contextmanager
@@ -312,9 +369,16 @@ def bolt_server_env(workdir, password: str = "danmaku-test-pw", database: str = 
     """``NEO4J_*`` settings of a Bolt server: the one the environment names (a real Neo4j),
     else a throw-away ArcadeDB started under ``workdir`` for the duration of the block."""
     if os.environ.get("NEO4J_URI"):
-        yield {k: os.environ[k] for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD",
-                                          "NEO4J_DATABASE") if k in os.environ}
+        yield {
+            k: os.environ[k]
+            for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
+            if k in os.environ
+        }
         return
     with bolt_server(workdir, password, database) as (_, uri):
-        yield {"NEO4J_URI": uri, "NEO4J_USER": "root", "NEO4J_PASSWORD": password,
-               "NEO4J_DATABASE": database}
+        yield {
+            "NEO4J_URI": uri,
+            "NEO4J_USER": "root",
+            "NEO4J_PASSWORD": password,
+            "NEO4J_DATABASE": database,
+        }

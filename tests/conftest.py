@@ -45,8 +45,12 @@ def _neo4j_store(env: dict):
     from kg.neo4j_store import Neo4jStore
     from kg.settings import Neo4jSettings
 
-    settings = Neo4jSettings(env["NEO4J_URI"], env.get("NEO4J_USER", "neo4j"),
-                             env.get("NEO4J_PASSWORD", ""), env.get("NEO4J_DATABASE"))
+    settings = Neo4jSettings(
+        env["NEO4J_URI"],
+        env.get("NEO4J_USER", "neo4j"),
+        env.get("NEO4J_PASSWORD", ""),
+        env.get("NEO4J_DATABASE"),
+    )
     store = Neo4jStore.connect(settings)
     store._write(lambda tx: tx.run("MATCH (n) DETACH DELETE n").consume())
     return store

@@ -123,8 +123,14 @@ def interrupt_after(records, n):
 def test_interrupted_load_resumes_to_exactly_the_full_data(store, filmkg_sample):
     triples, nodes, _ = expected_from(filmkg_sample)
     with pytest.raises(Interrupted):
-        load(store, "filmkg", filmkg_sample, progress=False, batch_size=500,
-             records=interrupt_after(read_filmkg(filmkg_sample), 1750))
+        load(
+            store,
+            "filmkg",
+            filmkg_sample,
+            progress=False,
+            batch_size=500,
+            records=interrupt_after(read_filmkg(filmkg_sample), 1750),
+        )
     partial = store.stats()["triples"]
     assert 0 < partial <= 1750
     report = load(store, "filmkg", filmkg_sample, progress=False, batch_size=500)
