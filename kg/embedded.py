@@ -144,8 +144,9 @@ class EmbeddedStore:
         for sql in _DEFERRED_INDEXES.values():
             self.conn.execute(sql)
 
-    def _relation_ids(self, names: set[str]) -> tuple[dict[str, int], int]:
-        """Ids of relation names (interning new ones) and how many were new."""
+    def _relation_ids(self, names: dict[str, None]) -> tuple[dict[str, int], int]:
+        """Ids of relation names (new ones interned in order of first appearance, so ids are
+        the same in every run) and how many were new."""
         missing = [n for n in names if n not in self._relations]
         added = 0
         if missing:
@@ -189,7 +190,7 @@ class EmbeddedStore:
             )
             new_entities = conn.execute(_INTERN_NEW).rowcount
             ids = dict(conn.execute(_INTERNED))
-            rel, new_relations = self._relation_ids({t.relation for t in triples})
+            rel, new_relations = self._relation_ids(dict.fromkeys(t.relation for t in triples))
             new_triples = conn.executemany(
                 "INSERT OR IGNORE INTO triple VALUES (?, ?, ?)",
                 [(ids[t.head], rel[t.relation], ids[t.tail]) for t in triples],

@@ -2,8 +2,10 @@
 
 Loading 140 M rows through Bolt transactions takes days; neo4j-admin's offline importer
 takes the same graph as node and relationship CSV files. This writes them in one pass in
-constant memory: nodes may repeat (heads of consecutive rows, tails), so the import must run
+constant memory: nodes may repeat (a tail seen under several heads), so the import must run
 with ``--skip-duplicate-nodes=true``; ids are the entity names themselves (one id space).
+Repeated facts and aliases are dropped within a head's run of rows (Ownthink groups rows by
+head); relationships are not de-duplicated by the importer.
 
     neo4j-admin database import full kg --skip-duplicate-nodes=true \\
         --nodes=Entity=DIR/entities.csv --relationships=REL=DIR/relations.csv \\
@@ -40,7 +42,7 @@ def write_import_csv(
     alias_nodes.writerow(["name:ID(Alias)", ":LABEL"])
     alias_of.writerow([":START_ID(Alias)", ":END_ID", ":TYPE"])
     sink = BadRowSink(None, strict)
-    triples, last_head = 0, None
+    triples, last_head, seen = 0, None, set()
     try:
         for rec in tqdm(
             read_source(kind, path),
@@ -55,18 +57,23 @@ def write_import_csv(
                 continue
             triples += 1
             if rec.head != last_head:
-                last_head = rec.head
+                last_head, seen = rec.head, set()
                 nodes.writerow([rec.head, "Entity"])
                 bare = bare_name(rec.head)
                 if bare:
                     alias_nodes.writerow([bare, "Alias"])
                     alias_of.writerow([bare, rec.head, "ALIAS_OF"])
+            if (rec.relation, rec.tail) in seen:
+                continue  # a repeated row: the importer would make a second relationship
+            seen.add((rec.relation, rec.tail))
             nodes.writerow([rec.tail, "Entity"])
             rels.writerow([rec.head, rec.tail, rec.relation, "REL"])
             if rec.relation in ALIAS_RELATIONS:
                 for a in aliases_of(rec):
-                    alias_nodes.writerow([a, "Alias"])
-                    alias_of.writerow([a, rec.head, "ALIAS_OF"])
+                    if a not in seen:
+                        seen.add(a)
+                        alias_nodes.writerow([a, "Alias"])
+                        alias_of.writerow([a, rec.head, "ALIAS_OF"])
     finally:
         for h in handles:
             h.close()
