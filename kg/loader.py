@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from kg.sources import Record, read_source
 from kg.store import GraphStore
-from kg.triples import ALIAS_RELATIONS, BadRow, KGError, LoadReport, Triple, aliases_of, bare_name
+from kg.triples import BadRow, KGError, LoadReport, Triple, alias_names
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +37,26 @@ def source_key(kind: str, path: str | Path) -> str:
 
 
 def _aliases(triples: list[Triple]) -> list[tuple[str, str]]:
-    """(alias, head) pairs the batch defines: bracket-free head names and alias relations."""
+    """(alias, head) pairs the batch defines, de-duplicated, in order."""
     pairs: dict[tuple[str, str], None] = {}
     last_head = None
     for t in triples:
-        if t.head != last_head:
-            last_head = t.head
-            bare = bare_name(t.head)
-            if bare:
-                pairs[(bare, t.head)] = None
-        if t.relation in ALIAS_RELATIONS:  # inline test: this loop sees every row
-            for a in aliases_of(t):
-                pairs[(a, t.head)] = None
+        for a in alias_names(t, t.head != last_head):
+            pairs[(a, t.head)] = None
+        last_head = t.head
     return list(pairs)
 
 
 class BadRowSink:
-    """Counts bad rows, logs the first few, writes all of them to a file if asked."""
+    """Counts bad rows, logs the first few, writes all of them to a file if asked (appending
+    when a load resumes: the interrupted run already listed the rows before its position)."""
 
-    def __init__(self, path: Path | None, strict: bool) -> None:
+    def __init__(self, path: Path | None, strict: bool, append: bool = False) -> None:
         self.count, self.examples, self.strict = 0, [], strict
         self.file = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = path.open("a", encoding="utf-8")
+            self.file = path.open("a" if append else "w", encoding="utf-8")
         self.path = path
 
     def add(self, bad: BadRow) -> None:
@@ -103,7 +99,7 @@ def load(
     if done:
         log.info("resuming %s after %d records already loaded", path, done)
         report.resumed_from = sum(1 for _ in islice(records, done))
-    sink = BadRowSink(bad_rows_path, strict)
+    sink = BadRowSink(bad_rows_path, strict, append=done > 0)
     position = done
     batch: list[Triple] = []
     bar = tqdm(

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from kg.loader import BadRowSink
 from kg.sources import read_source
-from kg.triples import ALIAS_RELATIONS, BadRow, aliases_of, bare_name
+from kg.triples import BadRow, alias_names
 
 FILES = ("entities.csv", "relations.csv", "aliases.csv", "alias_of.csv")
 
@@ -56,24 +56,20 @@ def write_import_csv(
                 sink.add(rec)
                 continue
             triples += 1
-            if rec.head != last_head:
+            first = rec.head != last_head
+            if first:
                 last_head, seen = rec.head, set()
                 nodes.writerow([rec.head, "Entity"])
-                bare = bare_name(rec.head)
-                if bare:
-                    alias_nodes.writerow([bare, "Alias"])
-                    alias_of.writerow([bare, rec.head, "ALIAS_OF"])
             if (rec.relation, rec.tail) in seen:
                 continue  # a repeated row: the importer would make a second relationship
             seen.add((rec.relation, rec.tail))
             nodes.writerow([rec.tail, "Entity"])
             rels.writerow([rec.head, rec.tail, rec.relation, "REL"])
-            if rec.relation in ALIAS_RELATIONS:
-                for a in aliases_of(rec):
-                    if a not in seen:
-                        seen.add(a)
-                        alias_nodes.writerow([a, "Alias"])
-                        alias_of.writerow([a, rec.head, "ALIAS_OF"])
+            for a in alias_names(rec, first):
+                if a not in seen:
+                    seen.add(a)
+                    alias_nodes.writerow([a, "Alias"])
+                    alias_of.writerow([a, rec.head, "ALIAS_OF"])
     finally:
         for h in handles:
             h.close()

@@ -126,6 +126,19 @@ def split_aliases(value: str) -> list[str]:
     return [p for p in parts if p and len(p) <= _MAX_ALIAS_CHARS]
 
 
+def alias_names(triple: Triple, first_of_head: bool) -> list[str]:
+    """Every alias name a row defines: the head's bracket-free name (once per head, on its
+    first row) and the names an alias relation lists."""
+    names = []
+    if first_of_head:
+        bare = bare_name(triple.head)
+        if bare:
+            names.append(bare)
+    if triple.relation in ALIAS_RELATIONS:
+        names += aliases_of(triple)
+    return names
+
+
 def aliases_of(triple: Triple) -> list[str]:
     """Alias names the triple gives its head (from an alias relation), excluding the head."""
     if triple.relation not in ALIAS_RELATIONS:
