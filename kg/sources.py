@@ -81,10 +81,9 @@ class _CheckedText:
 
     def __init__(self, raw, chunk: int = 1 << 20) -> None:
         self.raw, self.chunk, self.dirty = raw, chunk, False
-        self.carry = b""
+        self.carry, self.first = b"", True
 
     def chunks(self) -> Iterator[str]:
-        first = True
         while True:
             data = self.raw.read(self.chunk)
             if not data:
@@ -97,12 +96,11 @@ class _CheckedText:
                 self.carry = data
                 continue
             self.carry = data[cut:]
-            text = self._decode(data[:cut])
-            if first:
-                text, first = text.removeprefix("\ufeff"), False
-            yield text
+            yield self._decode(data[:cut])
 
     def _decode(self, data: bytes) -> str:
+        if self.first:
+            data, self.first = data.removeprefix(b"\xef\xbb\xbf"), False  # a UTF-8 BOM
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -259,13 +257,13 @@ def rdf_format(path: Path) -> str:
 
 def term_name(term) -> str:
     """A readable name for an RDF term: our own IRIs decode losslessly, others to a local name."""
-    from rdflib import BNode, Literal, URIRef
+    from rdflib import BNode, Literal
 
     if isinstance(term, Literal):
         return str(term)
     if isinstance(term, BNode):
         return f"_:{term}"
-    iri = str(term) if isinstance(term, URIRef) else str(term)
+    iri = str(term)
     for ns in (ENTITY_NS, RELATION_NS):
         if iri.startswith(ns):
             return unquote(iri[len(ns) :])

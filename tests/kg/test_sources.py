@@ -51,6 +51,23 @@ def test_ownthink_quoted_values_multiline_and_no_header(tmp_path):
     assert [t.line for t in triples] == [1, 2, 4]
 
 
+def test_ownthink_bom_header_and_no_final_newline(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeff实体,属性,值\n甲,标签,文化".encode())
+    assert [t[:3] for t in read_ownthink(path)] == [("甲", "标签", "文化")]
+    path.write_bytes("\ufeff甲,标签,文化".encode())
+    assert [t[:3] for t in read_ownthink(path)] == [("甲", "标签", "文化")]
+
+
+def test_ownthink_value_longer_than_a_read_chunk(tmp_path):
+    path = tmp_path / "long.csv"
+    long_value = "很长，" * 600_000  # 5.4 MB, several 1 MiB read chunks
+    path.write_text(f'甲,描述,"{long_value}"\n乙,标签,短\n', encoding="utf-8")
+    triples, bad = split(read_ownthink(path))
+    assert not bad and [t.tail for t in triples] == [long_value.strip(), "短"]
+    assert [t.line for t in triples] == [1, 2]
+
+
 def test_ownthink_bad_rows_named_by_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_bytes(
