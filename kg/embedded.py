@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from hashlib import blake2b
 from pathlib import Path
 
-from kg.store import neighbourhood
+from kg.store import StoreBase
 from kg.triples import Fact, KGError, Triple
 
 DB_FILE = "kg.sqlite"
@@ -77,7 +77,7 @@ def name_hash(name: str) -> int:
     )
 
 
-class EmbeddedStore:
+class EmbeddedStore(StoreBase):
     """A :class:`kg.store.GraphStore` in one SQLite file under ``directory``."""
 
     kind = "embedded"
@@ -299,9 +299,6 @@ class EmbeddedStore:
         rows = self.conn.execute(sql + "ORDER BY eh.name, rr.name LIMIT ?", [*ids, limit])
         return [Fact(*row) for row in rows]
 
-    def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
-        return neighbourhood(self, name, hops, limit)
-
     def stats(self) -> dict[str, int]:
         rows = self.conn.execute(
             f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(_COUNTERS))})",
@@ -317,9 +314,3 @@ class EmbeddedStore:
 
     def close(self) -> None:
         self.conn.close()
-
-    def __enter__(self) -> EmbeddedStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

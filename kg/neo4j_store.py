@@ -14,13 +14,13 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from kg import cypher
-from kg.store import neighbourhood
+from kg.store import StoreBase
 from kg.triples import Fact, KGError, Triple
 
 log = logging.getLogger(__name__)
 
 
-class Neo4jStore:
+class Neo4jStore(StoreBase):
     """A :class:`kg.store.GraphStore` in a Neo4j database (or any Bolt server speaking Cypher)."""
 
     kind = "neo4j"
@@ -151,9 +151,6 @@ class Neo4jStore:
         rows = self._read(cypher.FACTS_INTO, names=list(dict.fromkeys(names)), limit=limit)
         return [Fact(r["head"], r["relation"], r["tail"]) for r in rows]
 
-    def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
-        return neighbourhood(self, name, hops, limit)
-
     def stats(self) -> dict[str, int]:
         return {
             "triples": self._scalar(cypher.COUNT_TRIPLES) or 0,
@@ -169,9 +166,3 @@ class Neo4jStore:
 
     def close(self) -> None:
         self.driver.close()
-
-    def __enter__(self) -> Neo4jStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

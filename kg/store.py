@@ -75,6 +75,23 @@ class GraphStore(Protocol):
     def close(self) -> None: ...
 
 
+class StoreBase:
+    """What both backends share: the neighbourhood walk over their primitives, and use as a
+    context manager."""
+
+    def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
+        return neighbourhood(self, name, hops, limit)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def neighbourhood(store: GraphStore, name: str, hops: int, limit: int) -> list[Fact]:
     """Facts within ``hops`` of an entity, in either direction, at most ``limit``.
 
