@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,7 @@ def main() -> None:
         figures[f"{label}_rows_per_s"] = round(summary["triples_read"] / summary["seconds"])
         figures[f"{label}_peak_rss_mib"] = round(rss / 1024, 1)
         figures[f"{label}_summary"] = summary
+    figures |= lookup_figures(work / "db_big")
     figures["rows_per_s"] = figures.pop("big_rows_per_s")
     figures["peak_rss_mib"] = figures.pop("big_peak_rss_mib")
     figures["load_to_parse_ratio"] = round(figures["rows_per_s"] / parse_rate, 3)
@@ -170,6 +172,24 @@ def main() -> None:
         if not isinstance(v, dict):
             print(f"{k:<28} {v}")
     print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, dict)}))
+
+
+def lookup_figures(db: Path, n: int = 2000) -> dict[str, float]:
+    """Latency of ``facts(name, limit=20)`` and ``search(prefix)`` on the loaded store."""
+    sys.path.insert(0, str(ROOT))
+    from kg.embedded import EmbeddedStore
+
+    with EmbeddedStore(db, create=False) as store:
+        names = [f.head for f in islice(store.iter_facts(), 0, None, 97)][:n]
+        t0 = time.perf_counter()
+        for name in names:
+            store.facts(name, limit=20)
+        facts_ms = (time.perf_counter() - t0) / len(names) * 1000
+        t0 = time.perf_counter()
+        for name in names:
+            store.search(name[:2], limit=20)
+        search_ms = (time.perf_counter() - t0) / len(names) * 1000
+    return {"facts_lookup_ms": round(facts_ms, 4), "prefix_search_ms": round(search_ms, 4)}
 
 
 def neo4j_figures(work: Path, rows: int) -> dict[str, object]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from kg.cli import add_store_args, print_json, run, store_from_args
 from kg.loader import DEFAULT_BATCH, load
 from kg.settings import BUNDLED_FILMKG, data_dir
+from kg.sources import check_source
 from kg.triples import KGError
 
 log = logging.getLogger("kg.load")
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         args.path = str(BUNDLED_FILMKG)
     if args.batch_size < 1:
         raise KGError("--batch-size must be at least 1")
+    check_source(args.kg, args.path)  # before a store is created or a server contacted
     if args.neo4j_import_csv:
         from kg.neo4j_import import write_import_csv
 

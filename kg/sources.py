@@ -325,9 +325,14 @@ def _read_rdf_graph(path: Path, fmt: str) -> Iterator[Record]:
 def read_source(kind: str, path: str | Path) -> Iterator[Record]:
     """Dispatch on the ``--kg`` kind."""
     readers = {"filmkg": read_filmkg, "ownthink": read_ownthink, "rdf": read_rdf}
-    if kind not in readers:
+    check_source(kind, path)  # the readers are generators: check now, not at the first row
+    return readers[kind](path)
+
+
+def check_source(kind: str, path: str | Path) -> None:
+    """A clear error for an unknown kind, a missing file or an unknown RDF format."""
+    if kind not in KG_KINDS:
         raise KGError(f"unknown KG kind {kind!r} (known: {', '.join(KG_KINDS)})")
-    _check_file(Path(path))  # the readers are generators: check now, not at first row
+    _check_file(Path(path))
     if kind == "rdf":
         rdf_format(Path(path))
-    return readers[kind](path)
