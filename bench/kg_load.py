@@ -5,7 +5,8 @@ Usage: ``python bench/kg_load.py --rows 1000000 [--neo4j]``
 Generates ``--rows`` rows in the Ownthink CSV format (header ``实体,属性,值``; quoted values
 with commas, quotes and newlines; long descriptions), then measures, each in a fresh child
 process: CSV parsing alone (``kg.sources.read_ownthink``), the embedded load through the real
-CLI, and the same load at ``--rows / 10`` for the streaming check (peak RSS ratio). With
+CLI, and the same load at ``--rows / 10`` for the streaming check (peak RSS ratio, summed over
+the loader and its parser process, sampled every 20 ms). With
 ``--neo4j`` it also loads into a Bolt server (``NEO4J_URI`` or a local ArcadeDB started here).
 Prints a table, then one JSON line with the figures.
 """
@@ -93,20 +94,31 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
 
 
 def child(code: str, *args: str) -> tuple[str, float, int]:
-    """Run python code in a child; return its stdout, wall seconds and peak RSS in KiB."""
+    """Run python code in a child; return its stdout, wall seconds and the peak of the summed
+    RSS (KiB) of the child and all its descendants (the loader's parser process included)."""
+    import psutil
+
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"child failed: {code} {args}")
-    return out, time.perf_counter() - t0, usage.ru_maxrss
+    with tempfile.TemporaryFile("w+") as out_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            cwd=ROOT,
+            stdout=out_file,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        root, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                procs = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass  # a process ended between listing and reading
+            time.sleep(0.02)
+        if proc.returncode != 0:
+            raise SystemExit(f"child failed: {code} {args}")
+        out_file.seek(0)
+        return out_file.read(), time.perf_counter() - t0, peak // 1024
 
 
 PARSE = """

@@ -7,11 +7,12 @@ exact lookup and prefix search (a range scan); aliases have their own table. Cou
 in ``meta`` inside each load transaction, so ``stats()`` is O(1) even at Ownthink scale.
 
 Bulk loading (each choice measured with ``bench/kg_load.py``): names are interned through a
-small index on a 64-bit hash of the name (names are compared as well, so a hash collision can
-never merge two entities), which stays in cache where an index of the names themselves does
-not; the two indexes whose insert order is random (names, tails) are dropped during a load
-and rebuilt by one sort at its end. Each batch commits together with its load checkpoint, so
-an interrupted load resumes exactly where it stopped.
+unique index on a 128-bit BLAKE2b digest of the name (two 64-bit columns), so interning and id
+lookup read only that small index, which stays in cache where an index of the names
+themselves does not. Digests are computed in :meth:`EmbeddedStore.prepare_batch`, which the
+loader runs in its parser process. The indexes whose insert order is random (names, tails)
+are dropped during a load and rebuilt by one sort at its end. Each batch commits together
+with its load checkpoint, so an interrupted load resumes exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -21,20 +22,21 @@ import time
 from collections.abc import Iterator, Sequence
 from hashlib import blake2b
 from pathlib import Path
+from typing import NamedTuple
 
 from kg.store import StoreBase
 from kg.triples import Fact, KGError, Triple
 
 DB_FILE = "kg.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _PREFIX_END = "\U0010ffff"
 _COUNTERS = ("triples", "entities", "relations", "aliases")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity (
-    id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, name TEXT NOT NULL
+    id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entity_by_hid ON entity (hid);
+CREATE UNIQUE INDEX IF NOT EXISTS entity_by_digest ON entity (hid, hid2);
 CREATE TABLE IF NOT EXISTS relation (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS triple (
     h INTEGER NOT NULL, r INTEGER NOT NULL, t INTEGER NOT NULL,
@@ -55,26 +57,55 @@ _DEFERRED_INDEXES = {
     "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name)",
     "triple_by_tail": "CREATE INDEX IF NOT EXISTS triple_by_tail ON triple (t, h, r)",
 }
-_STAGING = "CREATE TEMP TABLE IF NOT EXISTS stage_name (hid INTEGER NOT NULL, name TEXT NOT NULL)"
-_INTERN_NEW = """INSERT INTO entity (hid, name) SELECT hid, name FROM stage_name s
-    WHERE NOT EXISTS (SELECT 1 FROM entity e WHERE e.hid = s.hid AND e.name = s.name)"""
-_INTERNED = (
-    "SELECT s.name, e.id FROM stage_name s JOIN entity e ON e.hid = s.hid AND e.name = s.name"
-)
+# Per-batch staging tables (temporary, emptied after each batch). Rows arrive from the parser
+# process ready for ``executemany``; everything after that is set-based SQL, no Python loop.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_name (
+    idx INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL,
+    id INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS stage_relation (idx INTEGER PRIMARY KEY, id INTEGER NOT NULL);
+CREATE TEMP TABLE IF NOT EXISTS stage_triple (h INTEGER, r INTEGER, t INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS stage_alias (name TEXT, h INTEGER);
+"""
+_INTERN = """INSERT OR IGNORE INTO entity (hid, hid2, name)
+    SELECT hid, hid2, name FROM stage_name ORDER BY idx"""
+_RESOLVE = """UPDATE stage_name SET id = (
+    SELECT e.id FROM entity e WHERE e.hid = stage_name.hid AND e.hid2 = stage_name.hid2)"""
+_INSERT_TRIPLES = """INSERT OR IGNORE INTO triple (h, r, t)
+    SELECT sh.id, sr.id, st.id FROM stage_triple x
+    JOIN stage_name sh ON sh.idx = x.h JOIN stage_relation sr ON sr.idx = x.r
+    JOIN stage_name st ON st.idx = x.t"""
+_INSERT_ALIASES = """INSERT OR IGNORE INTO alias (name, entity)
+    SELECT a.name, s.id FROM stage_alias a JOIN stage_name s ON s.idx = a.h"""
+_CLEAR_STAGING = ("stage_name", "stage_relation", "stage_triple", "stage_alias")
 _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
     JOIN entity et ON et.id = triple.t"""
 _RELATION_CACHE = 100_000
 
 
-def name_hash(name: str) -> int:
-    """64-bit BLAKE2b of a name: the small key entities are looked up by (names are compared
-    too, so a collision costs one extra row read, never a wrong entity)."""
-    return int.from_bytes(
-        blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-        "little",
-        signed=True,
+def name_key(name: str) -> tuple[int, int]:
+    """128-bit BLAKE2b digest of a name as two signed 64-bit ints: an entity's identity key.
+
+    A collision between two names would be needed to merge two entities; at 1e9 names its
+    probability is about 1e-21.
+    """
+    d = blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return int.from_bytes(d[:8], "little", signed=True), int.from_bytes(
+        d[8:], "little", signed=True
     )
+
+
+class PreparedBatch(NamedTuple):
+    """A batch ready for :meth:`EmbeddedStore.write_prepared`: distinct names with their
+    digests ``(idx, hid, hid2, name)``, distinct relation names, and triples ``(h, r, t)`` and
+    aliases ``(name, h)`` that refer to them by index. Picklable, so the parser process can
+    build it."""
+
+    names: list[tuple[int, int, int, str]]
+    relations: list[str]
+    triples: list[tuple[int, int, int]]
+    aliases: list[tuple[str, int]]
 
 
 class EmbeddedStore(StoreBase):
@@ -137,7 +168,7 @@ class EmbeddedStore(StoreBase):
         for name in _DEFERRED_INDEXES:
             self.conn.execute(f"DROP INDEX IF EXISTS {name}")
         self.conn.execute("PRAGMA synchronous=OFF")
-        self.conn.execute(_STAGING)
+        self.conn.executescript(_STAGING)
         self._bulk = True
 
     def _build_indexes(self) -> None:
@@ -167,47 +198,58 @@ class EmbeddedStore(StoreBase):
                 )
         return self._relations, added
 
-    def write_batch(
-        self,
-        triples: Sequence[Triple],
-        aliases: Sequence[tuple[str, str]],
-        source_key: str,
-        records_done: int,
-    ) -> int:
+    @staticmethod
+    def prepare_batch(
+        triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]
+    ) -> PreparedBatch:
+        names: dict[str, int] = {}
+        relations: dict[str, int] = {}
+        rows = []
+        for t in triples:
+            h = names.get(t.head)
+            if h is None:
+                h = names[t.head] = len(names)
+            tail = names.get(t.tail)
+            if tail is None:
+                tail = names[t.tail] = len(names)
+            r = relations.get(t.relation)
+            if r is None:
+                r = relations[t.relation] = len(relations)
+            rows.append((h, r, tail))
+        keyed = [(i, *name_key(n), n) for i, n in enumerate(names)]
+        return PreparedBatch(keyed, list(relations), rows, [(a, names[h]) for a, h in aliases])
+
+    def write_prepared(self, batch: PreparedBatch, source_key: str, records_done: int) -> int:
         if not self._bulk:
             self._begin_bulk()
-        names: dict[str, int] = {}
-        for t in triples:
-            if t.head not in names:
-                names[t.head] = name_hash(t.head)
-            if t.tail not in names:
-                names[t.tail] = name_hash(t.tail)
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                "INSERT INTO stage_name VALUES (?, ?)", [(h, n) for n, h in names.items()]
+                "INSERT INTO stage_name (idx, hid, hid2, name) VALUES (?, ?, ?, ?)", batch.names
             )
-            new_entities = conn.execute(_INTERN_NEW).rowcount
-            ids = dict(conn.execute(_INTERNED))
-            rel, new_relations = self._relation_ids(dict.fromkeys(t.relation for t in triples))
-            new_triples = conn.executemany(
-                "INSERT OR IGNORE INTO triple VALUES (?, ?, ?)",
-                [(ids[t.head], rel[t.relation], ids[t.tail]) for t in triples],
-            ).rowcount
-            new_aliases = conn.executemany(
-                "INSERT OR IGNORE INTO alias VALUES (?, ?)", [(a, ids[h]) for a, h in aliases]
-            ).rowcount
+            new_entities = conn.execute(_INTERN).rowcount
+            conn.execute(_RESOLVE)
+            rel, new_relations = self._relation_ids(dict.fromkeys(batch.relations))
+            conn.executemany(
+                "INSERT INTO stage_relation VALUES (?, ?)",
+                [(i, rel[r]) for i, r in enumerate(batch.relations)],
+            )
+            conn.executemany("INSERT INTO stage_triple VALUES (?, ?, ?)", batch.triples)
+            new_triples = conn.execute(_INSERT_TRIPLES).rowcount
+            conn.executemany("INSERT INTO stage_alias VALUES (?, ?)", batch.aliases)
+            new_aliases = conn.execute(_INSERT_ALIASES).rowcount
             counts = (new_triples, new_entities, new_relations, new_aliases)
             conn.executemany(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
-                [(n, key) for key, n in zip(_COUNTERS, counts, strict=False) if n > 0],
+                [(n, key) for key, n in zip(_COUNTERS, counts, strict=True) if n > 0],
             )
             conn.execute(
                 "INSERT OR REPLACE INTO load_state VALUES (?, ?, 0, ?)",
                 (source_key, records_done, time.time()),
             )
-            conn.execute("DELETE FROM stage_name")
+            for table in _CLEAR_STAGING:
+                conn.execute(f"DELETE FROM {table}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -230,7 +272,7 @@ class EmbeddedStore(StoreBase):
     # -- queries ---------------------------------------------------------------------------
     def _id(self, name: str) -> int | None:
         row = self.conn.execute(
-            "SELECT id FROM entity WHERE hid = ? AND name = ?", (name_hash(name), name)
+            "SELECT id FROM entity WHERE hid = ? AND hid2 = ? AND name = ?", (*name_key(name), name)
         ).fetchone()
         return None if row is None else row[0]
 

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="rows per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--parser-process",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="parse in a second process, overlapping with writing (auto: files of 8 MiB+)",
+    )
+    p.add_argument(
         "--neo4j-import-csv",
         metavar="DIR",
         help="write neo4j-admin import CSV files to DIR instead of loading a store",
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             progress=not args.no_progress,
             bad_rows_path=data_dir() / "kg" / "bad_rows" / f"{Path(args.path).name}.tsv",
+            parser_process={"auto": None, "yes": True, "no": False}[args.parser_process],
         )
     finally:
         store.close()

@@ -1,9 +1,11 @@
 """Streaming, resumable, idempotent loading of a KG source into any ``GraphStore``.
 
-Records are read one at a time (:mod:`kg.sources`), grouped into batches, and every batch is
-written together with the position it reaches (``GraphStore.write_batch``), so an interrupted
-load resumes after the last committed batch and ends with exactly the full data. Triples are
-unique in every store, so loading the same source twice changes no count.
+Records are read one at a time (:mod:`kg.sources`), grouped into batches and prepared
+(``GraphStore.prepare_batch``, in a child process for large files so that parsing and
+writing use two cores), and every batch is written together with the position it reaches
+(``GraphStore.write_prepared``), so an interrupted load resumes after the last committed
+batch and ends with exactly the full data. Triples are unique in every store, so loading the
+same source twice changes no count.
 
 Bad rows are counted, logged with file and line, and written in full to ``bad_rows_path`` when
 one is given; with ``strict`` the first one stops the load.
@@ -12,14 +14,20 @@ one is given; with ``strict`` the first one stops the load.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
 
-from kg.sources import Record, read_source
+from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
 from kg.triples import BadRow, KGError, LoadReport, Triple, alias_names
 
@@ -27,6 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 50_000
 MAX_LOGGED_BAD_ROWS = 20
+MAX_PENDING_BAD_ROWS = 10_000  # bad rows are passed on in groups of at most this many
+PARSER_PROCESS_BYTES = 8 << 20
 
 
 def source_key(kind: str, path: str | Path) -> str:
@@ -76,6 +86,101 @@ class BadRowSink:
                 log.warning("%d bad rows in all, listed in %s", self.count, self.path)
 
 
+@dataclass
+class _Batch:
+    """What the parser side hands the writer: a prepared batch (None when only bad rows are
+    being passed on), its triple count, the record position it reaches, and bad rows."""
+
+    prepared: object
+    triples: int
+    position: int
+    bad: list[BadRow]
+
+
+def _batches(
+    records: Iterator[Record], skip: int, batch_size: int, prepare: Callable
+) -> Iterator[int | _Batch]:
+    """Yields the number of records skipped (a resumed load), then the batches."""
+    yield sum(1 for _ in islice(records, skip))
+    batch: list[Triple] = []
+    bad: list[BadRow] = []
+    position = skip
+    for rec in records:
+        position += 1
+        if isinstance(rec, BadRow):
+            bad.append(rec)
+            if len(bad) >= MAX_PENDING_BAD_ROWS:
+                yield _Batch(None, 0, position, bad)
+                bad = []
+            continue
+        batch.append(rec)
+        if len(batch) >= batch_size:
+            yield _Batch(prepare(batch, _aliases(batch)), len(batch), position, bad)
+            batch, bad = [], []
+    yield _Batch(prepare(batch, _aliases(batch)), len(batch), position, bad)
+
+
+def _parser_process(kind, path, skip, batch_size, prepare, out, parent: int) -> None:
+    """Body of the parser process: batches into ``out``, then None (or the exception)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the loading process decides on Ctrl-C
+
+    def put(item) -> None:
+        while True:
+            try:
+                out.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if os.getppid() != parent:  # the loader died: do not linger
+                    out.cancel_join_thread()  # nobody will read what is still buffered
+                    raise SystemExit(1) from None
+
+    try:
+        for item in _batches(read_source(kind, path), skip, batch_size, prepare):
+            put(item)
+        put(None)
+    except KGError as e:
+        put(KGError(str(e)))
+    except Exception as e:
+        put(KGError(f"{path}: the parser process failed: {e!r}"))
+
+
+def _main_is_importable() -> bool:
+    """Whether a spawned child can re-import ``__main__`` (not so for ``python -`` or stdin)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    return spec is not None or (path is not None and Path(path).is_file())
+
+
+def _batches_from_process(
+    kind: str, path: str | Path, skip: int, batch_size: int, prepare: Callable
+) -> Iterator[int | _Batch]:
+    """:func:`_batches` computed in a child process, two batches ahead at most."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue(maxsize=2)
+    args = (kind, str(path), skip, batch_size, prepare, out, os.getpid())
+    proc = ctx.Process(target=_parser_process, args=args, daemon=True, name="kg-parser")
+    proc.start()
+    try:
+        while True:
+            try:
+                item = out.get(timeout=1.0)
+            except queue.Empty:
+                if not proc.is_alive():
+                    msg = f"{path}: the parser process died (exit code {proc.exitcode})"
+                    raise KGError(msg) from None
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(timeout=10)
+
+
 def load(
     store: GraphStore,
     kind: str,
@@ -86,22 +191,33 @@ def load(
     progress: bool = True,
     bad_rows_path: Path | None = None,
     records: Iterator[Record] | None = None,
+    parser_process: bool | None = None,
 ) -> LoadReport:
     """Load ``path`` (a ``kind`` source) into ``store``, resuming an unfinished earlier load.
 
-    ``records`` replaces the file's parser (tests use it to interrupt a load part-way).
+    ``parser_process``: parse and prepare batches in a child process, so that parsing and the
+    store's writing use two cores (default: for files of 8 MiB and more). ``records``
+    replaces the file's parser and runs in this process (tests use it to interrupt a load).
     """
     started = time.perf_counter()
-    records = read_source(kind, path) if records is None else records  # checks the file
+    check_source(kind, path)
     key = source_key(kind, path)
     report = LoadReport(source=str(path), store=store.kind)
     done = store.load_progress(key)
     if done:
         log.info("resuming %s after %d records already loaded", path, done)
-        report.resumed_from = sum(1 for _ in islice(records, done))
+    if parser_process is None:
+        parser_process = records is None and Path(path).stat().st_size >= PARSER_PROCESS_BYTES
+    if parser_process and not _main_is_importable():
+        log.info("parsing in this process: a spawned process cannot re-import this __main__")
+        parser_process = False
+    if records is not None:
+        items = _batches(records, done, batch_size, store.prepare_batch)
+    elif parser_process:
+        items = _batches_from_process(kind, path, done, batch_size, store.prepare_batch)
+    else:
+        items = _batches(read_source(kind, path), done, batch_size, store.prepare_batch)
     sink = BadRowSink(bad_rows_path, strict, append=done > 0)
-    position = done
-    batch: list[Triple] = []
     bar = tqdm(
         desc=f"load {Path(path).name}",
         unit=" rows",
@@ -110,22 +226,17 @@ def load(
         mininterval=0.5,
     )
     try:
-        for rec in records:
-            position += 1
-            if isinstance(rec, BadRow):
-                sink.add(rec)
-                continue
-            batch.append(rec)
-            if len(batch) >= batch_size:
-                report.triples_loaded += store.write_batch(batch, _aliases(batch), key, position)
-                report.triples_read += len(batch)
-                bar.update(len(batch))
-                batch = []
-        report.triples_loaded += store.write_batch(batch, _aliases(batch), key, position)
-        report.triples_read += len(batch)
-        bar.update(len(batch))
+        report.resumed_from = next(items)
+        for batch in items:
+            for bad in batch.bad:
+                sink.add(bad)
+            if batch.prepared is not None:
+                report.triples_loaded += store.write_prepared(batch.prepared, key, batch.position)
+                report.triples_read += batch.triples
+                bar.update(batch.triples)
         store.finish_load(key)
     finally:
+        items.close()
         bar.close()
         sink.close()
     report.bad_rows, report.bad_examples = sink.count, sink.examples

@@ -78,23 +78,27 @@ class Neo4jStore(StoreBase):
             return 0
         return int(rows[0]["n"])
 
-    def write_batch(
-        self,
-        triples: Sequence[Triple],
-        aliases: Sequence[tuple[str, str]],
-        source_key: str,
-        records_done: int,
-    ) -> int:
-        names = list(dict.fromkeys(n for t in triples for n in (t.head, t.tail)))
-        rows = [{"h": t.head, "r": t.relation, "t": t.tail} for t in triples]
-        alias_rows = [{"alias": a, "head": h} for a, h in aliases]
+    @staticmethod
+    def prepare_batch(
+        triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]
+    ) -> dict[str, list]:
+        """The ``$names`` and ``$rows`` parameters of the batch's upserts."""
+        return {
+            "names": list(dict.fromkeys(n for t in triples for n in (t.head, t.tail))),
+            "rows": [{"h": t.head, "r": t.relation, "t": t.tail} for t in triples],
+            "aliases": [{"alias": a, "head": h} for a, h in aliases],
+        }
 
+    def write_prepared(self, batch: dict[str, list], source_key: str, records_done: int) -> int:
         def work(tx) -> int:
-            tx.run(cypher.MERGE_ENTITIES, names=names).consume()
-            created = tx.run(cypher.MERGE_TRIPLES, rows=rows).consume().counters
-            tx.run(cypher.MERGE_ALIASES, rows=alias_rows).consume()
+            tx.run(cypher.MERGE_ENTITIES, names=batch["names"]).consume()
+            created = tx.run(cypher.MERGE_TRIPLES, rows=batch["rows"]).consume().counters
+            tx.run(cypher.MERGE_ALIASES, rows=batch["aliases"]).consume()
             tx.run(
-                cypher.SET_LOAD_STATE, source=source_key, records_done=records_done, complete=False
+                cypher.SET_LOAD_STATE,
+                source=source_key,
+                records_done=records_done,
+                complete=False,
             ).consume()
             return created.relationships_created
 

@@ -29,6 +29,20 @@ class GraphStore(Protocol):
     def load_progress(self, source_key: str) -> int:
         """Records of ``source_key`` already committed by an unfinished load (0 if none)."""
 
+    @staticmethod
+    def prepare_batch(triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> object:
+        """Turn triples and ``(alias, head)`` pairs into what ``write_prepared`` takes.
+
+        A pure, picklable function of its arguments: the loader runs it in its parser process
+        so that this CPU work overlaps with the store's writing.
+        """
+
+    def write_prepared(self, batch: object, source_key: str, records_done: int) -> int:
+        """Atomically add a prepared batch and record the load position ``records_done``.
+
+        Returns the number of triples that were new. Writing the same batch twice adds nothing.
+        """
+
     def write_batch(
         self,
         triples: Sequence[Triple],
@@ -36,10 +50,7 @@ class GraphStore(Protocol):
         source_key: str,
         records_done: int,
     ) -> int:
-        """Atomically add triples and ``(alias, head)`` pairs and record the load position.
-
-        Returns the number of triples that were new. Writing the same batch twice adds nothing.
-        """
+        """``write_prepared(prepare_batch(triples, aliases), ...)`` in one call."""
 
     def finish_load(self, source_key: str) -> None:
         """Mark the load of ``source_key`` complete (a later load reads it again from the top)."""
@@ -76,8 +87,17 @@ class GraphStore(Protocol):
 
 
 class StoreBase:
-    """What both backends share: the neighbourhood walk over their primitives, and use as a
-    context manager."""
+    """What both backends share: one-call batch writes, the neighbourhood walk over their
+    primitives, and use as a context manager."""
+
+    def write_batch(
+        self,
+        triples: Sequence[Triple],
+        aliases: Sequence[tuple[str, str]],
+        source_key: str,
+        records_done: int,
+    ) -> int:
+        return self.write_prepared(self.prepare_batch(triples, aliases), source_key, records_done)
 
     def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
         return neighbourhood(self, name, hops, limit)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from kg.embedded import EmbeddedStore
@@ -34,7 +35,7 @@ def records_done(db) -> int:
         return 0
 
 
-def load_cmd(src, db) -> list[str]:
+def load_cmd(src, db, parser_process: str = "no") -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -49,22 +50,32 @@ def load_cmd(src, db) -> list[str]:
         "1000",
         "--no-progress",
         "--json",
+        "--parser-process",
+        parser_process,
     ]
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume(tmp_path):
+@pytest.mark.parametrize("parser_process", ["no", "yes"])
+def test_sigkill_then_resume(tmp_path, parser_process):
     src = tmp_path / "ownthink.csv"
     write_csv(src)
     killed_db, clean_db = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen(
-        load_cmd(src, killed_db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        load_cmd(src, killed_db, parser_process),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while records_done(killed_db) < 5_000 and time.monotonic() < deadline:
         time.sleep(0.02)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    # with a parser process: the parser and multiprocessing's resource tracker
+    assert bool(children) == (parser_process == "yes")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "the parser process must not outlive a killed loader"
     done = records_done(killed_db)
     assert 5_000 <= done < ROWS, "the kill must land mid-load"
 

@@ -171,3 +171,28 @@ def test_ntriples_bad_line_is_a_bad_row_and_turtle_errors_are_clear(tmp_path):
     ttl.write_text("@prefix x: <http://x/> .\nx:a x:p \n")
     with pytest.raises(KGError, match="cannot parse as turtle"):
         list(read_rdf(ttl))
+
+
+def test_parser_process_gives_the_same_store_and_reports(tmp_path, filmkg_sample):
+    path = tmp_path / "o.csv"
+    path.write_text("甲,标签,文化\n坏行\n乙（电影）,别名,乙片\n" * 3, encoding="utf-8")
+    reports, facts = [], []
+    for parser_process in (False, True):
+        store = open_store("embedded", str(tmp_path / f"db{parser_process}"))
+        reports.append(
+            load(
+                store, "ownthink", path, progress=False, batch_size=2, parser_process=parser_process
+            )
+        )
+        facts.append((list(store.iter_facts()), store.stats(), store.aliases("乙")))
+    a, b = (r.as_dict() | {"seconds": 0} for r in reports)
+    assert a == b and a["bad_rows"] == 3 and a["triples_loaded"] == 2
+    assert facts[0] == facts[1] and facts[0][2] == ["乙", "乙片"]
+
+
+def test_parser_process_errors_reach_the_loader(tmp_path):
+    path = tmp_path / "kb.json"
+    path.write_text('{"甲": [["甲", "r", "t"]],\n "乙": oops}', encoding="utf-8")
+    store = open_store("embedded", str(tmp_path / "db"))
+    with pytest.raises(KGError, match=r"kb.json:2: invalid JSON"):
+        load(store, "filmkg", path, progress=False, parser_process=True)
