@@ -145,11 +145,11 @@ def _parser_process(kind, path, skip, batch_size, prepare, out, parent: int) -> 
 
 
 def _main_is_importable() -> bool:
-    """Whether a spawned child can re-import ``__main__`` (not so for ``python -`` or stdin)."""
+    """Whether a spawned child can re-import ``__main__``: a module, a script file, or
+    ``python -c`` (nothing to re-import) can; code read from stdin cannot."""
     main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
     path = getattr(main, "__file__", None)
-    return spec is not None or (path is not None and Path(path).is_file())
+    return getattr(main, "__spec__", None) is not None or path is None or Path(path).is_file()
 
 
 def _batches_from_process(
