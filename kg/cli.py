@@ -16,7 +16,7 @@ from collections.abc import Callable
 from kg.settings import Neo4jSettings
 from kg.sources import KG_KINDS
 from kg.store import STORE_KINDS, GraphStore, open_store
-from kg.triples import KGError
+from kg.errors import UserError
 
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = main(argv)
-    except KGError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from kg.errors import UserError
+
 #: Relations whose tail is another name of the head (FilmKG and Ownthink spellings).
 ALIAS_RELATIONS = frozenset(
     {
@@ -39,7 +41,7 @@ _ALIAS_SPLIT = re.compile(r"[、，,；;/／|]")
 _MAX_ALIAS_CHARS = 64
 
 
-class KGError(Exception):
+class KGError(UserError):
     """A user-facing error of the KG layer: one line naming the file/record and the reason."""
 
 
