@@ -13,10 +13,10 @@ import logging
 import sys
 from collections.abc import Callable
 
+from kg.errors import UserError
 from kg.settings import Neo4jSettings
 from kg.sources import KG_KINDS
 from kg.store import STORE_KINDS, GraphStore, open_store
-from kg.errors import UserError
 
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:
