@@ -1,0 +1,205 @@
+"""MovieLC / KLVCG layout: reader and writer (paper: ../shared/papers/klvcg-movielc.txt, §III).
+
+The released MovieLC data (AIM3-RUC/MovieLC, ``data/README.md``) is laid out as::
+
+    meta.json                      the movies (ours: [{"video", "title", "duration", "category"}])
+    comment/<video>.json           {"<second>": ["comment", ...]}: the raw comments per second
+    division/{train,val,test}.json the split: one JSON object per line with the video id
+    processed_data/
+        vid_duration.json          {"<video>": seconds}  (KLVCG's period buckets use it)
+        movie101.pkl               torch.save {video: {second: np.ndarray}} (ResNet-101 features;
+                                   KLVCG loads the file ending in ``101.pkl``)
+        setup/, setup_knowledge_enhanced/
+                                   sample records {video, time, context, comment | candidate, kg};
+                                   derived from the above, built by :mod:`model.data.samples`
+
+The project extends the layout (for the demo corpus, so that every backbone finds its inputs)
+with ``extras/``: ``comment_meta/<video>.json`` ({"<second>": [{"likes", "knowledge"}]}, aligned
+with ``comment/<video>.json``), ``subtitles.json`` and ``transcripts.json``
+({"<video>": [[start, end, text], ...]}). Real MovieLC data has no ``extras/``; the reader
+then leaves likes, subtitles and transcripts empty.
+
+Feature files hold numpy arrays pickled by numpy 1.x inside ``torch.save``: they load with
+``torch.load(..., weights_only=False)`` only, which can run code from the file, so they are
+read only from the directory the user names (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from model.data.schema import Comment, Corpus, DataError, Segment, Video
+
+SPLIT_FILES = {"train": "train.json", "dev": "val.json", "test": "test.json"}
+FEATURES_FILE = "movie101.pkl"
+
+
+class DictFeatures:
+    """Frame features held as ``{video: {second: vector}}`` (the MovieLC/VideoIC pickles)."""
+
+    def __init__(self, table: dict, source: str) -> None:
+        self.table, self.source = table, source
+        first = next((v for frames in table.values() for v in frames.values()), None)
+        self.dim = 0 if first is None else int(np.asarray(first).shape[-1])
+
+    def get(self, video_id: str, second: int) -> np.ndarray | None:
+        vec = self.table.get(video_id, {}).get(second)
+        return None if vec is None else np.asarray(vec, dtype=np.float32)
+
+
+def _load_json(path: Path):
+    try:
+        with path.open(encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing (not a MovieLC directory?)") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+
+
+def _atomic_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_split(root: Path) -> dict[str, str]:
+    split: dict[str, str] = {}
+    for name, file in SPLIT_FILES.items():
+        path = root / "division" / file
+        if not path.exists():
+            continue
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{i}: invalid JSON: {e.msg}") from None
+            vid = rec.get("video") if isinstance(rec, dict) else rec
+            if not isinstance(vid, str | int):
+                raise DataError(f"{path}:{i}: field 'video': expected a video id")
+            split[str(vid)] = name
+    return split
+
+
+def _read_comments(path: Path, meta_path: Path) -> list[Comment]:
+    per_second = _load_json(path)
+    metas = _load_json(meta_path) if meta_path.exists() else {}
+    comments = []
+    for key, texts in per_second.items():
+        try:
+            second = int(key)
+        except ValueError:
+            raise DataError(f"{path}: key {key!r}: expected a second (integer)") from None
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise DataError(f"{path}: second {key}: expected a list of comment strings")
+        meta = metas.get(key, [{}] * len(texts))
+        if len(meta) != len(texts):
+            raise DataError(f"{meta_path}: second {key}: {len(meta)} entries for {len(texts)}")
+        for text, m in zip(texts, meta, strict=True):
+            comments.append(Comment(float(second), text, m.get("likes"), bool(m.get("knowledge"))))
+    comments.sort(key=lambda c: c.time_s)
+    return comments
+
+
+def _segments(rows, where: str) -> list[Segment]:
+    try:
+        return [Segment(float(s), float(e), str(t)) for s, e, t in rows]
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: expected [[start, end, text], ...]") from None
+
+
+def read_movielc(path: str | Path) -> Corpus:
+    """Read a MovieLC directory (or the demo corpus, which uses the same layout)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such directory")
+    meta = _load_json(root / "meta.json")
+    durations = _load_json(root / "processed_data" / "vid_duration.json")
+    split = _read_split(root)
+    subs = _extra(root / "extras" / "subtitles.json")
+    trans = _extra(root / "extras" / "transcripts.json")
+    videos: dict[str, Video] = {}
+    for i, m in enumerate(meta):
+        vid = str(m.get("video", "")) if isinstance(m, dict) else ""
+        if not vid:
+            raise DataError(f"{root / 'meta.json'}: record {i}: field 'video': missing")
+        if vid not in durations:
+            raise DataError(f"{root / 'processed_data/vid_duration.json'}: no duration for {vid!r}")
+        comments = _read_comments(
+            root / "comment" / f"{vid}.json", root / "extras" / "comment_meta" / f"{vid}.json"
+        )
+        videos[vid] = Video(
+            id=vid,
+            title=str(m.get("title", vid)),
+            duration_s=float(durations[vid]),
+            comments=comments,
+            subtitles=_segments(subs.get(vid, []), f"extras/subtitles.json[{vid}]"),
+            transcript=_segments(trans.get(vid, []), f"extras/transcripts.json[{vid}]"),
+            category=m.get("category"),
+            split=split.get(vid),
+        )
+    return Corpus("movielc", str(root), videos, features=_read_features(root))
+
+
+def _extra(path: Path) -> dict:
+    return _load_json(path) if path.exists() else {}
+
+
+def _read_features(root: Path) -> DictFeatures | None:
+    folder = root / "processed_data"
+    files = sorted(p for p in folder.glob("*101.pkl") if "audio" not in p.name)
+    if not files:
+        return None
+    import torch
+
+    try:  # trusted: a file inside the directory the user named (see module docstring)
+        table = torch.load(files[0], weights_only=False, map_location="cpu")
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise DataError(f"{files[0]}: cannot load features: {e}") from None
+    if not isinstance(table, dict):
+        raise DataError(f"{files[0]}: expected {{video: {{second: vector}}}}")
+    return DictFeatures(table, str(files[0]))
+
+
+def write_movielc(
+    corpus: Corpus, out: str | Path, features: dict[str, dict[int, np.ndarray]] | None = None
+) -> Path:
+    """Write ``corpus`` (and optional per-second features) in the MovieLC layout."""
+    root = Path(out)
+    meta = [
+        {"video": v.id, "title": v.title, "duration": v.duration_s, "category": v.category}
+        for v in corpus
+    ]
+    _atomic_json(root / "meta.json", meta)
+    _atomic_json(
+        root / "processed_data" / "vid_duration.json", {v.id: v.duration_s for v in corpus}
+    )
+    for v in corpus:
+        texts: dict[str, list[str]] = {}
+        metas: dict[str, list[dict]] = {}
+        for c in v.comments:
+            texts.setdefault(str(c.second), []).append(c.text)
+            metas.setdefault(str(c.second), []).append({"likes": c.likes, "knowledge": c.knowledge})
+        _atomic_json(root / "comment" / f"{v.id}.json", texts)
+        _atomic_json(root / "extras" / "comment_meta" / f"{v.id}.json", metas)
+    for name, file in SPLIT_FILES.items():
+        lines = [json.dumps({"video": v.id}) for v in corpus if v.split == name]
+        (root / "division").mkdir(parents=True, exist_ok=True)
+        (root / "division" / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for name, attr in (("subtitles.json", "subtitles"), ("transcripts.json", "transcript")):
+        rows = {v.id: [[s.start_s, s.end_s, s.text] for s in getattr(v, attr)] for v in corpus}
+        _atomic_json(root / "extras" / name, rows)
+    if features is not None:
+        import torch
+
+        tmp = root / "processed_data" / (FEATURES_FILE + ".part")
+        torch.save(features, tmp)
+        os.replace(tmp, root / "processed_data" / FEATURES_FILE)
+    return root

@@ -1,0 +1,122 @@
+"""The demo corpus: size, determinism, structure, knowledge flags, MovieLC round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from kg.settings import BUNDLED_FILMKG
+from kg.sources import read_filmkg
+from kg.triples import Triple
+from model.data.demo import DemoConfig, ensure_demo, generate
+from model.data.movielc import read_movielc, write_movielc
+
+
+def test_default_demo_meets_the_issue_sizes(demo):
+    assert len(demo.videos) >= 40
+    assert all(v.duration_s >= 600 for v in demo)
+    assert demo.n_comments >= 20_000
+    assert {v.split for v in demo} == {"train", "dev", "test"}
+    for v in demo:
+        assert v.comments == sorted(v.comments, key=lambda c: c.time_s)
+        assert all(0 <= c.time_s < v.duration_s for c in v.comments)
+        assert v.subtitles and v.transcript
+        assert all(c.likes is not None and c.likes >= 0 for c in v.comments)
+
+
+def test_knowledge_comments_state_real_facts_of_entities_named_nearby(demo):
+    tails = {t.tail for t in read_filmkg(BUNDLED_FILMKG) if isinstance(t, Triple)}
+    knowledge = [(v, c) for v in demo for c in v.comments if c.knowledge]
+    assert 0.05 < len(knowledge) / demo.n_comments < 0.4
+    # each states a value that occurs in the KG (possibly as the first item of a list)
+    stated = sum(any(value in c.text for value in tails if len(value) >= 2) for _, c in knowledge)
+    assert stated / len(knowledge) > 0.95
+    # the entity is named earlier in the same video: in [t-5, t) most of the time
+    near = 0
+    for v, c in knowledge[:2000]:
+        before = " ".join(x.text for x in v.comments_between(c.time_s - 5, c.time_s))
+        near += any(name in before for name in _names_in(c.text, v))
+    assert near / min(len(knowledge), 2000) > 0.3
+
+
+def _names_in(text: str, video) -> list[str]:
+    words = [
+        w
+        for w in (
+            text.split("是")[0],
+            text.split("还")[0],
+            text.split("也")[0],
+            text.split("生于")[0],
+            text.split("出生")[0],
+        )
+        if 1 < len(w) < 20
+    ]
+    return words or [video.title]
+
+
+def test_generation_is_deterministic_and_seeded():
+    small = DemoConfig(films=4, seed=3)
+    a, fa = generate(small)
+    b, fb = generate(small)
+    assert [c for v in a for c in v.comments] == [c for v in b for c in v.comments]
+    assert all(np.array_equal(fa[k][s], fb[k][s]) for k in fa for s in fa[k])
+    c, _ = generate(DemoConfig(films=4, seed=4))
+    assert [x.text for v in a for x in v.comments] != [x.text for v in c for x in v.comments]
+
+
+def test_features_have_scene_structure():
+    corpus, feats = generate(DemoConfig(films=2, seed=1))
+    video = next(iter(corpus))
+    f = np.stack([feats[video.id][s] for s in range(int(video.duration_s))])
+    assert f.shape == (int(video.duration_s), 128) and f.dtype == np.float32
+    step = np.linalg.norm(np.diff(f, axis=0), axis=1)
+    # within a scene consecutive seconds are close; scene cuts are big jumps
+    assert np.median(step) * 3 < np.percentile(step, 99)
+
+
+def test_movielc_round_trip(tmp_path):
+    corpus, feats = generate(DemoConfig(films=3, seed=2))
+    back = read_movielc(write_movielc(corpus, tmp_path / "m", feats))
+    assert list(back.videos) == list(corpus.videos)
+    for vid, v in corpus.videos.items():
+        w = back.videos[vid]
+        assert (w.title, w.duration_s, w.split) == (v.title, v.duration_s, v.split)
+        assert w.comments == v.comments and w.subtitles == v.subtitles
+        assert w.transcript == v.transcript
+        assert np.array_equal(back.features.get(vid, 7), feats[vid][7])
+    assert back.features.get("demo0000", 10**6) is None
+
+
+def test_ensure_demo_reuses_and_rebuilds(tmp_path):
+    out = tmp_path / "d"
+    cfg = DemoConfig(films=2, seed=5)
+    ensure_demo(out, cfg)
+    stamp = (out / "meta.json").stat().st_mtime_ns
+    ensure_demo(out, cfg)
+    assert (out / "meta.json").stat().st_mtime_ns == stamp, "same settings: not regenerated"
+    ensure_demo(out, DemoConfig(films=3, seed=5))
+    assert len(json.loads((out / "meta.json").read_text(encoding="utf-8"))) == 3
+
+
+def test_demo_cli_json(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model.data.demo",
+            "--out",
+            str(tmp_path / "d"),
+            "--films",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["videos"] == 3
+    assert summary["comments"] > summary["knowledge_comments"] > 0
