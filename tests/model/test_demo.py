@@ -120,3 +120,32 @@ def test_demo_cli_json(tmp_path):
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["videos"] == 3
     assert summary["comments"] > summary["knowledge_comments"] > 0
+
+
+def test_movielc_bad_input_names_file_and_field(tmp_path):
+    import pytest
+
+    from model.data.schema import DataError
+
+    corpus, _ = generate(DemoConfig(films=2, seed=2))
+    root = write_movielc(corpus, tmp_path / "m")
+    vid = next(iter(corpus.videos))
+    with pytest.raises(DataError, match="no such directory"):
+        read_movielc(tmp_path / "nope")
+    (root / "comment" / f"{vid}.json").write_text('{"12": ["ok"]}', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"comment_meta/{vid}.json: second 12: \d+ entries for 1"):
+        read_movielc(root)
+    (root / "extras" / "comment_meta" / f"{vid}.json").unlink()  # real MovieLC has no extras
+    assert [c.text for c in read_movielc(root).videos[vid].comments] == ["ok"]
+    (root / "comment" / f"{vid}.json").write_text('{"12": ["ok"], "x": ["bad"]}', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{vid}.json: key 'x': expected a second"):
+        read_movielc(root)
+    (root / "comment" / f"{vid}.json").write_text('{"12": ["ok"],', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{vid}.json:1: invalid JSON"):
+        read_movielc(root)
+    (root / "division" / "test.json").write_text('{"video": "a"}\n[1, 2\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"test.json:2: invalid JSON"):
+        read_movielc(root)
+    (root / "meta.json").unlink()
+    with pytest.raises(DataError, match=r"meta.json: missing"):
+        read_movielc(root)
