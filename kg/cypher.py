@@ -77,6 +77,11 @@ SEARCH_ALIASES = """
 MATCH (a:Alias) WHERE a.name STARTS WITH $prefix
 RETURN a.name AS name ORDER BY name LIMIT $limit
 """
+HEADS_AMONG = """
+UNWIND $names AS name
+MATCH (e:Entity {name: name}) WHERE EXISTS { MATCH (e)-[:REL]->() }
+RETURN e.name AS name
+"""
 ALL_FACTS = """
 MATCH (h:Entity)-[r:REL]->(t:Entity)
 RETURN h.name AS head, r.name AS relation, t.name AS tail

@@ -348,6 +348,14 @@ class EmbeddedStore(StoreBase):
         )
         return {k: int(v) for k, v in rows}
 
+    def heads_among(self, names: Sequence[str]) -> set[str]:
+        found = set()
+        for name in dict.fromkeys(names):
+            eid = self._id(name)
+            if eid is not None and self._is_head(eid):
+                found.add(name)
+        return found
+
     def iter_facts(self) -> Iterator[Fact]:
         cur = self.conn.cursor()
         cur.execute(f"{_FACT_SELECT} ORDER BY triple.h, triple.r, triple.t")

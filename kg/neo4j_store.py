@@ -163,6 +163,10 @@ class Neo4jStore(StoreBase):
             "aliases": self._scalar(cypher.COUNT_ALIASES) or 0,
         }
 
+    def heads_among(self, names: Sequence[str]) -> set[str]:
+        rows = self._read(cypher.HEADS_AMONG, names=list(dict.fromkeys(names)))
+        return {r["name"] for r in rows}
+
     def iter_facts(self) -> Iterator[Fact]:
         with self._session() as s:
             for r in s.run(cypher.ALL_FACTS):

@@ -83,6 +83,9 @@ class GraphStore(Protocol):
     def iter_facts(self) -> Iterator[Fact]:
         """Every stored fact (for export), streamed."""
 
+    def heads_among(self, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are heads (have facts of their own): one query per call."""
+
     def close(self) -> None: ...
 
 

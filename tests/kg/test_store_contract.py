@@ -141,7 +141,7 @@ def test_interrupted_load_resumes_to_exactly_the_full_data(store, filmkg_sample)
 
 
 def test_rdf_export_round_trips(loaded, tmp_path, filmkg_sample):
-    from kg.rdf import export_rdf
+    from kg.rdf import entity_iri, export_rdf
 
     store, _ = loaded
     triples, _, _ = expected_from(filmkg_sample)
@@ -150,3 +150,6 @@ def test_rdf_export_round_trips(loaded, tmp_path, filmkg_sample):
         assert export_rdf(store, out) == len(triples)
         read = {(t.head, t.relation, t.tail) for t in read_rdf(out) if isinstance(t, Triple)}
         assert read == triples
+    text = (tmp_path / "film.nt").read_text(encoding="utf-8")
+    assert entity_iri("汤姆·汉克斯").n3() + " .\n" in text, "a tail that is a head is an IRI"
+    assert '"2004年06月25日" .\n' in text, "a value is a literal"
