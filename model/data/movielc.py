@@ -32,23 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model.data.fileio import PickledFeatures
 from model.data.schema import Comment, Corpus, DataError, Segment, Video
 
 SPLIT_FILES = {"train": "train.json", "dev": "val.json", "test": "test.json"}
 FEATURES_FILE = "movie101.pkl"
-
-
-class DictFeatures:
-    """Frame features held as ``{video: {second: vector}}`` (the MovieLC/VideoIC pickles)."""
-
-    def __init__(self, table: dict, source: str) -> None:
-        self.table, self.source = table, source
-        first = next((v for frames in table.values() for v in frames.values()), None)
-        self.dim = 0 if first is None else int(np.asarray(first).shape[-1])
-
-    def get(self, video_id: str, second: int) -> np.ndarray | None:
-        vec = self.table.get(video_id, {}).get(second)
-        return None if vec is None else np.asarray(vec, dtype=np.float32)
 
 
 def _load_json(path: Path):
@@ -152,20 +140,10 @@ def _extra(path: Path) -> dict:
     return _load_json(path) if path.exists() else {}
 
 
-def _read_features(root: Path) -> DictFeatures | None:
-    folder = root / "processed_data"
-    files = sorted(p for p in folder.glob("*101.pkl") if "audio" not in p.name)
-    if not files:
-        return None
-    import torch
-
-    try:  # trusted: a file inside the directory the user named (see module docstring)
-        table = torch.load(files[0], weights_only=False, map_location="cpu")
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise DataError(f"{files[0]}: cannot load features: {e}") from None
-    if not isinstance(table, dict):
-        raise DataError(f"{files[0]}: expected {{video: {{second: vector}}}}")
-    return DictFeatures(table, str(files[0]))
+def _read_features(root: Path) -> PickledFeatures | None:
+    files = sorted(p for p in (root / "processed_data").glob("*101.pkl") if "audio" not in p.name)
+    # trusted: a file inside the directory the user named (see the module docstring)
+    return PickledFeatures(files[0], trusted=True) if files else None
 
 
 def write_movielc(

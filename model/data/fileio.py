@@ -1,0 +1,299 @@
+"""Shared plumbing of the released-format readers (DESIGN.md §3): streaming JSON, field checks
+that name the file, the record and the field, and frame features pickled with ``torch.save``.
+
+Every reader reports a bad record as one :class:`~model.data.schema.DataError` line such as
+``/data/livebot/train-context.json:17: field 'time': expected a number, got "abc"``; a JSON
+array element is located as ``file: record 17 (line 230)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.data.schema import DataError
+
+log = logging.getLogger(__name__)
+
+#: Split names as the datasets spell them -> the canonical ``Video.split`` value.
+SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", "test": "test"}
+_WS = re.compile(r"[ \t\n\r]*")
+_CHUNK = 1 << 20
+
+
+def require_dir(path: str | Path, what: str) -> Path:
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: no such directory (expected {what})")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory (expected {what})")
+    return root
+
+
+def describe(value: Any) -> str:
+    """A short JSON rendering of a bad value for an error message."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def bad(loc: str, field: str, expected: str, value: Any) -> DataError:
+    return DataError(f"{loc}: field {field!r}: expected {expected}, got {describe(value)}")
+
+
+def as_record(value: Any, loc: str) -> dict:
+    if not isinstance(value, dict):
+        raise DataError(f"{loc}: expected a JSON object, got {describe(value)}")
+    return value
+
+
+def _present(rec: dict, field: str, loc: str) -> Any:
+    if field not in rec:
+        raise DataError(f"{loc}: field {field!r}: missing")
+    return rec[field]
+
+
+def number(rec: dict, field: str, loc: str, minimum: float | None = 0.0) -> float:
+    """A finite JSON number (not a bool), at least ``minimum`` when given."""
+    value = _present(rec, field, loc)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok:
+        raise bad(loc, field, "a number", value)
+    if minimum is not None and value < minimum:
+        raise bad(loc, field, f"a number >= {minimum:g}", value)
+    return float(value)
+
+
+def count(rec: dict, field: str, loc: str) -> int:
+    """A non-negative integer (an integral float such as ``3.0`` is accepted)."""
+    value = _present(rec, field, loc)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise bad(loc, field, "a non-negative integer", value)
+    if value < 0:
+        raise bad(loc, field, "a non-negative integer", value)
+    return int(value)
+
+
+def text(rec: dict, field: str, loc: str, default: str | None = None) -> str:
+    if field not in rec and default is not None:
+        return default
+    value = _present(rec, field, loc)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise bad(loc, field, "a string", value)
+    return value
+
+
+def ident(rec: dict, field: str, loc: str) -> str:
+    """An id given as a string or an integer, as a non-empty string."""
+    value = _present(rec, field, loc)
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        raise bad(loc, field, "an id (string or integer)", value)
+    return str(value).strip()
+
+
+def text_list(rec: dict, field: str, loc: str) -> list[str]:
+    value = _present(rec, field, loc)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad(loc, field, "a list of strings", value)
+    return value
+
+
+def load_json(path: Path) -> Any:
+    """One whole JSON document (small files: indexes, per-video comment files)."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of a JSON-lines file, streamed."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield lineno, json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+
+
+class _TextStream:
+    """A text file read in chunks, with the line number of the buffer's first character."""
+
+    def __init__(self, f, size: int) -> None:
+        self.f, self.size = f, size
+        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.f.read(self.size)
+        if not chunk:
+            self.eof = True
+            return False
+        self.line += self.buf.count("\n", 0, self.pos)
+        self.buf, self.pos = self.buf[self.pos :] + chunk, 0
+        return True
+
+    def peek(self) -> str:
+        """The next non-blank character ('' at the end), consuming blanks."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def line_at(self, pos: int) -> int:
+        return self.line + self.buf.count("\n", 0, pos)
+
+    def decode(self, decoder: json.JSONDecoder, path: Path) -> tuple[Any, int]:
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:
+                    line, self.pos = self.line_at(self.pos), end
+                    return value, line
+            except json.JSONDecodeError as e:
+                if self.eof:
+                    line = self.line + e.lineno - 1
+                    raise DataError(f"{path}:{line}: invalid JSON: {e.msg}") from None
+            self.fill()
+
+
+def iter_json_array(path: Path, chunk_chars: int = _CHUNK) -> Iterator[tuple[int, int, Any]]:
+    """``(index, line, value)`` of each element of a file holding one JSON array, streamed:
+    the file is read ``chunk_chars`` at a time, never whole."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            yield from _array_elements(_TextStream(f, chunk_chars), path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+
+
+def _array_elements(s: _TextStream, path: Path) -> Iterator[tuple[int, int, Any]]:
+    decoder = json.JSONDecoder()
+    if s.peek() != "[":
+        raise DataError(f"{path}:{s.line_at(s.pos)}: expected a JSON array of records")
+    s.pos += 1
+    index = 0
+    if s.peek() == "]":
+        s.pos += 1
+    else:
+        while True:
+            s.peek()  # raw_decode does not skip blanks
+            value, line = s.decode(decoder, path)
+            yield index, line, value
+            index += 1
+            c = s.peek()
+            s.pos += 1
+            if c == "]":
+                break
+            if c == "":
+                raise DataError(f"{path}:{s.line_at(s.pos)}: the JSON array ends early")
+            if c != ",":
+                raise DataError(
+                    f"{path}:{s.line_at(s.pos - 1)}: expected ',' or ']' after a record"
+                )
+    if s.peek() != "":
+        raise DataError(f"{path}:{s.line_at(s.pos)}: unexpected data after the JSON array")
+
+
+class PickledFeatures:
+    """Frame features ``{video: {second: vector}}`` saved with ``torch.save`` (LiveBot's
+    ``res18.pkl``, VideoIC's ``image.pkl``), loaded on first use, not when the corpus is read.
+
+    ``trusted=False`` loads with torch's default ``weights_only`` unpickler (tensors, dicts);
+    ``trusted=True`` with ``weights_only=False``, which can run code from the file: the readers
+    ask for it only for a file inside the directory the user named. ``aliases`` maps a video id
+    to a second key to try (VideoIC: aid -> cid). :meth:`get` returns None for a missing video
+    or second and never raises for them; an unreadable file is a :class:`DataError`.
+    """
+
+    def __init__(self, path: Path, trusted: bool, aliases: Mapping[str, str] | None = None) -> None:
+        self.path, self.trusted = path, trusted
+        self.aliases = dict(aliases or {})
+        self._table: dict[str, dict] | None = None
+        self._dim = 0
+        self._warned = False
+
+    @property
+    def dim(self) -> int:
+        self._load()
+        return self._dim
+
+    def get(self, video_id: str, second: int) -> np.ndarray | None:
+        frames = self._load().get(str(video_id))
+        if frames is None and str(video_id) in self.aliases:
+            frames = self._table.get(self.aliases[str(video_id)])
+        try:
+            s = int(second)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        vec = None if frames is None else frames.get(s, frames.get(str(s)))
+        if vec is None:
+            return None
+        if hasattr(vec, "detach"):  # a torch tensor (LiveBot); VideoIC holds numpy arrays
+            vec = vec.detach().numpy()
+        arr = np.asarray(vec, dtype=np.float32).reshape(-1)
+        if arr.shape[0] != self._dim:
+            if not self._warned:
+                log.warning(
+                    "%s: vectors of %d values among %d-d ones", self.path, arr.size, self._dim
+                )
+                self._warned = True
+            return None
+        return arr
+
+    def _load(self) -> dict[str, dict]:
+        if self._table is None:
+            self._table = self._read()
+        return self._table
+
+    def _read(self) -> dict[str, dict]:
+        import torch
+
+        try:
+            with warnings.catch_warnings():  # numpy 1.x pickles name numpy.core (deprecated)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                raw = torch.load(self.path, map_location="cpu", weights_only=not self.trusted)
+        except FileNotFoundError:
+            raise DataError(f"{self.path}: missing") from None
+        except Exception as e:  # torch raises many types for a corrupt or foreign file
+            raise DataError(f"{self.path}: cannot load frame features: {_first_line(e)}") from None
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise DataError(f"{self.path}: expected {{video: {{second: vector}}}}")
+        table = {str(k): v for k, v in raw.items()}
+        first = next((v for frames in table.values() for v in frames.values()), None)
+        self._dim = 0 if first is None else int(np.asarray(first).size)
+        return table
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"

@@ -1,0 +1,126 @@
+"""``python -m model.data.stats``: what a corpus holds, in any supported format.
+
+    python -m model.data.stats --format {demo,livebot,videoic,movielc,twitch,iqiyi} PATH [--json]
+                               [--livebot-split {new,original}]
+
+Prints a human summary (videos, comments, seconds of video covered, per split when the data
+defines one, shipped candidate sets, likes, subtitles, transcripts, whether frame features are
+present); with ``--json`` the last line is one JSON object with the same figures. Bad input is
+one ``error:`` line naming the file, record and field, exit status 2 (DESIGN.md §9).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field
+
+from kg.cli import print_json, run
+from model.data.readers import FORMATS, read_corpus
+from model.data.schema import SPLITS, Corpus, DataError, Video
+
+
+@dataclass
+class SplitStats:
+    videos: int = 0
+    comments: int = 0
+    seconds: float = 0.0
+
+    def add(self, video: Video) -> None:
+        self.videos += 1
+        self.comments += len(video.comments)
+        self.seconds += video.duration_s
+
+
+@dataclass
+class CorpusStats:
+    format: str
+    path: str
+    videos: int
+    comments: int
+    seconds: float
+    splits: dict[str, SplitStats] = field(default_factory=dict)  # only the splits present
+    unsplit_videos: int = 0
+    candidate_sets: int = 0
+    comments_with_likes: int = 0
+    subtitles: int = 0
+    transcript_segments: int = 0
+    features: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def corpus_stats(corpus: Corpus) -> CorpusStats:
+    splits: dict[str, SplitStats] = {}
+    unsplit = 0
+    for video in corpus:
+        if video.split is None:
+            unsplit += 1
+        else:
+            splits.setdefault(video.split, SplitStats()).add(video)
+    order = {name: i for i, name in enumerate(SPLITS)}
+    return CorpusStats(
+        format=corpus.format,
+        path=corpus.path,
+        videos=len(corpus.videos),
+        comments=corpus.n_comments,
+        seconds=round(corpus.seconds, 3),
+        splits={k: splits[k] for k in sorted(splits, key=lambda k: order.get(k, len(order)))},
+        unsplit_videos=unsplit,
+        candidate_sets=len(corpus.candidates),
+        comments_with_likes=sum(c.likes is not None for v in corpus for c in v.comments),
+        subtitles=sum(len(v.subtitles) for v in corpus),
+        transcript_segments=sum(len(v.transcript) for v in corpus),
+        features=corpus.features is not None,
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
+def _print_human(s: CorpusStats) -> None:
+    print(f"{s.format} corpus at {s.path}")
+    print(f"  videos {s.videos}, comments {s.comments}, {_duration(s.seconds)} of video")
+    for name, sp in s.splits.items():
+        print(f"  {name:<6} videos {sp.videos}, comments {sp.comments}, {_duration(sp.seconds)}")
+    if s.splits and s.unsplit_videos:
+        print(f"  no split: {s.unsplit_videos} videos")
+    print(f"  candidate sets {s.candidate_sets}, comments with likes {s.comments_with_likes}")
+    print(f"  subtitle lines {s.subtitles}, transcript segments {s.transcript_segments}")
+    print(f"  frame features: {'yes' if s.features else 'no'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m model.data.stats",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--format", required=True, choices=FORMATS, help="the corpus layout")
+    p.add_argument("path", help="the corpus directory (or file, for twitch)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    p.add_argument(
+        "--livebot-split",
+        choices=("new", "original"),
+        help="LiveBot only: the de-duplicated split (default) or LiveBot's own",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = {}
+    if args.livebot_split is not None:
+        if args.format != "livebot":
+            raise DataError("--livebot-split applies to --format livebot only")
+        options["split"] = args.livebot_split
+    summary = corpus_stats(read_corpus(args.format, args.path, **options))
+    _print_human(summary)
+    if args.json:
+        print_json(summary.as_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
