@@ -103,6 +103,12 @@ def ident(rec: dict, field: str, loc: str) -> str:
     return str(value).strip()
 
 
+def join_words(words: str) -> str:
+    """Space-separated jieba words (LiveBot, MovieLC records) back to the comment text: their
+    preprocessing removed the spaces of a comment before segmenting it."""
+    return "".join(words.split())
+
+
 def text_list(rec: dict, field: str, loc: str) -> list[str]:
     value = _present(rec, field, loc)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

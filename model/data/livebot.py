@@ -74,6 +74,7 @@ from model.data.fileio import (
     describe,
     ident,
     iter_json_lines,
+    join_words,
     load_json,
     number,
     require_dir,
@@ -176,7 +177,7 @@ def _read_file(path: Path, split: str, state: _State) -> None:
             raise bad(loc, "context", "a string of comments joined by ' <&&&> '", context)
         comment = rec.get("comment")
         if isinstance(comment, str):
-            text = _join(comment)
+            text = join_words(comment)
             if text:
                 by_second = per_file.setdefault(video, {})
                 cell = by_second.get(second)
@@ -188,9 +189,9 @@ def _read_file(path: Path, split: str, state: _State) -> None:
             if "comment" not in rec:
                 raise DataError(f"{loc}: field 'comment': missing")
             raise bad(loc, "comment", "a string or a list of strings", comment)
-        truths = [t for t in map(_join, comment) if t]
+        truths = [t for t in map(join_words, comment) if t]
         _merge_max(state.exact, video, second, Counter(truths))
-        texts = [t for t in map(_join, context.split(SEPARATOR)) if t]
+        texts = [t for t in map(join_words, context.split(SEPARATOR)) if t]
         if texts:
             state.pending.append(_Pending(video, second, texts))
         if "candidate" in rec and (video, second) not in state.candidates:
@@ -201,11 +202,6 @@ def _read_file(path: Path, split: str, state: _State) -> None:
             continue
         for second, counts in seconds.items():
             _merge_max(state.exact, video, second, counts)
-
-
-def _join(words: str) -> str:
-    """LiveBot's space-separated words back to the comment text."""
-    return "".join(words.split())
 
 
 def _merge_max(timeline: Timeline, video: str, second: int, counts: Counter) -> None:
@@ -231,7 +227,7 @@ def _candidates(raw: object, truths: list[str], loc: str, state: _State) -> list
     for words, label in raw.items():
         if isinstance(label, bool) or not isinstance(label, int) or label < 0:
             raise bad(loc, f"candidate[{describe(words)}]", "an integer label", label)
-        text = _join(words)
+        text = join_words(words)
         labels[text] = 1 if label == 1 else labels.get(text, label)
     if all(label == 1 for label in labels.values()):  # no information in the labels
         state.unlabelled += 1

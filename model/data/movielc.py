@@ -10,8 +10,8 @@ The released MovieLC data (AIM3-RUC/MovieLC, ``data/README.md``) is laid out as:
         movie101.pkl               torch.save {video: {second: np.ndarray}} (ResNet-101 features;
                                    KLVCG loads the file ending in ``101.pkl``)
         setup/, setup_knowledge_enhanced/
-                                   sample records {video, time, context, comment | candidate, kg};
-                                   derived from the above, built by :mod:`model.data.samples`
+                                   sample records {video, time, context, comment | candidate, kg}
+                                   (:mod:`model.data.movielc_records`)
 
 The project extends the layout (for the demo corpus, so that every backbone finds its inputs)
 with ``extras/``: ``comment_meta/<video>.json`` ({"<second>": [{"likes", "knowledge"}]}, aligned
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from model.data.fileio import PickledFeatures
+from model.data.movielc_records import read_records
 from model.data.schema import Comment, Corpus, DataError, Segment, Video
 
 SPLIT_FILES = {"train": "train.json", "dev": "val.json", "test": "test.json"}
@@ -104,13 +105,24 @@ def _segments(rows, where: str) -> list[Segment]:
 
 
 def read_movielc(path: str | Path) -> Corpus:
-    """Read a MovieLC directory (or the demo corpus, which uses the same layout)."""
+    """Read a MovieLC directory (or the demo corpus, which uses the same layout).
+
+    Comments come from ``comment/`` when present, else from the processed sample records
+    (:mod:`model.data.movielc_records`), which also give released candidates and knowledge.
+    """
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: no such directory")
-    meta = _load_json(root / "meta.json")
     durations = _load_json(root / "processed_data" / "vid_duration.json")
-    split = _read_split(root)
+    records = read_records(root)
+    raw_comments = (root / "comment").is_dir()
+    if not raw_comments and records is None:
+        raise DataError(f"{root}: neither comment/ nor processed_data/setup*/ records")
+    if (root / "meta.json").exists() or records is None:
+        meta = _load_json(root / "meta.json")
+    else:  # records only: the videos are those with a duration
+        meta = [{"video": vid} for vid in durations]
+    split = _read_split(root) or (records.split if records else {})
     subs = _extra(root / "extras" / "subtitles.json")
     trans = _extra(root / "extras" / "transcripts.json")
     videos: dict[str, Video] = {}
@@ -120,9 +132,12 @@ def read_movielc(path: str | Path) -> Corpus:
             raise DataError(f"{root / 'meta.json'}: record {i}: field 'video': missing")
         if vid not in durations:
             raise DataError(f"{root / 'processed_data/vid_duration.json'}: no duration for {vid!r}")
-        comments = _read_comments(
-            root / "comment" / f"{vid}.json", root / "extras" / "comment_meta" / f"{vid}.json"
-        )
+        if raw_comments:
+            comments = _read_comments(
+                root / "comment" / f"{vid}.json", root / "extras" / "comment_meta" / f"{vid}.json"
+            )
+        else:
+            comments = records.comments.get(vid, [])
         videos[vid] = Video(
             id=vid,
             title=str(m.get("title", vid)),
@@ -133,7 +148,10 @@ def read_movielc(path: str | Path) -> Corpus:
             category=m.get("category"),
             split=split.get(vid),
         )
-    return Corpus("movielc", str(root), videos, features=_read_features(root))
+    corpus = Corpus("movielc", str(root), videos, features=_read_features(root))
+    if records is not None:
+        corpus.candidates, corpus.knowledge = records.candidates, records.knowledge
+    return corpus
 
 
 def _extra(path: Path) -> dict:

@@ -94,6 +94,8 @@ class Corpus:
     features: FrameFeatures | None = None
     #: Candidate sets shipped with the data, keyed by (video id, second).
     candidates: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
+    #: Knowledge strings shipped with the data (MovieLC's ``kg``), keyed by (video id, second).
+    knowledge: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Video]:
         return iter(self.videos.values())

@@ -149,3 +149,47 @@ def test_movielc_bad_input_names_file_and_field(tmp_path):
     (root / "meta.json").unlink()
     with pytest.raises(DataError, match=r"meta.json: missing"):
         read_movielc(root)
+
+
+def test_movielc_processed_records_only(tmp_path):
+    """A MovieLC copy with only processed_data/: comments, candidates and kg from records."""
+    import pytest
+
+    from model.data.schema import DataError
+
+    root = tmp_path / "movielc"
+    setup = root / "processed_data" / "setup_knowledge_enhanced"
+    setup.mkdir(parents=True)
+    (root / "processed_data" / "vid_duration.json").write_text('{"No0001": 120}')
+    train = [
+        {
+            "video": "No0001",
+            "time": 7,
+            "context": {"6": "好 看"},
+            "comment": "前方 高能",
+            "kg": "阿甘正传 导演 罗伯特·泽米吉斯",
+        },
+        {"video": "No0001", "time": 9, "context": {}, "comment": "泪目"},
+    ]
+    (setup / "train-all.json").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in train), encoding="utf-8"
+    )
+    test = {"video": "No0001", "time": 30, "context": {}, "candidate": {"好 看": 1, "泪目": 2}}
+    (setup / "test-all.json").write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
+    corpus = read_movielc(root)
+    video = corpus.videos["No0001"]
+    assert [(c.time_s, c.text) for c in video.comments] == [
+        (7.0, "前方高能"),
+        (9.0, "泪目"),
+        (30.0, "好看"),
+    ]
+    assert video.split == "train"
+    assert [(c.text, c.label) for c in corpus.candidates[("No0001", 30)]] == [
+        ("好看", 1),
+        ("泪目", 2),
+    ]
+    assert corpus.knowledge[("No0001", 7)] == "阿甘正传 导演 罗伯特·泽米吉斯"
+    test["candidate"] = {"好 看": 2}
+    (setup / "test-all.json").write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataError, match=r"test-all.json:1: field 'candidate': no ground truth"):
+        read_movielc(root)
