@@ -32,22 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data.fileio import PickledFeatures
+from model.data.fileio import PickledFeatures, load_json
 from model.data.movielc_records import read_records
 from model.data.schema import Comment, Corpus, DataError, Segment, Video
 
 SPLIT_FILES = {"train": "train.json", "dev": "val.json", "test": "test.json"}
 FEATURES_FILE = "movie101.pkl"
-
-
-def _load_json(path: Path):
-    try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing (not a MovieLC directory?)") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -78,8 +68,8 @@ def _read_split(root: Path) -> dict[str, str]:
 
 
 def _read_comments(path: Path, meta_path: Path) -> list[Comment]:
-    per_second = _load_json(path)
-    metas = _load_json(meta_path) if meta_path.exists() else {}
+    per_second = load_json(path)
+    metas = load_json(meta_path) if meta_path.exists() else {}
     comments = []
     for key, texts in per_second.items():
         try:
@@ -113,13 +103,13 @@ def read_movielc(path: str | Path) -> Corpus:
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: no such directory")
-    durations = _load_json(root / "processed_data" / "vid_duration.json")
+    durations = load_json(root / "processed_data" / "vid_duration.json")
     records = read_records(root)
     raw_comments = (root / "comment").is_dir()
     if not raw_comments and records is None:
         raise DataError(f"{root}: neither comment/ nor processed_data/setup*/ records")
     if (root / "meta.json").exists() or records is None:
-        meta = _load_json(root / "meta.json")
+        meta = load_json(root / "meta.json")
     else:  # records only: the videos are those with a duration
         meta = [{"video": vid} for vid in durations]
     split = _read_split(root) or (records.split if records else {})
@@ -155,7 +145,7 @@ def read_movielc(path: str | Path) -> Corpus:
 
 
 def _extra(path: Path) -> dict:
-    return _load_json(path) if path.exists() else {}
+    return load_json(path) if path.exists() else {}
 
 
 def _read_features(root: Path) -> PickledFeatures | None:
