@@ -77,6 +77,8 @@ SEARCH_ALIASES = """
 MATCH (a:Alias) WHERE a.name STARTS WITH $prefix
 RETURN a.name AS name ORDER BY name LIMIT $limit
 """
+ALL_HEADS = "MATCH (e:Entity) WHERE EXISTS { MATCH (e)-[:REL]->() } RETURN e.name AS name"
+ALL_ALIASES = "MATCH (a:Alias) RETURN a.name AS name ORDER BY name"
 HEADS_AMONG = """
 UNWIND $names AS name
 MATCH (e:Entity {name: name}) WHERE EXISTS { MATCH (e)-[:REL]->() }

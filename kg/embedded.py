@@ -348,6 +348,18 @@ class EmbeddedStore(StoreBase):
         )
         return {k: int(v) for k, v in rows}
 
+    def iter_names(self) -> Iterator[tuple[str, str]]:
+        heads = self.conn.execute(
+            "SELECT name FROM entity WHERE EXISTS (SELECT 1 FROM triple WHERE h = entity.id)"
+        ).fetchall()
+        for (name,) in heads:
+            yield name, name
+        aliases = self.conn.execute("SELECT DISTINCT name FROM alias ORDER BY name").fetchall()
+        for (name,) in aliases:
+            head = self.resolve(name)
+            if head is not None and head != name:
+                yield name, head
+
     def heads_among(self, names: Sequence[str]) -> set[str]:
         found = set()
         for name in dict.fromkeys(names):

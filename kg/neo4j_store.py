@@ -163,6 +163,14 @@ class Neo4jStore(StoreBase):
             "aliases": self._scalar(cypher.COUNT_ALIASES) or 0,
         }
 
+    def iter_names(self) -> Iterator[tuple[str, str]]:
+        for row in self._read(cypher.ALL_HEADS):
+            yield row["name"], row["name"]
+        for row in self._read(cypher.ALL_ALIASES):
+            head = self.resolve(row["name"])
+            if head is not None and head != row["name"]:
+                yield row["name"], head
+
     def heads_among(self, names: Sequence[str]) -> set[str]:
         rows = self._read(cypher.HEADS_AMONG, names=list(dict.fromkeys(names)))
         return {r["name"] for r in rows}

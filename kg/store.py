@@ -83,6 +83,10 @@ class GraphStore(Protocol):
     def iter_facts(self) -> Iterator[Fact]:
         """Every stored fact (for export), streamed."""
 
+    def iter_names(self) -> Iterator[tuple[str, str]]:
+        """``(name, head)`` for every head (``name == head``) and every alias name (the head
+        :meth:`resolve` gives it): the lexicon entity linking matches text against."""
+
     def heads_among(self, names: Sequence[str]) -> set[str]:
         """Which of ``names`` are heads (have facts of their own): one query per call."""
 

@@ -70,6 +70,15 @@ def test_bare_name_and_alias_resolve_to_the_bracketed_head(loaded):
     assert set(listed[2].split("，")) <= set(store.aliases(listed[0])), "lists are split"
 
 
+def test_names_lexicon(loaded, filmkg_sample):
+    store, _ = loaded
+    names = dict(store.iter_names())
+    heads = set(json.loads(filmkg_sample.read_text(encoding="utf-8")))
+    assert {n for n, h in names.items() if n == h} == heads
+    assert names["恋恋笔记本"] == "恋恋笔记本（美国2004年尼克·卡索维茨导演爱情片）"
+    assert all(store.resolve(n) == h for n, h in list(names.items())[::50])
+
+
 def test_facts_filter_limit_offset(loaded):
     store, _ = loaded
     facts = store.facts("阿甘正传", limit=1000)
