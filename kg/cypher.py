@@ -43,7 +43,12 @@ COUNT_TRIPLES = "MATCH (:Entity)-[r:REL]->(:Entity) RETURN count(r) AS n"
 COUNT_RELATIONS = "MATCH (:Entity)-[r:REL]->(:Entity) RETURN count(DISTINCT r.name) AS n"
 COUNT_ALIASES = "MATCH (:Alias)-[a:ALIAS_OF]->(:Entity) RETURN count(a) AS n"
 
-HEAD_NAMED = "MATCH (e:Entity {name: $name})-[:REL]->() RETURN e.name AS name LIMIT 1"
+# A head has facts of its own: the pointers of a disambiguation page ($disambiguation) do
+# not count.
+HEAD_NAMED = """
+MATCH (e:Entity {name: $name})-[r:REL]->() WHERE NOT r.name IN $disambiguation
+RETURN e.name AS name LIMIT 1
+"""
 ENTITY_NAMED = "MATCH (e:Entity {name: $name}) RETURN e.name AS name LIMIT 1"
 ALIAS_TARGETS = """
 MATCH (:Alias {name: $name})-[:ALIAS_OF]->(e:Entity)
@@ -77,11 +82,15 @@ SEARCH_ALIASES = """
 MATCH (a:Alias) WHERE a.name STARTS WITH $prefix
 RETURN a.name AS name ORDER BY name LIMIT $limit
 """
-ALL_HEADS = "MATCH (e:Entity) WHERE EXISTS { MATCH (e)-[:REL]->() } RETURN e.name AS name"
+ALL_HEADS = """
+MATCH (e:Entity) WHERE EXISTS { MATCH (e)-[r:REL]->() WHERE NOT r.name IN $disambiguation }
+RETURN e.name AS name
+"""
 ALL_ALIASES = "MATCH (a:Alias) RETURN a.name AS name ORDER BY name"
 HEADS_AMONG = """
 UNWIND $names AS name
-MATCH (e:Entity {name: name}) WHERE EXISTS { MATCH (e)-[:REL]->() }
+MATCH (e:Entity {name: name})
+WHERE EXISTS { MATCH (e)-[r:REL]->() WHERE NOT r.name IN $disambiguation }
 RETURN e.name AS name
 """
 ALL_FACTS = """

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kg.store import StoreBase
-from kg.triples import Fact, KGError, Triple
+from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError, Triple
 
 DB_FILE = "kg.sqlite"
 SCHEMA_VERSION = "3"
@@ -82,6 +82,9 @@ _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
     JOIN entity et ON et.id = triple.t"""
 _RELATION_CACHE = 100_000
+_NOT_DISAMBIGUATION = f"rr.name NOT IN ({','.join('?' * len(DISAMBIGUATION_RELATIONS))})"
+_REAL_HEAD = f"""SELECT 1 FROM triple JOIN relation rr ON rr.id = triple.r
+    WHERE triple.h = ? AND {_NOT_DISAMBIGUATION} LIMIT 1"""
 
 
 def name_key(name: str) -> tuple[int, int]:
@@ -277,10 +280,9 @@ class EmbeddedStore(StoreBase):
         return None if row is None else row[0]
 
     def _is_head(self, eid: int) -> bool:
-        return (
-            self.conn.execute("SELECT 1 FROM triple WHERE h = ? LIMIT 1", (eid,)).fetchone()
-            is not None
-        )
+        """Has facts of its own (pointers of a disambiguation page do not count)."""
+        row = self.conn.execute(_REAL_HEAD, (eid, *DISAMBIGUATION_RELATIONS)).fetchone()
+        return row is not None
 
     def _resolve_id(self, name: str) -> int | None:
         eid = self._id(name)
@@ -350,7 +352,10 @@ class EmbeddedStore(StoreBase):
 
     def iter_names(self) -> Iterator[tuple[str, str]]:
         heads = self.conn.execute(
-            "SELECT name FROM entity WHERE EXISTS (SELECT 1 FROM triple WHERE h = entity.id)"
+            f"""SELECT name FROM entity WHERE EXISTS (SELECT 1 FROM triple
+                JOIN relation rr ON rr.id = triple.r
+                WHERE h = entity.id AND {_NOT_DISAMBIGUATION})""",
+            tuple(DISAMBIGUATION_RELATIONS),
         ).fetchall()
         for (name,) in heads:
             yield name, name

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from kg.loader import BadRowSink
 from kg.sources import read_source
-from kg.triples import BadRow, alias_names
+from kg.triples import BadRow, alias_names, disambiguation_target
 
 FILES = ("entities.csv", "relations.csv", "aliases.csv", "alias_of.csv")
 
@@ -70,6 +70,10 @@ def write_import_csv(
                     seen.add(a)
                     alias_nodes.writerow([a, "Alias"])
                     alias_of.writerow([a, rec.head, "ALIAS_OF"])
+            target = disambiguation_target(rec)
+            if target is not None:
+                alias_nodes.writerow([rec.head, "Alias"])
+                alias_of.writerow([rec.head, target, "ALIAS_OF"])
     finally:
         for h in handles:
             h.close()

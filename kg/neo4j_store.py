@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 
 from kg import cypher
 from kg.store import StoreBase
-from kg.triples import Fact, KGError, Triple
+from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError, Triple
 
 log = logging.getLogger(__name__)
+_DISAMBIGUATION = sorted(DISAMBIGUATION_RELATIONS)
 
 
 class Neo4jStore(StoreBase):
@@ -113,7 +114,7 @@ class Neo4jStore(StoreBase):
 
     # -- queries ---------------------------------------------------------------------------
     def resolve(self, name: str) -> str | None:
-        if self._read(cypher.HEAD_NAMED, name=name):
+        if self._read(cypher.HEAD_NAMED, name=name, disambiguation=_DISAMBIGUATION):
             return name
         targets = self._read(cypher.ALIAS_TARGETS, name=name)
         if targets:
@@ -164,7 +165,7 @@ class Neo4jStore(StoreBase):
         }
 
     def iter_names(self) -> Iterator[tuple[str, str]]:
-        for row in self._read(cypher.ALL_HEADS):
+        for row in self._read(cypher.ALL_HEADS, disambiguation=_DISAMBIGUATION):
             yield row["name"], row["name"]
         for row in self._read(cypher.ALL_ALIASES):
             head = self.resolve(row["name"])
@@ -172,7 +173,9 @@ class Neo4jStore(StoreBase):
                 yield row["name"], head
 
     def heads_among(self, names: Sequence[str]) -> set[str]:
-        rows = self._read(cypher.HEADS_AMONG, names=list(dict.fromkeys(names)))
+        rows = self._read(
+            cypher.HEADS_AMONG, names=list(dict.fromkeys(names)), disambiguation=_DISAMBIGUATION
+        )
         return {r["name"] for r in rows}
 
     def iter_facts(self) -> Iterator[Fact]:

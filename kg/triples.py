@@ -34,6 +34,10 @@ ALIAS_RELATIONS = frozenset(
     }
 )
 
+#: Relations of a disambiguation page: ``(燃情岁月, 多义词, 燃情岁月（美国1994年…电影）)``. Such a
+#: head is not an entity of its own; its name is an alias of the pages it lists.
+DISAMBIGUATION_RELATIONS = frozenset({"多义词"})
+
 # A trailing disambiguation: full-width or ASCII parentheses, or square brackets.
 _BRACKETED = re.compile(r"^(?P<bare>.+?)\s*(?:（[^（）]*）|\([^()]*\)|\[[^\[\]]*\])$")
 # Alias values list several names: "小李子、李奥纳多；Leo".
@@ -139,6 +143,11 @@ def alias_names(triple: Triple, first_of_head: bool) -> list[str]:
     if triple.relation in ALIAS_RELATIONS:
         names += aliases_of(triple)
     return names
+
+
+def disambiguation_target(triple: Triple) -> str | None:
+    """The page a disambiguation row points its head's name at, if it is one."""
+    return triple.tail if triple.relation in DISAMBIGUATION_RELATIONS else None
 
 
 def aliases_of(triple: Triple) -> list[str]:

@@ -73,7 +73,8 @@ def test_bare_name_and_alias_resolve_to_the_bracketed_head(loaded):
 def test_names_lexicon(loaded, filmkg_sample):
     store, _ = loaded
     names = dict(store.iter_names())
-    heads = set(json.loads(filmkg_sample.read_text(encoding="utf-8")))
+    data = json.loads(filmkg_sample.read_text(encoding="utf-8"))
+    heads = {h for h, rows in data.items() if any(r[1] != "多义词" for r in rows)}
     assert {n for n, h in names.items() if n == h} == heads
     assert names["恋恋笔记本"] == "恋恋笔记本（美国2004年尼克·卡索维茨导演爱情片）"
     assert all(store.resolve(n) == h for n, h in list(names.items())[::50])
@@ -162,3 +163,19 @@ def test_rdf_export_round_trips(loaded, tmp_path, filmkg_sample):
     text = (tmp_path / "film.nt").read_text(encoding="utf-8")
     assert entity_iri("汤姆·汉克斯").n3() + " .\n" in text, "a tail that is a head is an IRI"
     assert '"2004年06月25日" .\n' in text, "a value is a literal"
+
+
+def test_disambiguation_page_resolves_to_its_target(store, tmp_path):
+    kb = tmp_path / "kb.json"
+    page, film = "燃情岁月", "燃情岁月（美国1994年布拉德·皮特主演电影）"
+    kb.write_text(
+        json.dumps(
+            {page: [[page, "多义词", film]], film: [[film, "导演", "爱德华·兹威克"]]},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    load(store, "filmkg", kb, progress=False)
+    assert store.resolve(page) == film
+    assert store.facts(page) == [Fact(film, "导演", "爱德华·兹威克")]
+    assert dict(store.iter_names())[page] == film
