@@ -1,18 +1,14 @@
 """FAISS index of the training comments of other videos (DESIGN.md §4; KLVCG §IV-B, "AC").
 
-KLVCG feeds the model comments that other videos' viewers wrote about the same things; this
-module finds them. Every training comment is an entry ``(text, video, second)``; each distinct
-text is embedded once (:mod:`retrieval.embedders`) and its unit vector added under the entry's
-id to a ``faiss.IndexIDMap`` searched by inner product (= cosine): an exact ``IndexFlatIP``
-below ``ivf_threshold`` entries, an ``IndexIVFFlat`` above it.
+Every training comment is an entry ``(text, video, second)``; each distinct text is embedded
+once (:mod:`retrieval.embedders`) and its unit vector added under the entry's id to a
+``faiss.IndexIDMap`` searched by inner product (= cosine): exact ``IndexFlatIP`` below
+``ivf_threshold`` entries, ``IndexIVFFlat`` above, its ``nprobe`` calibrated at build time to
+recall@10 >= 0.95 against exact search (:func:`calibrate_nprobe`).
 
-Ids are assigned so that each video's entries form one contiguous range ``[lo, hi)``; a search
-leaves out the query's own video with ``faiss.SearchParameters(sel=IDSelectorNot(
-IDSelectorRange(lo, hi)))`` (``SearchParametersIVF`` for IVF), so exclusion happens inside the
-scan and never costs over-fetching. Ties are broken by id, so results are deterministic.
-
-IVF ``nprobe`` defaults to the smallest power of two that reaches recall@10 >= 0.95 against
-exact search on a seeded sample of the indexed vectors (:func:`calibrate_nprobe`).
+Each video's entries get one contiguous id range ``[lo, hi)``, so a search leaves out the
+query's own video inside the scan with ``SearchParameters(sel=IDSelectorNot(IDSelectorRange(lo,
+hi)))`` (``SearchParametersIVF`` for IVF): no over-fetching. Ties are broken by id.
 
 On disk (:meth:`CommentIndex.save`), one directory, each file written atomically:
 
@@ -35,11 +31,11 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from kg.errors import UserError
+from model.data.schema import Corpus
 from retrieval.embedders import Embedder, atomic_path, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -48,6 +44,10 @@ FORMAT_VERSION = 1
 MANIFEST, INDEX_FILE, IDMAP_FILE = "manifest.json", "index.faiss", "idmap.npz"
 IVF_THRESHOLD = 200_000
 CALIBRATION_TARGET = 0.95
+_FILE_KEYS = {"bytes", "sha256"}
+
+
+Entry = tuple[str, str, int]  # (text, video id, second)
 
 
 class CommentIndexError(UserError):
@@ -66,13 +66,11 @@ class Hit:
     score: float  # cosine similarity to the query
 
 
-def entries_from_corpus(corpus: Any, split: str | None = "train") -> Iterator[tuple[str, str, int]]:
+def entries_from_corpus(corpus: Corpus, split: str | None = "train") -> Iterator[Entry]:
     """``(text, video id, second)`` of every comment of the ``split`` videos (None: all)."""
     videos = corpus.split(split) if split is not None else list(corpus)
     if not videos:
-        log.warning(
-            "%s: no videos in split %r: the comment index will be empty", corpus.path, split
-        )
+        log.warning("%s: no videos in split %r to index", corpus.path, split)
     for video in videos:
         for comment in video.comments:
             yield comment.text, video.id, comment.second
@@ -90,36 +88,48 @@ class _Table:
     fingerprint: str
 
 
-def _collect(entries: Iterable[tuple[str, str, int]]) -> _Table:
+def _checked(entries: Iterable[Entry]) -> Iterator[Entry]:
+    for n, entry in enumerate(entries):
+        try:
+            text, video, t = entry
+            ok = isinstance(text, str) and isinstance(video, str) and t == int(t)
+        except (TypeError, ValueError) as e:
+            raise CommentIndexError(f"entry {n}: not (text, video, second): {entry!r}") from e
+        if not ok:
+            raise CommentIndexError(f"entry {n}: not (text, video, second): {entry!r}")
+        yield text, video, int(t)
+
+
+def _entry_bytes(text: str, video: str, t: int) -> bytes:
+    return f"{video}\x1f{t}\x1f{text}\x1e".encode()
+
+
+def entries_fingerprint(entries: Iterable[Entry]) -> str:
+    """The fingerprint a :meth:`CommentIndex.build` of ``entries`` records: pass it to
+    :meth:`CommentIndex.load` (``expect_fingerprint``) to refuse an index built from others."""
+    digest = hashlib.sha256()
+    for entry in _checked(entries):
+        digest.update(_entry_bytes(*entry))
+    return digest.hexdigest()
+
+
+def _collect(entries: Iterable[Entry]) -> _Table:
     """Group entries by video (first-seen order, stable inside a video), intern the texts."""
     by_video: dict[str, list[tuple[int, int]]] = {}
     text_id: dict[str, int] = {}
     digest, skipped = hashlib.sha256(), 0
-    for n, entry in enumerate(entries):
-        try:
-            text, video, t = entry
-            t = int(t)
-        except (TypeError, ValueError) as e:
-            raise CommentIndexError(
-                f"entry {n}: expected (text, video, second), got {entry!r}"
-            ) from e
-        digest.update(f"{video}\x1f{t}\x1f{text}\x1e".encode())
+    for text, video, t in _checked(entries):
+        digest.update(_entry_bytes(text, video, t))
         if not text.strip():
             skipped += 1
             continue
         by_video.setdefault(video, []).append((text_id.setdefault(text, len(text_id)), t))
     if skipped:
         log.info("skipped %d empty comments", skipped)
-    rows = [row for group in by_video.values() for row in group]
-    sizes = np.array([len(g) for g in by_video.values()], dtype=np.int64)
-    return _Table(
-        videos=list(by_video),
-        starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        times=np.array([t for _, t in rows], dtype=np.int32),
-        text_ids=np.array([i for i, _ in rows], dtype=np.int32),
-        texts=list(text_id),
-        fingerprint=digest.hexdigest(),
-    )
+    rows = np.array([r for g in by_video.values() for r in g], dtype=np.int64).reshape(-1, 2)
+    starts = np.cumsum([0] + [len(g) for g in by_video.values()], dtype=np.int64)
+    times, text_ids = rows[:, 1].astype(np.int32), rows[:, 0].astype(np.int32)
+    return _Table(list(by_video), starts, times, text_ids, list(text_id), digest.hexdigest())
 
 
 def default_nlist(n_entries: int, n_vectors: int) -> int:
@@ -127,17 +137,9 @@ def default_nlist(n_entries: int, n_vectors: int) -> int:
     return max(1, min(round(4 * math.sqrt(n_entries)), n_vectors // 39))
 
 
-def build_faiss_index(
-    vectors: np.ndarray,
-    text_ids: np.ndarray,
-    *,
-    ivf_threshold: int = IVF_THRESHOLD,
-    nlist: int | None = None,
-    seed: int = 0,
-    train_per_list: int = 64,
-):
-    """``IndexIDMap`` holding ``vectors[text_ids[i]]`` under id i (flat IP, or IVF-flat IP when
-    there are ``ivf_threshold`` entries or more, trained on a seeded sample of ``vectors``)."""
+def build_faiss_index(vectors, text_ids, *, ivf_threshold=IVF_THRESHOLD, nlist=None, seed=0):
+    """``IndexIDMap`` holding ``vectors[text_ids[i]]`` under id i: flat IP, or IVF-flat IP from
+    ``ivf_threshold`` entries up, trained on a seeded sample of 64 ``vectors`` per list."""
     import faiss
 
     n, dim = len(text_ids), vectors.shape[1]
@@ -148,7 +150,7 @@ def build_faiss_index(
         base = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         base.cp.seed = seed
         rng = np.random.default_rng(seed)
-        size = min(len(vectors), train_per_list * nlist)
+        size = min(len(vectors), 64 * nlist)
         sample = vectors[np.sort(rng.choice(len(vectors), size=size, replace=False))]
         log.info("training IVF: %d lists on %d vectors", nlist, size)
         base.train(np.ascontiguousarray(sample, dtype=np.float32))
@@ -159,25 +161,21 @@ def build_faiss_index(
     return index
 
 
-def _is_ivf(index) -> bool:
+def _ivf_of(index):
+    """The ``IndexIVF`` inside an ``IndexIDMap``, or None for a flat one."""
     import faiss
 
-    return isinstance(faiss.downcast_index(index.index), faiss.IndexIVF)
+    base = faiss.downcast_index(index.index)
+    return base if isinstance(base, faiss.IndexIVF) else None
 
 
-def search_index(
-    index,
-    queries: np.ndarray,
-    k: int,
-    exclude: tuple[int, int] | None = None,
-    nprobe: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw faiss search ``(scores, ids)`` leaving out ids ``exclude = [lo, hi)``; ids are -1
-    where fewer than ``k`` were found."""
+def search_index(index, queries, k, exclude=None, nprobe=None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw faiss search ``(scores, ids)`` of float32 ``queries`` leaving out the ids
+    ``exclude = (lo, hi)``, ``lo <= id < hi``; ids are -1 where fewer than ``k`` were found."""
     import faiss
 
     sel = faiss.IDSelectorNot(faiss.IDSelectorRange(*exclude)) if exclude else None
-    if _is_ivf(index):
+    if _ivf_of(index) is not None:
         params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe or 1)
     else:
         params = faiss.SearchParameters(sel=sel) if sel else None
@@ -185,37 +183,20 @@ def search_index(
     return index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
 
 
-def calibrate_nprobe(
-    index,
-    vectors: np.ndarray,
-    counts: np.ndarray,
-    *,
-    k: int = 10,
-    target: float = CALIBRATION_TARGET,
-    n_queries: int = 256,
-    seed: int = 0,
-) -> int:
-    """Smallest power-of-two nprobe whose recall@k against exact search reaches ``target``.
-
-    Queries are a seeded sample of ``vectors`` (the distinct vectors; ``counts`` = entries per
-    vector). Recall counts a hit when its score reaches the exact k-th best score, which is
-    robust to the ties that repeated texts create.
-    """
+def calibrate_nprobe(index, vectors, counts, *, k=10, target=CALIBRATION_TARGET, seed=0) -> int:
+    """Smallest power-of-two nprobe reaching recall@k >= ``target`` against exact search, for
+    256 seeded queries drawn from ``vectors`` (the distinct vectors; ``counts``: entries of
+    each). A hit counts when it scores at least the exact k-th best: robust to repeats' ties."""
     import faiss
 
-    nlist = faiss.downcast_index(index.index).nlist
+    nlist = _ivf_of(index).nlist
     rng = np.random.default_rng(seed)
-    queries = vectors[rng.choice(len(vectors), size=min(n_queries, len(vectors)), replace=False)]
+    queries = vectors[rng.choice(len(vectors), size=min(256, len(vectors)), replace=False)]
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     kk = min(k, index.ntotal)
-    # The exact kk-th best entry score: among the kk best distinct vectors, where the running
-    # count of their entries reaches kk.
-    top_scores, top = faiss.knn(
-        queries,
-        np.ascontiguousarray(vectors, dtype=np.float32),
-        min(kk, len(vectors)),
-        metric=faiss.METRIC_INNER_PRODUCT,
-    )
+    # The exact kk-th best entry score: where the kk best distinct vectors' entry counts reach kk
+    base = np.ascontiguousarray(vectors, dtype=np.float32)
+    top_scores, top = faiss.knn(queries, base, min(kk, len(vectors)), faiss.METRIC_INNER_PRODUCT)
     pos = (np.cumsum(counts[top], axis=1) < kk).sum(axis=1)
     kth = top_scores[np.arange(len(queries)), pos]
     nprobe = 1
@@ -223,9 +204,7 @@ def calibrate_nprobe(
         found, _ = search_index(index, queries, k, nprobe=nprobe)
         recall = float(np.mean(found >= kth[:, None] - 1e-5))
         if recall >= target or nprobe >= nlist:
-            log.info(
-                "IVF nprobe %d of %d lists: calibration recall@%d %.3f", nprobe, nlist, k, recall
-            )
+            log.info("IVF nprobe %d of %d lists: recall@%d %.3f", nprobe, nlist, k, recall)
             return min(nprobe, nlist)
         nprobe *= 2
 
@@ -245,11 +224,12 @@ class CommentIndex:
     def __init__(self, index, table: _Table, embedder: Embedder, manifest: dict) -> None:
         self.index, self.table, self.embedder, self.manifest = index, table, embedder, manifest
         self._video_no = {v: i for i, v in enumerate(table.videos)}
+        self._by_text = None  # lazily: distinct-text vectors for the flat fast path
 
     @classmethod
     def build(
         cls,
-        entries: Iterable[tuple[str, str, int]],
+        entries: Iterable[Entry],
         embedder: Embedder,
         ivf_threshold: int = IVF_THRESHOLD,
         nlist: int | None = None,
@@ -266,8 +246,8 @@ class CommentIndex:
         index = build_faiss_index(
             vectors, table.text_ids, ivf_threshold=ivf_threshold, nlist=nlist, seed=seed
         )
-        ivf = _is_ivf(index)
-        if ivf and nprobe is None:
+        ivf = _ivf_of(index)
+        if ivf is not None and nprobe is None:
             counts = np.bincount(table.text_ids, minlength=len(table.texts))
             nprobe = calibrate_nprobe(index, vectors, counts, seed=seed)
         manifest = {
@@ -276,20 +256,14 @@ class CommentIndex:
             "entries": len(table.text_ids),
             "videos": len(table.videos),
             "texts": len(table.texts),
-            "index_type": "ivf" if ivf else "flat",
-            "nlist": int(index.index.nlist) if ivf else None,
-            "nprobe": int(nprobe) if ivf else None,
+            "index_type": "flat" if ivf is None else "ivf",
+            "nlist": None if ivf is None else int(ivf.nlist),
+            "nprobe": None if ivf is None else int(nprobe),
             "ivf_threshold": ivf_threshold,
             "seed": seed,
             "fingerprint": table.fingerprint,
         }
-        log.info(
-            "comment index: %d entries, %d videos, %d distinct texts, %s",
-            manifest["entries"],
-            manifest["videos"],
-            manifest["texts"],
-            manifest["index_type"],
-        )
+        log.info("comment index: %s", {k: manifest[k] for k in ("entries", "texts", "index_type")})
         return cls(index, table, embedder, manifest)
 
     def __len__(self) -> int:
@@ -339,14 +313,10 @@ class CommentIndex:
         ``nprobe``: IVF lists to scan (default: the calibrated value).
         """
         vectors = self._query_vectors(queries)
-        if isinstance(exclude_video, str) or exclude_video is None:
-            excludes: Sequence[str | None] = [exclude_video] * len(vectors)
-        elif len(exclude_video) != len(vectors):
-            raise CommentIndexError(
-                f"exclude_video: {len(exclude_video)} videos for {len(vectors)} queries"
-            )
-        else:
-            excludes = exclude_video
+        one = exclude_video is None or isinstance(exclude_video, str)
+        excludes = [exclude_video] * len(vectors) if one else list(exclude_video)
+        if len(excludes) != len(vectors):
+            raise CommentIndexError(f"{len(excludes)} exclude_video for {len(vectors)} queries")
         groups: dict[str | None, list[int]] = {}
         for row, video in enumerate(excludes):
             groups.setdefault(video, []).append(row)
@@ -359,18 +329,54 @@ class CommentIndex:
         return results
 
     def _query_vectors(self, queries: Sequence[str] | np.ndarray) -> np.ndarray:
-        if isinstance(queries, np.ndarray):
-            vectors = np.atleast_2d(queries)
-            if vectors.ndim != 2 or vectors.shape[1] != self.embedder.dim:
-                raise CommentIndexError(
-                    f"query vectors of shape {queries.shape}, expected (q, {self.embedder.dim})"
-                )
-            return l2_normalise(vectors)
-        if isinstance(queries, str):
-            queries = [queries]
-        return l2_normalise(self.embedder.embed(list(queries)))
+        if not isinstance(queries, np.ndarray):
+            queries = self.embedder.embed([queries] if isinstance(queries, str) else list(queries))
+        vectors = np.atleast_2d(queries)
+        if vectors.ndim != 2 or vectors.shape[1] != self.embedder.dim:
+            raise CommentIndexError(f"query vectors of shape {vectors.shape}, not (q, dim)")
+        return l2_normalise(vectors)
+
+    def _text_vectors(self):
+        """Unit vectors of the distinct texts, and each text's entry ids: ``(vectors, order,
+        bounds)``; text j's entries are ``order[bounds[j]:bounds[j+1]]`` (ascending)."""
+        if self._by_text is None:
+            import faiss
+
+            order = np.argsort(self.table.text_ids, kind="stable")
+            bounds = np.searchsorted(
+                self.table.text_ids[order], np.arange(len(self.table.texts) + 1)
+            )
+            base = faiss.downcast_index(self.index.index)  # flat: internal position == id
+            vectors = base.reconstruct_batch(order[bounds[:-1]].astype(np.int64))
+            self._by_text = (vectors, order, bounds)
+        return self._by_text
+
+    def _search_distinct_flat(self, vectors, k, exclude) -> list[list[Hit]]:
+        """Exact distinct-text search by one matrix product over the *distinct* texts (danmaku
+        repeat: the demo's 42,458 training comments hold 1,563 texts). Same hits as the
+        entry-level search; faiss's flat scan with an id selector is far slower here."""
+        text_vectors, order, bounds = self._text_vectors()
+        scores = vectors @ text_vectors.T  # (q, texts)
+        lo, hi = exclude if exclude else (0, 0)
+        out = []
+        for row in scores:
+            ranked = np.lexsort((np.arange(len(row)), -row))  # best first
+            found: list[tuple[float, int]] = []  # (score, entry) per text, ties kept
+            for j in ranked:
+                if len(found) >= k and row[j] < found[k - 1][0]:
+                    break  # past the k-th score: only ties of it could still enter
+                entries = order[bounds[j] : bounds[j + 1]]
+                eligible = entries[(entries < lo) | (entries >= hi)]
+                if len(eligible):
+                    found.append((float(row[j]), int(eligible.min())))
+            found.sort(key=lambda se: (-se[0], se[1]))  # ties by entry id, as faiss's path
+            hits = [self._hit(entry, score) for score, entry in found[:k]]
+            out.append(hits)
+        return out
 
     def _search_rows(self, vectors, k, exclude, distinct, nprobe) -> list[list[Hit]]:
+        if distinct and _ivf_of(self.index) is None:
+            return self._search_distinct_flat(vectors, k, exclude)
         out: list[list[Hit]] = [[] for _ in range(len(vectors))]
         todo, fetch = list(range(len(vectors))), 4 * k if distinct else k
         while todo and k > 0:
@@ -392,11 +398,9 @@ class CommentIndex:
         seen: set[str] = set()
         for j in np.lexsort((ids, -scores)):  # best score first, ties by id
             hit = self._hit(int(ids[j]), scores[j])
-            if distinct:
-                if hit.text in seen:
-                    continue
+            if not (distinct and hit.text in seen):
+                hits.append(hit)
                 seen.add(hit.text)
-            hits.append(hit)
             if len(hits) == k:
                 break
         return hits
@@ -406,19 +410,14 @@ class CommentIndex:
         import faiss
 
         directory = Path(directory)
-        blobs = [t.encode("utf-8") for t in self.table.texts]
+        table, blobs = self.table, [t.encode() for t in self.table.texts]
         offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
         np.cumsum([len(b) for b in blobs], out=offsets[1:])
+        blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
         with atomic_path(directory / IDMAP_FILE) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f,
-                videos=np.array(self.table.videos, dtype=str),
-                starts=self.table.starts,
-                times=self.table.times,
-                text_ids=self.table.text_ids,
-                text_offsets=offsets,
-                text_blob=np.frombuffer(b"".join(blobs), dtype=np.uint8),
-            )
+            arrays = {k: getattr(table, k) for k in ("starts", "times", "text_ids")}
+            videos = np.array(table.videos, dtype=str)
+            np.savez(f, videos=videos, text_offsets=offsets, text_blob=blob, **arrays)
         with atomic_path(directory / INDEX_FILE) as tmp:
             faiss.write_index(self.index, str(tmp))
         files = {
@@ -469,10 +468,11 @@ def _read_manifest(directory: Path) -> dict:
             raise CommentIndexError(
                 f"{path}: format {manifest['format']}, this code reads {FORMAT_VERSION}: rebuild it"
             )
-        for key in ("embedder", "entries", "index_type", "nprobe", "fingerprint", "files"):
-            manifest[key]  # noqa: B018 - presence check
-        for name in (INDEX_FILE, IDMAP_FILE):
-            manifest["files"][name]["sha256"]  # noqa: B018
+        missing = {"embedder", "entries", "index_type", "nlist", "nprobe", "fingerprint"}
+        missing -= set(manifest)
+        missing |= {f for f in (INDEX_FILE, IDMAP_FILE) if set(manifest["files"][f]) != _FILE_KEYS}
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
     except (ValueError, KeyError, TypeError) as e:
         raise CommentIndexError(f"{path}: corrupt manifest ({type(e).__name__}: {e})") from e
     return manifest
@@ -489,16 +489,8 @@ def _read_idmap(path: Path, fingerprint: str) -> _Table:
     try:
         with np.load(path, allow_pickle=False) as z:
             blob, offsets = z["text_blob"].tobytes(), z["text_offsets"]
-            texts = [
-                blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)
-            ]
-            return _Table(
-                videos=[str(v) for v in z["videos"]],
-                starts=z["starts"],
-                times=z["times"],
-                text_ids=z["text_ids"],
-                texts=texts,
-                fingerprint=fingerprint,
-            )
+            texts = [blob[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+            videos = [str(v) for v in z["videos"]]
+            return _Table(videos, z["starts"], z["times"], z["text_ids"], texts, fingerprint)
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
         raise CommentIndexError(f"{path}: unreadable id map ({e})") from e

