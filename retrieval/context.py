@@ -21,7 +21,7 @@ from kg.store import GraphStore
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus
 from retrieval.comment_index import CommentIndex, entries_from_corpus
-from retrieval.embedders import make_embedder
+from retrieval.embedders import CachedEmbedder, make_embedder
 from retrieval.keywords import Keyword, video_keywords
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
@@ -84,7 +84,7 @@ def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dic
 
 
 def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentIndex | None:
-    embedder = make_embedder(embedder_spec)
+    embedder = CachedEmbedder(make_embedder(embedder_spec))  # query units recur: embed once
     directory = folder / f"index-{embedder.name.replace('/', '_').replace(':', '_')}"
     if (directory / "manifest.json").exists():
         return CommentIndex.load(directory, embedder)

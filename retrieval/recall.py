@@ -7,8 +7,8 @@ all call :func:`recall`; there is no other retrieval path (DESIGN.md §1).
 
 The window is the comments of [t-l, t+l] except second t itself (those are the targets); the
 video's comments before the window are its history (the topic entities). The AC query is the
-entity names and video keywords the window's comments contain (KLVCG's released code matches
-other videos' comments on the video's TF-IDF words the same way, by token overlap).
+mean embedding of the entity names and video keywords the window's comments contain (KLVCG's
+released code matches other videos' comments on the video's TF-IDF words, by token overlap).
 
     python -m retrieval.recall [--corpus PATH --format FMT] [--db DIR | --store neo4j]
                                (--video ID --t SECONDS | --windows FILE) [--json]
@@ -23,6 +23,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from kg.cli import add_store_args, print_json, run, store_from_args
 from kg.store import GraphStore
@@ -64,13 +66,12 @@ def window_of(video: Video, t: int, radius: int) -> tuple[list[Comment], list[Co
     return window, video.comments_between(float("-inf"), t - radius)
 
 
-def ac_query(
+def ac_units(
     window: list[Comment], t: int, linker: Linker, keywords: set[str], most: int = 3
-) -> str:
-    """The other-video comment query: the entity names and video keywords the window's
-    comments contain, closest to t first (at most ``most`` of each); the closest comment's text
-    when there are none. Short queries embed fast and recur across windows and videos
-    (each distinct query is embedded once per batch)."""
+) -> list[str]:
+    """What the other-video comment query is made of: the entity names and video keywords the
+    window's comments contain, closest to t first (at most ``most`` of each); the closest
+    comment's text when there are none; nothing for an empty window."""
     names: dict[str, None] = {}
     words: dict[str, None] = {}
     for c in sorted(window, key=lambda c: (abs(c.time_s - t), c.time_s)):
@@ -81,9 +82,19 @@ def ac_query(
             if k in c.text and k not in names and len(words) < most:
                 words.setdefault(k)
     if names or words:
-        return " ".join([*names, *words])
+        return [*names, *words]
     closest = min(window, key=lambda c: (abs(c.time_s - t), c.time_s), default=None)
-    return closest.text if closest is not None else ""
+    return [closest.text] if closest is not None else []
+
+
+def query_vectors(index: CommentIndex, units: Sequence[list[str]]) -> np.ndarray:
+    """One query per window: the normalised mean of its units' embeddings. Units (names,
+    keywords) recur across windows and videos, so each distinct one is embedded once."""
+    distinct = list(dict.fromkeys(u for us in units for u in us))
+    vectors = index.embedder.embed(distinct) if distinct else np.zeros((0, index.embedder.dim))
+    row = {u: i for i, u in enumerate(distinct)}
+    queries = np.stack([vectors[[row[u] for u in us]].mean(axis=0) for us in units])
+    return (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
 
 
 def recall(
@@ -118,11 +129,11 @@ def recall_many(
             raise DataError(f"video {video.id!r}: t={t} is outside 0..{video.duration_s:g} s")
         window, history = window_of(video, t, linker.config.radius)
         out.append(Knowledge(video.id, int(t), linker.link(window, history, t, video.title)))
-        queries.append(ac_query(window, t, linker, set(keywords)))
-    asked = [i for i, q in enumerate(queries) if q.strip()]
+        queries.append(ac_units(window, t, linker, set(keywords)))
+    asked = [i for i, units in enumerate(queries) if units]
     if index is not None and asked:
         hits = index.search(
-            [queries[i] for i in asked],
+            query_vectors(index, [queries[i] for i in asked]),
             k=k_comments,
             exclude_video=[out[i].video for i in asked],
             distinct=True,
