@@ -20,7 +20,12 @@ from kg.settings import BUNDLED_FILMKG, data_dir
 from kg.store import GraphStore
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus
-from retrieval.comment_index import CommentIndex, entries_from_corpus
+from retrieval.comment_index import (
+    CommentIndex,
+    StaleIndexError,
+    entries_fingerprint,
+    entries_from_corpus,
+)
 from retrieval.embedders import CachedEmbedder, make_embedder
 from retrieval.keywords import Keyword, video_keywords
 from retrieval.lexicon import EntityLexicon
@@ -86,12 +91,15 @@ def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dic
 def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentIndex | None:
     embedder = CachedEmbedder(make_embedder(embedder_spec))  # query units recur: embed once
     directory = folder / f"index-{embedder.name.replace('/', '_').replace(':', '_')}"
-    if (directory / "manifest.json").exists():
-        return CommentIndex.load(directory, embedder)
     entries = list(entries_from_corpus(corpus, "train"))
     if not entries:
         log.warning("%s: no training comments: no other-video comments", corpus.path)
         return None
+    if (directory / "manifest.json").exists():
+        try:
+            return CommentIndex.load(directory, embedder, entries_fingerprint(entries))
+        except StaleIndexError:
+            log.info("%s was built from other comments: rebuilding it", directory)
     index = CommentIndex.build(entries, embedder)
     index.save(directory)
     return index
