@@ -3,7 +3,7 @@
 Usage: ``python bench/faiss_latency.py [--n 1000000] [--dim 512] [--queries 1000]
 [--data random|clustered]``
 
-Builds both index kinds with :func:`retrieval.comment_index.build_faiss_index` (the code
+Builds both index kinds with :func:`retrieval.faiss_ops.build_faiss_index` (the code
 :class:`~retrieval.comment_index.CommentIndex` uses) over ``n`` unit vectors, then times
 single-query searches (k=10, one query per call, as recall does per sample): p50/p99 in ms,
 without and with a same-video exclusion range. IVF recall@10 is measured against the flat
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retrieval.comment_index import (  # noqa: E402
+from retrieval.faiss_ops import (  # noqa: E402
     build_faiss_index,
     calibrate_nprobe,
     search_index,

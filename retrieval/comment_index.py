@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +36,18 @@ import numpy as np
 from kg.errors import UserError
 from model.data.schema import Corpus
 from retrieval.embedders import Embedder, atomic_path, l2_normalise
+from retrieval.faiss_ops import (
+    IVF_THRESHOLD,
+    build_faiss_index,
+    calibrate_nprobe,
+    ivf_of,
+    search_index,
+)
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST, INDEX_FILE, IDMAP_FILE = "manifest.json", "index.faiss", "idmap.npz"
-IVF_THRESHOLD = 200_000
-CALIBRATION_TARGET = 0.95
 _FILE_KEYS = {"bytes", "sha256"}
 
 
@@ -132,83 +136,6 @@ def _collect(entries: Iterable[Entry]) -> _Table:
     return _Table(list(by_video), starts, times, text_ids, list(text_id), digest.hexdigest())
 
 
-def default_nlist(n_entries: int, n_vectors: int) -> int:
-    """~4 sqrt(n) lists, but at least 39 distinct training vectors per list (faiss' minimum)."""
-    return max(1, min(round(4 * math.sqrt(n_entries)), n_vectors // 39))
-
-
-def build_faiss_index(vectors, text_ids, *, ivf_threshold=IVF_THRESHOLD, nlist=None, seed=0):
-    """``IndexIDMap`` holding ``vectors[text_ids[i]]`` under id i: flat IP, or IVF-flat IP from
-    ``ivf_threshold`` entries up, trained on a seeded sample of 64 ``vectors`` per list."""
-    import faiss
-
-    n, dim = len(text_ids), vectors.shape[1]
-    if n < ivf_threshold:
-        base = faiss.IndexFlatIP(dim)
-    else:
-        nlist = nlist or default_nlist(n, len(vectors))
-        base = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        base.cp.seed = seed
-        rng = np.random.default_rng(seed)
-        size = min(len(vectors), 64 * nlist)
-        sample = vectors[np.sort(rng.choice(len(vectors), size=size, replace=False))]
-        log.info("training IVF: %d lists on %d vectors", nlist, size)
-        base.train(np.ascontiguousarray(sample, dtype=np.float32))
-    index = faiss.IndexIDMap(base)
-    for start in range(0, n, 1 << 16):
-        ids = np.arange(start, min(n, start + (1 << 16)), dtype=np.int64)
-        index.add_with_ids(np.ascontiguousarray(vectors[text_ids[ids]], dtype=np.float32), ids)
-    return index
-
-
-def _ivf_of(index):
-    """The ``IndexIVF`` inside an ``IndexIDMap``, or None for a flat one."""
-    import faiss
-
-    base = faiss.downcast_index(index.index)
-    return base if isinstance(base, faiss.IndexIVF) else None
-
-
-def search_index(index, queries, k, exclude=None, nprobe=None) -> tuple[np.ndarray, np.ndarray]:
-    """Raw faiss search ``(scores, ids)`` of float32 ``queries`` leaving out the ids
-    ``exclude = (lo, hi)``, ``lo <= id < hi``; ids are -1 where fewer than ``k`` were found."""
-    import faiss
-
-    sel = faiss.IDSelectorNot(faiss.IDSelectorRange(*exclude)) if exclude else None
-    if _ivf_of(index) is not None:
-        params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe or 1)
-    else:
-        params = faiss.SearchParameters(sel=sel) if sel else None
-    k = min(k, index.ntotal)
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
-
-
-def calibrate_nprobe(index, vectors, counts, *, k=10, target=CALIBRATION_TARGET, seed=0) -> int:
-    """Smallest power-of-two nprobe reaching recall@k >= ``target`` against exact search, for
-    256 seeded queries drawn from ``vectors`` (the distinct vectors; ``counts``: entries of
-    each). A hit counts when it scores at least the exact k-th best: robust to repeats' ties."""
-    import faiss
-
-    nlist = _ivf_of(index).nlist
-    rng = np.random.default_rng(seed)
-    queries = vectors[rng.choice(len(vectors), size=min(256, len(vectors)), replace=False)]
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    kk = min(k, index.ntotal)
-    # The exact kk-th best entry score: where the kk best distinct vectors' entry counts reach kk
-    base = np.ascontiguousarray(vectors, dtype=np.float32)
-    top_scores, top = faiss.knn(queries, base, min(kk, len(vectors)), faiss.METRIC_INNER_PRODUCT)
-    pos = (np.cumsum(counts[top], axis=1) < kk).sum(axis=1)
-    kth = top_scores[np.arange(len(queries)), pos]
-    nprobe = 1
-    while True:
-        found, _ = search_index(index, queries, k, nprobe=nprobe)
-        recall = float(np.mean(found >= kth[:, None] - 1e-5))
-        if recall >= target or nprobe >= nlist:
-            log.info("IVF nprobe %d of %d lists: recall@%d %.3f", nprobe, nlist, k, recall)
-            return min(nprobe, nlist)
-        nprobe *= 2
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -246,7 +173,7 @@ class CommentIndex:
         index = build_faiss_index(
             vectors, table.text_ids, ivf_threshold=ivf_threshold, nlist=nlist, seed=seed
         )
-        ivf = _ivf_of(index)
+        ivf = ivf_of(index)
         if ivf is not None and nprobe is None:
             counts = np.bincount(table.text_ids, minlength=len(table.texts))
             nprobe = calibrate_nprobe(index, vectors, counts, seed=seed)
@@ -375,7 +302,7 @@ class CommentIndex:
         return out
 
     def _search_rows(self, vectors, k, exclude, distinct, nprobe) -> list[list[Hit]]:
-        if distinct and _ivf_of(self.index) is None:
+        if distinct and ivf_of(self.index) is None:
             return self._search_distinct_flat(vectors, k, exclude)
         out: list[list[Hit]] = [[] for _ in range(len(vectors))]
         todo, fetch = list(range(len(vectors))), 4 * k if distinct else k

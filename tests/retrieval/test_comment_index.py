@@ -16,9 +16,9 @@ from retrieval.comment_index import (
     StaleIndexError,
     entries_fingerprint,
     entries_from_corpus,
-    search_index,
 )
 from retrieval.embedders import HashingEmbedder
+from retrieval.faiss_ops import search_index
 
 DIM = 32
 

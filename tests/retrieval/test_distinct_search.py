@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import retrieval.comment_index as ci
+import retrieval.faiss_ops as ci
 from retrieval.comment_index import CommentIndex
 from retrieval.embedders import make_embedder
 
