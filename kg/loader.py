@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
-from kg.triples import BadRow, KGError, LoadReport, Triple, alias_names, disambiguation_target
+from kg.triples import BadRow, KGError, LoadReport, Triple, alias_pairs
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,7 @@ def _aliases(triples: list[Triple]) -> list[tuple[str, str]]:
     pairs: dict[tuple[str, str], None] = {}
     last_head = None
     for t in triples:
-        for a in alias_names(t, t.head != last_head):
-            pairs[(a, t.head)] = None
-        target = disambiguation_target(t)
-        if target is not None:
-            pairs[(t.head, target)] = None
+        pairs.update(dict.fromkeys(alias_pairs(t, t.head != last_head)))
         last_head = t.head
     return list(pairs)
 

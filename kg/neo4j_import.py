@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from kg.loader import BadRowSink
 from kg.sources import read_source
-from kg.triples import BadRow, alias_names, disambiguation_target
+from kg.triples import BadRow, alias_pairs
 
 FILES = ("entities.csv", "relations.csv", "aliases.csv", "alias_of.csv")
 
@@ -65,15 +65,11 @@ def write_import_csv(
             seen.add((rec.relation, rec.tail))
             nodes.writerow([rec.tail, "Entity"])
             rels.writerow([rec.head, rec.tail, rec.relation, "REL"])
-            for a in alias_names(rec, first):
-                if a not in seen:
-                    seen.add(a)
-                    alias_nodes.writerow([a, "Alias"])
-                    alias_of.writerow([a, rec.head, "ALIAS_OF"])
-            target = disambiguation_target(rec)
-            if target is not None:
-                alias_nodes.writerow([rec.head, "Alias"])
-                alias_of.writerow([rec.head, target, "ALIAS_OF"])
+            for alias, entity in alias_pairs(rec, first):
+                if ("alias", alias, entity) not in seen:  # 3-tuples: never a (relation, tail)
+                    seen.add(("alias", alias, entity))
+                    alias_nodes.writerow([alias, "Alias"])
+                    alias_of.writerow([alias, entity, "ALIAS_OF"])
     finally:
         for h in handles:
             h.close()

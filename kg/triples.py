@@ -132,22 +132,21 @@ def split_aliases(value: str) -> list[str]:
     return [p for p in parts if p and len(p) <= _MAX_ALIAS_CHARS]
 
 
-def alias_names(triple: Triple, first_of_head: bool) -> list[str]:
-    """Every alias name a row defines: the head's bracket-free name (once per head, on its
-    first row) and the names an alias relation lists."""
-    names = []
+def alias_pairs(triple: Triple, first_of_head: bool) -> list[tuple[str, str]]:
+    """Every ``(alias, entity)`` pair a row defines: the head's bracket-free name (once per
+    head, on its first row), the names an alias relation lists, and, for a disambiguation
+    row, the page's name as an alias of the entity it points to."""
+    head = triple.head
+    pairs = []
     if first_of_head:
-        bare = bare_name(triple.head)
+        bare = bare_name(head)
         if bare:
-            names.append(bare)
+            pairs.append((bare, head))
     if triple.relation in ALIAS_RELATIONS:
-        names += aliases_of(triple)
-    return names
-
-
-def disambiguation_target(triple: Triple) -> str | None:
-    """The page a disambiguation row points its head's name at, if it is one."""
-    return triple.tail if triple.relation in DISAMBIGUATION_RELATIONS else None
+        pairs += [(a, head) for a in aliases_of(triple)]
+    if triple.relation in DISAMBIGUATION_RELATIONS:
+        pairs.append((head, triple.tail))
+    return pairs
 
 
 def aliases_of(triple: Triple) -> list[str]:

@@ -103,6 +103,15 @@ def ident(rec: dict, field: str, loc: str) -> str:
     return str(value).strip()
 
 
+def as_second(value: Any) -> int | None:
+    """``value`` as a whole second, or None when it is not one (a features lookup never
+    raises for a bad second: that second simply has no feature)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def join_words(words: str) -> str:
     """Space-separated jieba words (LiveBot, MovieLC records) back to the comment text: their
     preprocessing removed the spaces of a comment before segmenting it."""
@@ -257,9 +266,8 @@ class PickledFeatures:
         frames = self._load().get(str(video_id))
         if frames is None and str(video_id) in self.aliases:
             frames = self._table.get(self.aliases[str(video_id)])
-        try:
-            s = int(second)
-        except (TypeError, ValueError, OverflowError):
+        s = as_second(second)
+        if s is None:
             return None
         vec = None if frames is None else frames.get(s, frames.get(str(s)))
         if vec is None:

@@ -33,6 +33,7 @@ import numpy as np
 from model.data.fileio import (
     SPLIT_ALIASES,
     as_record,
+    as_second,
     bad,
     count,
     ident,
@@ -138,9 +139,8 @@ class NpyFeatures:
         return self._dim
 
     def get(self, video_id: str, second: int) -> np.ndarray | None:
-        try:
-            s = int(second)
-        except (TypeError, ValueError, OverflowError):
+        s = as_second(second)
+        if s is None:
             return None
         arr = self._array(str(video_id))
         if arr is None or not 0 <= s < arr.shape[0]:

@@ -52,6 +52,7 @@ import numpy as np
 from model.data.fileio import (
     SPLIT_ALIASES,
     as_record,
+    as_second,
     ident,
     iter_json_array,
     number,
@@ -191,9 +192,8 @@ class ClipFeatures:
         return self._dim
 
     def get(self, video_id: str, second: int) -> np.ndarray | None:
-        try:
-            s = int(second)
-        except (TypeError, ValueError, OverflowError):
+        s = as_second(second)
+        if s is None:
             return None
         starts = self._starts.get(video_id)
         if not starts:
