@@ -12,12 +12,12 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from kg.settings import BUNDLED_FILMKG, data_dir
 from kg.store import GraphStore
+from model.data.fileio import atomic_json
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus
 from retrieval.comment_index import (
@@ -80,11 +80,7 @@ def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dic
         raw = json.loads(path.read_text(encoding="utf-8"))
         return {v: [Keyword(*k) for k in ks] for v, ks in raw.items()}
     keywords = video_keywords(corpus, lexicon)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    raw = {v: [[k.word, k.score, k.entity] for k in ks] for v, ks in keywords.items()}
-    tmp.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_json(path, {v: [[k.word, k.score, k.entity] for k in ks] for v, ks in keywords.items()})
     return keywords
 
 

@@ -32,19 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data.fileio import PickledFeatures, load_json
+from model.data.fileio import PickledFeatures, atomic_json, load_json
 from model.data.movielc_records import read_records
 from model.data.schema import Comment, Corpus, DataError, Segment, Video
 
 SPLIT_FILES = {"train": "train.json", "dev": "val.json", "test": "test.json"}
 FEATURES_FILE = "movie101.pkl"
-
-
-def _atomic_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _read_split(root: Path) -> dict[str, str]:
@@ -163,25 +156,23 @@ def write_movielc(
         {"video": v.id, "title": v.title, "duration": v.duration_s, "category": v.category}
         for v in corpus
     ]
-    _atomic_json(root / "meta.json", meta)
-    _atomic_json(
-        root / "processed_data" / "vid_duration.json", {v.id: v.duration_s for v in corpus}
-    )
+    atomic_json(root / "meta.json", meta)
+    atomic_json(root / "processed_data" / "vid_duration.json", {v.id: v.duration_s for v in corpus})
     for v in corpus:
         texts: dict[str, list[str]] = {}
         metas: dict[str, list[dict]] = {}
         for c in v.comments:
             texts.setdefault(str(c.second), []).append(c.text)
             metas.setdefault(str(c.second), []).append({"likes": c.likes, "knowledge": c.knowledge})
-        _atomic_json(root / "comment" / f"{v.id}.json", texts)
-        _atomic_json(root / "extras" / "comment_meta" / f"{v.id}.json", metas)
+        atomic_json(root / "comment" / f"{v.id}.json", texts)
+        atomic_json(root / "extras" / "comment_meta" / f"{v.id}.json", metas)
     for name, file in SPLIT_FILES.items():
         lines = [json.dumps({"video": v.id}) for v in corpus if v.split == name]
         (root / "division").mkdir(parents=True, exist_ok=True)
         (root / "division" / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
     for name, attr in (("subtitles.json", "subtitles"), ("transcripts.json", "transcript")):
         rows = {v.id: [[s.start_s, s.end_s, s.text] for s in getattr(v, attr)] for v in corpus}
-        _atomic_json(root / "extras" / name, rows)
+        atomic_json(root / "extras" / name, rows)
     if features is not None:
         import torch
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from model.data.fileio import atomic_json
 from model.data.schema import DataError
 
 SPECIALS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>", "<&&&>")
@@ -87,12 +87,8 @@ class Vocab:
         return hashlib.sha256("\n".join(self.words).encode()).hexdigest()[:16]
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"word2id": self.ids, "id2word": {str(i): w for i, w in enumerate(self.words)}}
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_json(path, doc)
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
