@@ -9,7 +9,6 @@ corpus, KG or embedder builds new ones.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from kg.settings import BUNDLED_FILMKG, data_dir
 from kg.store import GraphStore
 from model.data.fileio import atomic_json
 from model.data.prepare import corpus_fingerprint
-from model.data.schema import Corpus
+from model.data.schema import Corpus, DataError
 from retrieval.comment_index import (
     CommentIndex,
     StaleIndexError,
@@ -51,6 +50,8 @@ def load_corpus(corpus: str | None, fmt: str) -> Corpus:
     from model.data.readers import read_corpus
 
     if corpus is None:
+        if fmt not in ("demo", None):
+            raise DataError(f"--format {fmt} needs --corpus PATH (the dataset directory)")
         from model.data.demo import ensure_demo
 
         return read_corpus("demo", ensure_demo())
@@ -67,15 +68,8 @@ def ensure_kg(store: GraphStore, args: argparse.Namespace) -> None:
         load(store, "filmkg", BUNDLED_FILMKG, progress=False)
 
 
-def _lexicon_key(lexicon: EntityLexicon) -> str:
-    h = hashlib.sha256()
-    for name in sorted(lexicon.head_of):
-        h.update(f"{name}\t{lexicon.head_of[name]}\n".encode())
-    return h.hexdigest()[:12]
-
-
 def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dict:
-    path = folder / f"keywords-{_lexicon_key(lexicon)}.json"
+    path = folder / f"keywords-{lexicon.fingerprint}.json"
     if path.exists():
         raw = json.loads(path.read_text(encoding="utf-8"))
         return {v: [Keyword(*k) for k in ks] for v, ks in raw.items()}

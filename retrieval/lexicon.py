@@ -10,6 +10,7 @@ counts the knowledge budget and feeds the TF-IDF keywords.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -137,3 +138,12 @@ class EntityLexicon:
 
     def tokens(self, text: str) -> list[str]:
         return self.tokenizer(text)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the names and their heads (what keyword sets and vocabularies built with
+        this lexicon depend on)."""
+        h = hashlib.sha256()
+        for name in sorted(self.head_of):
+            h.update(f"{name}\t{self.head_of[name]}\n".encode())
+        return h.hexdigest()[:12]

@@ -80,6 +80,7 @@ from model.data.fileio import (
     require_dir,
 )
 from model.data.schema import SPLITS, Candidate, Comment, Corpus, DataError, Video
+from model.data.vocab import VOCAB_FILE
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ SPLIT_FILES = {
     "dev": ("dev.json", "dev-candidate.json", "dev-context.json"),
     "test": ("test.json", "test-candidate.json", "test-context.json"),
 }
-VOCAB_FILE = "dicts-30000.json"
+
 FEATURES_FILE = "res18.pkl"
 SEPARATOR = "<&&&>"
 CONTEXT_REACH = 3  # preprocess.test_comments draws context from t±1, t±2, t±3

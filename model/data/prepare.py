@@ -31,11 +31,10 @@ from model.data.candidates import (
 )
 from model.data.samples import build_samples
 from model.data.schema import Corpus
-from model.data.vocab import DEFAULT_SIZE, Tokenizer, Vocab
+from model.data.vocab import DEFAULT_SIZE, VOCAB_FILE, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
 PREPARE_VERSION = 1
-VOCAB_FILE = "dicts-30000.json"
 
 
 @dataclass
@@ -68,10 +67,12 @@ def prepare(
     spec: CandidateSpec = LIVEBOT_SPEC,
     splits: tuple[str, ...] = ("dev", "test"),
     tokenizer: Tokenizer | None = None,
+    tokenizer_key: str = "jieba",
     progress: bool = True,
 ) -> Prepared:
     """Load the vocabulary and candidate sets of ``corpus`` from ``out``, building them first
-    if they are missing or were built from other inputs or settings."""
+    if they are missing or were built from other inputs or settings. ``tokenizer_key`` names
+    the tokenizer (its extra words) so that another one rebuilds the vocabulary."""
     out = Path(out)
     wanted = {
         "version": PREPARE_VERSION,
@@ -80,6 +81,7 @@ def prepare(
         "vocab_size": vocab_size,
         "spec": asdict(spec),
         "splits": list(splits),
+        "tokenizer": tokenizer_key,
     }
     manifest = out / "manifest.json"
     if manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")) == wanted:

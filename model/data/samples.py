@@ -62,6 +62,42 @@ def _frames(features: FrameFeatures | None, video_id: str, t: int, radius: int):
     return frames, mask
 
 
+def _by_second(video: Video) -> dict[int, list[Comment]]:
+    by_second: dict[int, list[Comment]] = {}
+    for c in video.comments:
+        by_second.setdefault(c.second, []).append(c)
+    return by_second
+
+
+def sample_at(
+    video: Video,
+    features: FrameFeatures | None,
+    t: int,
+    radius: int = CONTEXT_RADIUS,
+    max_truths: int = MAX_TRUTHS,
+    by_second: dict[int, list[Comment]] | None = None,
+) -> Sample:
+    """The sample at second ``t`` of ``video`` (no targets when nobody commented at t)."""
+    by_second = _by_second(video) if by_second is None else by_second
+    truths = by_second.get(t, [])[:max_truths]
+    context = {
+        s: [c.text for c in by_second.get(s, [])]
+        for s in range(max(t - radius, 0), min(t + radius + 1, math.ceil(video.duration_s)))
+        if s != t
+    }
+    frames, mask = _frames(features, video.id, t, radius)
+    return Sample(
+        video_id=video.id,
+        t=t,
+        frames=frames,
+        frame_mask=mask,
+        context=context,
+        targets=[c.text for c in truths],
+        period=period_bucket(t, video.duration_s),
+        knowledge_target=any(c.knowledge for c in truths),
+    )
+
+
 def video_samples(
     video: Video,
     features: FrameFeatures | None,
@@ -69,27 +105,9 @@ def video_samples(
     max_truths: int = MAX_TRUTHS,
 ) -> Iterator[Sample]:
     """One sample per second of ``video`` that has a comment, in time order."""
-    by_second: dict[int, list[Comment]] = {}
-    for c in video.comments:
-        by_second.setdefault(c.second, []).append(c)
+    by_second = _by_second(video)
     for t in sorted(by_second):
-        truths = by_second[t][:max_truths]
-        context = {
-            s: [c.text for c in by_second.get(s, [])]
-            for s in range(max(t - radius, 0), min(t + radius + 1, math.ceil(video.duration_s)))
-            if s != t
-        }
-        frames, mask = _frames(features, video.id, t, radius)
-        yield Sample(
-            video_id=video.id,
-            t=t,
-            frames=frames,
-            frame_mask=mask,
-            context=context,
-            targets=[c.text for c in truths],
-            period=period_bucket(t, video.duration_s),
-            knowledge_target=any(c.knowledge for c in truths),
-        )
+        yield sample_at(video, features, t, radius, max_truths, by_second)
 
 
 def build_samples(corpus: Corpus, split: str | None = None, **kw) -> Iterator[Sample]:

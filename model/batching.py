@@ -1,0 +1,247 @@
+"""Samples plus recalled knowledge -> the arrays KLVCG reads (DESIGN.md §1 "Sample -> Batch").
+
+For a sample at second t (KLVCG §IV-A):
+
+- ``frames`` ``(2l+1, F)`` and ``frame_mask``: the frame features of [t-l, t+l];
+- ``rows`` ``(2l+1, n)``: one word row per context second t-l..t-1, t+1..t+l (the
+  Comment@TimeStep encoder's input: ``[CLS]`` then the second's comments joined by ``<&&&>``,
+  LiveBot's separator), then one row of comments of *other* videos about the same entities
+  (the paper's AC, "concatenated with the original context comments");
+- ``knowledge`` ``(m+1,)``: ``[CLS]`` then the recalled facts' words joined by ``<&&&>``, with
+  ``fact_of`` mapping each position to the fact it came from (-1 for ``[CLS]``, separators and
+  padding), so the knowledge encoder's attention can be read back as attention over facts;
+- ``period``: the viewing-period stage of t;
+- ``targets``: the ground-truth comments as ``<BOS> words <EOS>`` rows of g ids.
+
+A split is encoded once (recall is the slow part) and cached under the data directory as a
+``.npz`` (no pickle) plus the facts as JSON, keyed by everything it was built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.data.fileio import atomic_json
+from model.data.samples import Sample, build_samples
+from model.data.vocab import BOS, EOS, PAD, SEP, Tokenizer, Vocab
+
+log = logging.getLogger(__name__)
+ENCODING_VERSION = 1
+RECALL_BATCH = 256
+
+
+def model_specials(vocab: Vocab) -> tuple[int, int]:
+    """Ids of the model's own tokens after the corpus vocabulary: ``[MASK]``, ``[CLS]``."""
+    return len(vocab), len(vocab) + 1
+
+
+@dataclass(frozen=True)
+class Lengths:
+    radius: int
+    max_len: int
+    max_step_len: int
+    max_knowledge_len: int
+
+
+@dataclass
+class Encoded:
+    """A split, encoded: ``N`` samples and ``T`` (sample, ground truth) training pairs."""
+
+    video: list[str]
+    t: np.ndarray  # (N,) int32
+    frames: np.ndarray  # (N, 2l+1, F) float32
+    frame_mask: np.ndarray  # (N, 2l+1) bool
+    rows: np.ndarray  # (N, 2l+1, n) int32
+    knowledge: np.ndarray  # (N, m+1) int32
+    fact_of: np.ndarray  # (N, m+1) int16
+    period: np.ndarray  # (N,) int64
+    knowledge_target: np.ndarray  # (N,) bool
+    targets: np.ndarray  # (T, g) int32
+    target_sample: np.ndarray  # (T,) int32
+    facts: list[list[dict]]  # per sample: the recalled facts {head, relation, tail, text}
+    ac: list[list[str]]  # per sample: the other-video comments in its AC row
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def index_of(self) -> dict[tuple[str, int], int]:
+        return {(v, int(t)): i for i, (v, t) in enumerate(zip(self.video, self.t, strict=True))}
+
+    def batch(self, idx: Sequence[int] | np.ndarray, device: torch.device | str = "cpu") -> dict:
+        """The context tensors of samples ``idx`` (no targets)."""
+        idx = np.asarray(idx)
+
+        def tensor(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(a[idx]).to(device=device, dtype=dtype)
+
+        return {
+            "frames": tensor(self.frames, torch.float32),
+            "frame_mask": tensor(self.frame_mask, torch.bool),
+            "rows": tensor(self.rows, torch.long),
+            "knowledge": tensor(self.knowledge, torch.long),
+            "period": tensor(self.period, torch.long),
+        }
+
+    _ARRAYS = (
+        "t",
+        "frames",
+        "frame_mask",
+        "rows",
+        "knowledge",
+        "fact_of",
+        "period",
+        "knowledge_target",
+        "targets",
+        "target_sample",
+    )
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **{k: getattr(self, k) for k in self._ARRAYS})
+        atomic_json(
+            path.with_suffix(".json"), {"video": self.video, "facts": self.facts, "ac": self.ac}
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Encoded:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in cls._ARRAYS}
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        return cls(video=meta["video"], facts=meta["facts"], ac=meta["ac"], **arrays)
+
+
+class Featurizer:
+    """Words -> ids with the corpus vocabulary and the model's specials."""
+
+    def __init__(self, vocab: Vocab, tokenizer: Tokenizer, lengths: Lengths) -> None:
+        self.vocab, self.tokenizer, self.lengths = vocab, tokenizer, lengths
+        self.mask_id, self.cls_id = model_specials(vocab)
+
+    def words(self, text: str) -> list[int]:
+        return self.vocab.encode(self.tokenizer(text))
+
+    def row(self, texts: Sequence[str]) -> list[int]:
+        """``[CLS] c1 <&&&> c2 ...`` cut to the row length."""
+        ids = [self.cls_id]
+        for i, text in enumerate(texts):
+            ids += ([SEP] if i else []) + self.words(text)
+        return ids[: self.lengths.max_step_len]
+
+    def knowledge(self, fact_texts: Sequence[str]) -> tuple[list[int], list[int]]:
+        ids, fact_of = [self.cls_id], [-1]
+        for i, text in enumerate(fact_texts):
+            if i:
+                ids.append(SEP)
+                fact_of.append(-1)
+            words = self.words(text)
+            ids += words
+            fact_of += [i] * len(words)
+        n = self.lengths.max_knowledge_len + 1
+        return ids[:n], fact_of[:n]
+
+    def target(self, text: str) -> list[int]:
+        """``<BOS> words <EOS>``, words cut so the whole is at most g ids."""
+        return [BOS, *self.words(text)[: self.lengths.max_len - 2], EOS]
+
+
+def _pad(rows: Sequence[Sequence[int]], width: int, fill: int = PAD) -> np.ndarray:
+    out = np.full((len(rows), width), fill, dtype=np.int32)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r[:width]
+    return out
+
+
+def encode_samples(
+    samples: list[Sample],
+    knowledge: list,  # retrieval.recall.Knowledge per sample
+    featurizer: Featurizer,
+) -> Encoded:
+    lengths = featurizer.lengths
+    r = lengths.radius
+    n_rows = 2 * r + 1
+    seconds = [s for s in range(-r, r + 1) if s != 0]
+    rows = np.full((len(samples), n_rows, lengths.max_step_len), PAD, dtype=np.int32)
+    kn = np.full((len(samples), lengths.max_knowledge_len + 1), PAD, dtype=np.int32)
+    fact_of = np.full(kn.shape, -1, dtype=np.int16)
+    targets, target_sample, facts, ac = [], [], [], []
+    for i, (s, k) in enumerate(zip(samples, knowledge, strict=True)):
+        for j, offset in enumerate(seconds):
+            row = featurizer.row(s.context.get(s.t + offset, []))
+            rows[i, j, : len(row)] = row
+        ac_texts = [h.text for h in k.comments]
+        row = featurizer.row(ac_texts)
+        rows[i, n_rows - 1, : len(row)] = row
+        ids, of = featurizer.knowledge([f.text for f in k.facts])
+        kn[i, : len(ids)], fact_of[i, : len(of)] = ids, of
+        facts.append(
+            [
+                {"head": f.head, "relation": f.relation, "tail": f.tail, "text": f.text}
+                for f in k.facts
+            ]
+        )
+        ac.append(ac_texts)
+        for text in s.targets:
+            targets.append(featurizer.target(text))
+            target_sample.append(i)
+    frames = np.zeros((len(samples), n_rows, 1), np.float32)  # one zero feature without any
+    frame_mask = np.zeros((len(samples), n_rows), bool)
+    if samples and samples[0].frames.shape[1]:
+        frames = np.stack([s.frames for s in samples])
+        frame_mask = np.stack([s.frame_mask for s in samples])
+    return Encoded(
+        video=[s.video_id for s in samples],
+        t=np.array([s.t for s in samples], dtype=np.int32),
+        frames=frames,
+        frame_mask=frame_mask,
+        rows=rows,
+        knowledge=kn,
+        fact_of=fact_of,
+        period=np.array([s.period for s in samples], dtype=np.int64),
+        knowledge_target=np.array([s.knowledge_target for s in samples], dtype=bool),
+        targets=_pad(targets, lengths.max_len),
+        target_sample=np.array(target_sample, dtype=np.int32),
+        facts=facts,
+        ac=ac,
+    )
+
+
+def encode_split(
+    ctx,  # retrieval.context.RetrievalContext
+    split: str,
+    featurizer: Featurizer,
+    cache_dir: Path | None,
+    cache_key: dict,
+    progress: bool = True,
+) -> Encoded:
+    """Samples of ``split`` with their recalled knowledge, encoded (loaded from the cache when
+    it was built from the same inputs)."""
+    from retrieval.recall import recall_many
+
+    key = hashlib.sha256(json.dumps({**cache_key, "split": split}, sort_keys=True).encode())
+    path = cache_dir / f"{split}-{key.hexdigest()[:16]}.npz" if cache_dir else None
+    if path is not None and path.exists() and path.with_suffix(".json").exists():
+        return Encoded.load(path)
+    samples = list(build_samples(ctx.corpus, split, radius=featurizer.lengths.radius))
+    knowledge = []
+    bar = tqdm(total=len(samples), desc=f"recall {split}", unit=" windows", disable=not progress)
+    for i in range(0, len(samples), RECALL_BATCH):
+        chunk = samples[i : i + RECALL_BATCH]
+        windows = [(ctx.corpus.videos[s.video_id], s.t, ctx.keyword_set(s.video_id)) for s in chunk]
+        knowledge += recall_many(ctx.store, ctx.linker, ctx.index, windows)
+        bar.update(len(chunk))
+    bar.close()
+    encoded = encode_samples(samples, knowledge, featurizer)
+    if path is not None:
+        encoded.save(path)
+    return encoded

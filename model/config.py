@@ -1,0 +1,158 @@
+"""Model and training configuration of KLVCG, its presets and its ablations.
+
+Paper defaults (KLVCG, Chen et al., §V-A "Training setup", and DESIGN.md §5): hidden size
+d = 384; visual, Comment@TimeStep and Comment@TimeSpan encoders of 2 layers x 6 heads; a
+knowledge encoder of one self-attention and one cross-attention block, 6 heads each; a cross
+encoder of 2 layers x 12 heads; a decoder of 1 layer x 12 heads; context window [t-5, t+5];
+g = 20 words including ``<BOS>``/``<EOS>``; beam 5; pre-training masks 30 % of the target
+words (80 % ``[MASK]``, 10 % random, 10 % kept); lr 1e-4 with warm-up and linear decay (UniVL's
+``warmup_linear``), AdamW; batch 128.
+
+``--preset paper`` is exactly that. The default ``cpu`` preset keeps the architecture (every
+encoder, the same layer counts and the window) at d = 192 with 6/12/12 heads and a higher
+learning rate, no dropout and shorter per-second rows (16 words) for the small number of steps
+a 2-core machine gets in the 15 minutes the main job has.
+
+Ablations (paper table IV), each adding one component to the previous row:
+``basic`` (trained from scratch, no knowledge, no period), ``+mlm`` (MLM pre-training),
+``+kg`` (knowledge-graph facts), ``+ac`` (comments of other videos), ``+period`` (the period
+embedding: the full model, also called ``full``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+ABLATIONS = ("basic", "+mlm", "+kg", "+ac", "+period")
+ABLATION_ALIASES = {"full": "+period"}
+PRESETS = ("cpu", "paper")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int  # the corpus vocabulary plus the model's [MASK] and [CLS]
+    frame_dim: int
+    d_model: int = 384
+    modality_layers: int = 2  # visual, Comment@TimeStep, Comment@TimeSpan encoders
+    modality_heads: int = 6
+    knowledge_heads: int = 6
+    cross_layers: int = 2
+    cross_heads: int = 12
+    decoder_layers: int = 1
+    decoder_heads: int = 12
+    ffn_factor: int = 4
+    dropout: float = 0.1
+    radius: int = 5  # context window [t-l, t+l]
+    max_len: int = 20  # g: target words including <BOS> and <EOS>
+    max_step_len: int = 32  # words of one second's comments (with [CLS] and separators)
+    max_knowledge_len: int = 80  # words of the recalled facts (KLVCG's max_kg_len)
+    n_periods: int = 5
+    use_kg: bool = True
+    use_ac: bool = True
+    use_period: bool = True
+
+    def __post_init__(self) -> None:
+        for heads in (self.modality_heads, self.knowledge_heads, self.cross_heads):
+            if self.d_model % heads:
+                raise ValueError(f"d_model={self.d_model} is not divisible by {heads} heads")
+        if self.d_model % self.decoder_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by the decoder heads")
+        if self.max_len < 3:
+            raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
+
+    @property
+    def n_rows(self) -> int:
+        """Comment rows: the 2l context seconds, plus the row of other videos' comments."""
+        return 2 * self.radius + (1 if self.use_ac else 0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "cpu"
+    ablation: str = "+period"
+    batch_size: int = 64
+    lr: float = 1e-4
+    warmup: float = 0.1  # fraction of the steps of a stage
+    weight_decay: float = 0.01
+    pretrain_epochs: float = 1.0  # MLM stage (skipped by "basic")
+    epochs: float = 2.0  # generation fine-tuning
+    max_steps: int | None = None  # caps each stage
+    mask_prob: float = 0.3
+    eval_every: int = 0  # steps between dev evaluations (0: at the end of each epoch)
+    dev_samples: int = 256  # dev samples for the checkpoint selection (MRR)
+    seed: int = 0
+    kg_in_finetune: bool = True  # False: the released code's setup (facts in pre-training only)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def canonical_ablation(name: str) -> str:
+    name = ABLATION_ALIASES.get(name, name)
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}: one of {', '.join(ABLATIONS)} or full")
+    return name
+
+
+def ablation_switches(name: str) -> dict[str, bool]:
+    """What the row ``name`` of table IV turns on (each row adds to the one above)."""
+    level = ABLATIONS.index(canonical_ablation(name))
+    return {
+        "mlm": level >= 1,
+        "use_kg": level >= 2,
+        "use_ac": level >= 3,
+        "use_period": level >= 4,
+    }
+
+
+def preset_sizes(preset: str) -> dict:
+    if preset == "paper":
+        return {}
+    if preset == "cpu":
+        # no dropout: a CPU run sees about one epoch (under-fitting, not over-fitting), and
+        # drawing dropout masks is two thirds of a CPU training step
+        return {"d_model": 192, "max_step_len": 16, "dropout": 0.0}
+    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+
+
+def preset_training(preset: str) -> dict:
+    if preset == "paper":
+        return {"batch_size": 128, "lr": 1e-4, "epochs": 10.0, "pretrain_epochs": 5.0}
+    if preset == "cpu":
+        return {
+            "batch_size": 64,
+            "lr": 5e-4,
+            "pretrain_epochs": 0.5,
+            "epochs": 1.5,
+            "eval_every": 150,
+        }
+    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+
+
+def make_configs(
+    preset: str, ablation: str, vocab_size: int, frame_dim: int, **train_overrides
+) -> tuple[ModelConfig, TrainConfig]:
+    switches = ablation_switches(ablation)
+    model = ModelConfig(
+        vocab_size=vocab_size,
+        frame_dim=frame_dim,
+        use_kg=switches["use_kg"],
+        use_ac=switches["use_ac"],
+        use_period=switches["use_period"],
+        **preset_sizes(preset),
+    )
+    train = TrainConfig(preset=preset, ablation=canonical_ablation(ablation))
+    train = replace(train, **preset_training(preset))
+    train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+    return model, train

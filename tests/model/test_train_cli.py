@@ -1,0 +1,206 @@
+"""``model.train`` / ``model.evaluate`` / ``model.generate`` end to end on a small demo corpus and
+the bundled FilmKG sample (a few training steps: this checks the plumbing, the JSON contract,
+resumption and the errors, not the quality)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+
+import pytest
+import torch
+
+from kg.cli import run
+from model import evaluate, generate, train
+from model.checkpoint import STATE, WEIGHTS
+from model.data.demo import DemoConfig, ensure_demo
+from model.data.vocab import VOCAB_FILE
+from model.trainer import Trainer
+
+pytestmark = pytest.mark.slow
+METRICS = ("r1", "r5", "r10", "mr", "mrr")
+
+
+def call(main, argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        run(main, argv)
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DANMAKU_DATA", str(root / "data"))
+    corpus = ensure_demo(root / "corpus", DemoConfig(films=4))
+    common = ["--corpus", str(corpus), "--format", "demo", "--embedder", "hashing:32"]
+    common += ["--no-progress", "--device", "cpu"]
+    yield {"root": root, "corpus": corpus, "common": common}
+    mp.undo()
+
+
+def train_args(env, out, *extra) -> list[str]:
+    return [
+        "--kg",
+        "filmkg",
+        *env["common"],
+        "--out",
+        str(out),
+        "--batch-size",
+        "8",
+        "--dev-samples",
+        "8",
+        "--eval-samples",
+        "24",
+        "--generation-samples",
+        "2",
+        "--json",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(env):
+    out = env["root"] / "ckpt"
+    buf = io.StringIO()  # module scope: no capsys
+    with contextlib.redirect_stdout(buf), pytest.raises(SystemExit) as exit_:
+        run(train.main, train_args(env, out, "--max-steps", "2"))
+    assert exit_.value.code == 0
+    lines = buf.getvalue().strip().splitlines()
+    return out, json.loads(lines[-1]), buf.getvalue()
+
+
+def test_train_prints_the_metrics_table_and_json_contract(trained):
+    out, report, text = trained
+    for block in (report, report["knowledge_subset"]):
+        assert set(METRICS) <= set(block)
+        assert 0 <= block["r1"] <= block["r5"] <= block["r10"] <= 100
+        assert 1 <= block["mr"] <= 100 and 0 < block["mrr"] <= 1
+        assert block["ci"]["mrr"][0] <= block["mrr"] <= block["ci"]["mrr"][1]
+    assert report["n"] == 24 and report["candidates"] == 100
+    assert 0 < report["knowledge_subset"]["n"] < report["n"]
+    assert "knowledge subset" in text and "R@10" in text
+    for name in (WEIGHTS, STATE, VOCAB_FILE, "config.json", "metrics.json"):
+        assert (out / name).is_file()
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["model"]["d_model"] == 192 and config["train"]["ablation"] == "+period"
+    assert config["vocab_fingerprint"] and config["data"]["format"] == "demo"
+    gen = report["generation"]
+    assert gen["samples"] == 2 and 0 <= gen["non_empty"] <= 1
+
+
+def test_running_again_only_re_evaluates_and_gives_the_same_numbers(env, trained, capsys):
+    out, report, _ = trained
+    before = (out / WEIGHTS).read_bytes()
+    code, stdout, _ = call(train.main, train_args(env, out, "--max-steps", "2"), capsys)
+    assert code == 0
+    again = json.loads(stdout.strip().splitlines()[-1])
+    assert {k: again[k] for k in METRICS} == {k: report[k] for k in METRICS}
+    assert (out / WEIGHTS).read_bytes() == before
+
+
+def test_evaluate_reproduces_the_training_metrics(env, trained, capsys):
+    out, report, _ = trained
+    argv = ["--checkpoint", str(out), "--no-progress", "--eval-samples", "24", "--json"]
+    argv += ["--generation-samples", "0", "--embedder", "hashing:32"]
+    argv += ["--corpus", str(env["corpus"]), "--format", "demo"]
+    code, stdout, _ = call(evaluate.main, argv, capsys)
+    assert code == 0
+    again = json.loads(stdout.strip().splitlines()[-1])
+    for key in METRICS:
+        assert again[key] == pytest.approx(report[key])
+        assert again["knowledge_subset"][key] == pytest.approx(report["knowledge_subset"][key])
+
+
+def test_generate_prints_beam_comments_and_the_facts_used(env, trained, capsys):
+    out, _, _ = trained
+    from model.data.readers import read_corpus
+
+    corpus = read_corpus("demo", env["corpus"])
+    video = corpus.split("test")[0]
+    t = video.comments[len(video.comments) // 2].second
+    argv = ["--checkpoint", str(out), *env["common"], "--video", video.id, "--t", str(t)]
+    code, stdout, _ = call(generate.main, [*argv, "--json"], capsys)
+    assert code == 0
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["video"] == video.id and result["t"] == t
+    assert 1 <= len(result["comments"]) <= 5
+    assert all(c["text"].strip() for c in result["comments"])
+    if result["facts"]:
+        assert sum(f["weight"] for f in result["facts"]) == pytest.approx(1.0, abs=1e-3)
+        weights = [f["weight"] for f in result["facts"]]
+        assert weights == sorted(weights, reverse=True)
+    code, _, err = call(generate.main, [*argv[:-4], "--video", "nope", "--t", "3"], capsys)
+    assert code == 2 and "unknown video 'nope'" in err
+    code, _, err = call(generate.main, [*argv[:-2], "--t", "99999"], capsys)
+    assert code == 2 and "outside" in err
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(env, capsys, monkeypatch):
+    """Ctrl-C in fine-tuning, then the same command: the run goes on from the step it was
+    interrupted at and ends with exactly the weights of an uninterrupted run."""
+    args = ("--max-steps", "4", "--eval-every", "2", "--eval-samples", "4")
+    straight, resumed = env["root"] / "straight", env["root"] / "resumed"
+    assert call(train.main, train_args(env, straight, *args), capsys)[0] == 0
+
+    real_loss = Trainer._loss
+
+    def interrupt_at_step_3(self, stage, batch, gen):
+        if stage == "finetune" and self.state.step == 3:
+            raise KeyboardInterrupt
+        return real_loss(self, stage, batch, gen)
+
+    monkeypatch.setattr(Trainer, "_loss", interrupt_at_step_3)
+    code, _, err = call(train.main, train_args(env, resumed, *args), capsys)
+    assert code == 130 and "run the same command again" in err
+    state = torch.load(resumed / STATE, weights_only=True)
+    assert (state["stage"], state["step"]) == ("finetune", 3)
+    monkeypatch.setattr(Trainer, "_loss", real_loss)
+    assert call(train.main, train_args(env, resumed, *args), capsys)[0] == 0
+
+    a = torch.load(straight / STATE, weights_only=True)
+    b = torch.load(resumed / STATE, weights_only=True)
+    assert (b["stage"], b["step"]) == ("finetune", 4)
+    assert a["model_state"].keys() == b["model_state"].keys()
+    for key, value in a["model_state"].items():
+        assert torch.equal(value, b["model_state"][key]), key
+
+
+def test_bad_checkpoints_and_runs_are_refused_and_nothing_is_overwritten(env, trained, capsys):
+    out, _, _ = trained
+    eval_argv = ["--no-progress", "--embedder", "hashing:32", "--json"]
+    eval_argv += ["--corpus", str(env["corpus"]), "--format", "demo"]
+
+    broken = env["root"] / "broken"
+    shutil.copytree(out, broken)
+    data = (broken / WEIGHTS).read_bytes()
+    (broken / WEIGHTS).write_bytes(data[: len(data) // 2])
+    code, _, err = call(evaluate.main, ["--checkpoint", str(broken), *eval_argv], capsys)
+    assert code == 2 and "corrupted" in err and "Traceback" not in err
+    assert (broken / WEIGHTS).read_bytes() == data[: len(data) // 2]
+
+    other_vocab = env["root"] / "other-vocab"
+    shutil.copytree(out, other_vocab)
+    doc = json.loads((other_vocab / VOCAB_FILE).read_text(encoding="utf-8"))
+    words = sorted(doc["word2id"], key=doc["word2id"].get)
+    words[10], words[11] = words[11], words[10]
+    doc = {"word2id": {w: i for i, w in enumerate(words)}}
+    (other_vocab / VOCAB_FILE).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    code, _, err = call(evaluate.main, ["--checkpoint", str(other_vocab), *eval_argv], capsys)
+    assert code == 2 and "vocabulary" in err
+
+    other_corpus = ensure_demo(env["root"] / "corpus2", DemoConfig(films=4, seed=9))
+    argv = ["--checkpoint", str(out), *eval_argv[:-4], "--corpus", str(other_corpus)]
+    code, _, err = call(evaluate.main, [*argv, "--format", "demo"], capsys)
+    assert code == 2 and "trained with vocabulary" in err
+
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    code, _, err = call(train.main, train_args(env, out, "--ablation", "basic"), capsys)
+    assert code == 2 and "nothing was overwritten" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+    code, _, err = call(evaluate.main, ["--checkpoint", str(env["root"] / "none")], capsys)
+    assert code == 2 and "no such checkpoint" in err
