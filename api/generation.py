@@ -1,0 +1,45 @@
+"""The comment generator behind ``POST /generate``: found, loaded once, or why not.
+
+The model code (:mod:`model.generate`) is imported only when a checkpoint is configured, so
+the API starts, and serves everything else, on a machine that has never trained a model.
+A missing or broken checkpoint does not stop the API: ``/health`` and ``POST /generate``
+say why there is no model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from api.schemas import PartHealth
+from api.settings import Settings
+from kg.errors import UserError
+from retrieval.context import RetrievalContext
+
+log = logging.getLogger(__name__)
+
+NOT_CONFIGURED = (
+    "not configured: no checkpoint under $DANMAKU_DATA/checkpoints/ and DANMAKU_CHECKPOINT "
+    "is not set (python -m model.train writes checkpoints)"
+)
+
+
+def load_generator(settings: Settings, ctx: RetrievalContext) -> tuple[Any | None, PartHealth]:
+    """The generator of the configured checkpoint (``model.generate.Generator``), or None and
+    the reason there is none."""
+    directory = settings.checkpoint_dir()
+    if directory is None:
+        return None, PartHealth(ok=False, detail=NOT_CONFIGURED)
+    try:
+        from model.generate import Generator
+    except ImportError as e:
+        return None, PartHealth(
+            ok=False, detail=f"cannot load {directory}: the model code is missing ({e})"
+        )
+    try:
+        generator = Generator.load(directory, ctx, device=settings.device)
+    except UserError as e:
+        log.error("no model: %s", e)
+        return None, PartHealth(ok=False, detail=f"cannot load {directory}: {e}")
+    log.info("generator loaded from %s on %s", directory, settings.device)
+    return generator, PartHealth(ok=True, detail=f"loaded from {directory} on {settings.device}")

@@ -1,0 +1,41 @@
+"""``POST /generate``: comments for second t of a video, from the configured checkpoint, and
+the facts the model's knowledge encoder attended to. 503 until a model is loaded; behind
+the API key when ``API_KEY`` is set."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from api.deps import (
+    SettingsDep,
+    StateDep,
+    check_second,
+    require_api_key,
+    run_blocking,
+    video_or_404,
+)
+from api.errors import BAD_BODY, NO_KEY, NO_MODEL, NOT_FOUND
+from api.schemas import Generated, GenerateRequest
+
+router = APIRouter(tags=["generate"])
+
+
+@router.post(
+    "/generate",
+    response_model=Generated,
+    dependencies=[Depends(require_api_key)],
+    responses={**BAD_BODY, **NOT_FOUND, **NO_KEY, **NO_MODEL},
+)
+async def generate(request: GenerateRequest, state: StateDep, settings: SettingsDep) -> Generated:
+    """Beam-search comments at `t` (the model reads the same recall as `GET /recall`)."""
+    generator = state.generator
+    if generator is None:
+        raise HTTPException(503, f"no model to generate with: {state.model.detail}")
+    video = video_or_404(state, request.video)
+    check_second(video, request.t, ("body", "t"))
+
+    def run() -> dict:
+        with state.knowledge_lock:
+            return generator.generate(video.id, request.t, beam=request.beam).as_dict()
+
+    return Generated.model_validate(await run_blocking(settings, run))

@@ -1,0 +1,151 @@
+"""Request and response models of the inspection API (the OpenAPI schema at ``/docs``).
+
+Every list an endpoint returns is capped (the ``MAX_*`` limits); paged lists say where the
+next page starts (``next_offset``, null on the last page).
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Caps on what one request may ask for.
+MAX_NAME_CHARS = 200
+MAX_PAGE = 500
+MAX_OFFSET = 1_000_000
+MAX_RELATIONS = 20
+MAX_NEIGHBORS = 500
+MAX_ALIASES = 200
+MAX_KEYWORDS = 100
+MAX_COMMENTS_PAGE = 1000
+MAX_BEAM = 10
+MAX_SECONDS = 10**7  # longer than any video: a bound for the schema, not a policy
+
+T = TypeVar("T")
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong, in one line")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page; null on the last page")
+
+
+def page(rows: list, limit: int, offset: int) -> Page:
+    """A page of ``rows`` read with ``limit + 1`` from ``offset``: an extra row means more."""
+    more = len(rows) > limit
+    return Page(
+        items=rows[:limit], limit=limit, offset=offset, next_offset=offset + limit if more else None
+    )
+
+
+class Fact(BaseModel):
+    head: str
+    relation: str
+    tail: str
+
+
+class Entity(BaseModel):
+    name: str = Field(description="the name asked for")
+    entity: str = Field(description="the entity (head) it resolves to")
+    aliases: list[str] = Field(description=f"alias names of the entity (at most {MAX_ALIASES})")
+    aliases_truncated: bool
+
+
+class Neighbors(BaseModel):
+    entity: str
+    hops: Literal[1, 2]
+    items: list[Fact] = Field(description="facts within `hops`, in either direction")
+    limit: int
+    truncated: bool = Field(description="true when there were more facts than `limit`")
+
+
+class VideoSummary(BaseModel):
+    id: str
+    title: str
+    duration_s: float
+    split: str | None
+    comments: int = Field(description="number of comments")
+
+
+class Keyword(BaseModel):
+    word: str
+    score: float = Field(description="TF-IDF weight in the video")
+    entity: str | None = Field(description="the KG entity the word names, if any")
+
+
+class Comment(BaseModel):
+    time_s: float
+    text: str
+    likes: int | None
+    knowledge: bool = Field(description="the demo corpus flags comments that state a KG fact")
+
+
+class Why(BaseModel):
+    keyword: str = Field(description="the text that named the entity (or the video title)")
+    entity: str
+    hop: int = Field(description="1: a fact of the named entity; 2: of an entity it points to")
+    score: float
+
+
+class RecalledFact(Fact):
+    why: Why
+
+
+class OtherComment(BaseModel):
+    text: str
+    video: str
+    t: int
+    score: float = Field(description="cosine similarity to the window's query")
+
+
+class Recall(BaseModel):
+    video: str
+    t: int
+    window: tuple[int, int] = Field(description="the context window [t-l, t+l] (t itself left out)")
+    knowledge: str = Field(description="the facts as the knowledge encoder reads them")
+    facts: list[RecalledFact]
+    comments: list[OtherComment] = Field(description="comments of other videos")
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    t: int = Field(ge=0, le=MAX_SECONDS, description="second of the video to comment on")
+    beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam size (also comments returned)")
+
+
+class GeneratedComment(BaseModel):
+    text: str
+    score: float
+
+
+class AttendedFact(Fact):
+    weight: float = Field(description="the knowledge encoder's attention on the fact")
+
+
+class Generated(BaseModel):
+    video: str
+    t: int
+    comments: list[GeneratedComment]
+    facts: list[AttendedFact] = Field(description="the facts the model attended to")
+
+
+class PartHealth(BaseModel):
+    """Whether one part of the API works, and if not, why."""
+
+    ok: bool
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    store: PartHealth
+    index: PartHealth
+    model: PartHealth

@@ -1,0 +1,104 @@
+"""The API on real small data: the bundled FilmKG sample in the default embedded store (loaded
+on first start, as on a fresh install), a 4-film demo corpus and the fast hashing embedder.
+
+One state is built per session (``api_state``) and shared by every app the tests make;
+environment variables that configure the API are cleared while it is built, so the tests do
+not depend on the caller's shell.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings, load_settings
+from api.state import ApiState, build_state
+from model.data.demo import DemoConfig, ensure_demo
+from tests.bolt_server import free_port
+
+EMBEDDER = "hashing:64"
+API_ENV = [
+    field.validation_alias for field in Settings.model_fields.values() if field.validation_alias
+]
+
+
+@contextmanager
+def api_env(data_dir: Path, **env: str) -> Iterator[pytest.MonkeyPatch]:
+    """DANMAKU_DATA at ``data_dir``, every other API variable unset except ``env``."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in API_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("DANMAKU_DATA", str(data_dir))
+        for name, value in env.items():
+            mp.setenv(name, value)
+        yield mp
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    return ensure_demo(tmp_path_factory.mktemp("api-demo"), DemoConfig(films=4))
+
+
+@pytest.fixture(scope="session")
+def api_data(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("api-data")
+
+
+@pytest.fixture(scope="session")
+def api_state(api_data, demo_corpus) -> Iterator[ApiState]:
+    with api_env(api_data):
+        state = build_state(load_settings(corpus=str(demo_corpus), embedder=EMBEDDER))
+    yield state
+    state.close()
+
+
+@pytest.fixture(scope="session")
+def client(api_state) -> Iterator[TestClient]:
+    with TestClient(create_app(state=api_state)) as c:
+        yield c
+
+
+def client_with(state: ApiState, **settings) -> TestClient:
+    """A client of an app over the shared state with other request settings (key, CORS ...)."""
+    return TestClient(create_app(state.settings.model_copy(update=settings), state=state))
+
+
+@pytest.fixture(scope="session")
+def live_server(api_state) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port (for the browser)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(state=api_state), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def window_with_facts(client, api_state) -> tuple[str, int, dict]:
+    """A (video, t) with comments at t whose recall has facts and other-video comments, and
+    that recall."""
+    for video in api_state.context.corpus.split("test"):
+        for t in sorted({c.second for c in video.comments if c.second >= 30}):
+            found = client.get("/recall", params={"video": video.id, "t": t}).json()
+            if found["facts"] and found["comments"]:
+                return video.id, t, found
+    raise AssertionError("no window of the demo corpus recalls facts")
