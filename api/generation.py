@@ -30,12 +30,8 @@ def load_generator(settings: Settings, ctx: RetrievalContext) -> tuple[Any | Non
     directory = settings.checkpoint_dir()
     if directory is None:
         return None, PartHealth(ok=False, detail=NOT_CONFIGURED)
-    try:
-        from model.generate import Generator
-    except ImportError as e:
-        return None, PartHealth(
-            ok=False, detail=f"cannot load {directory}: the model code is missing ({e})"
-        )
+    from model.generate import Generator
+
     try:
         generator = Generator.load(directory, ctx, device=settings.device)
     except UserError as e:

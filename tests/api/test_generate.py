@@ -1,6 +1,5 @@
-"""``POST /generate`` without a model, behind an API key, and with a broken checkpoint.
-
-Generation with a trained checkpoint is tested with the model (tests/model)."""
+"""``POST /generate`` with a (briefly) trained checkpoint, without a model, behind an API key,
+and with a broken checkpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import pytest
 from api.generation import NOT_CONFIGURED
 from api.settings import load_settings
 from api.state import build_state
+from kg.cli import run
 from tests.api.conftest import EMBEDDER, api_env, client_with
 
 BODY = {"video": "demo0000", "t": 30, "beam": 3}
@@ -77,3 +77,42 @@ def test_a_broken_checkpoint_does_not_stop_the_api(tmp_path, api_data, demo_corp
             assert c.get("/health").json()["model"]["ok"] is False
     finally:
         state.close()
+
+
+@pytest.fixture(scope="module")
+def trained_state(tmp_path_factory, api_data, demo_corpus):
+    """The API over a checkpoint trained for one step on the same corpus by model.train."""
+    from model import train
+
+    out = tmp_path_factory.mktemp("api-ckpt") / "klvcg"
+    argv = ["--corpus", str(demo_corpus), "--format", "demo", "--embedder", EMBEDDER]
+    argv += ["--out", str(out), "--max-steps", "1", "--batch-size", "4", "--no-progress"]
+    argv += ["--dev-samples", "4", "--eval-samples", "4", "--generation-samples", "0"]
+    with api_env(api_data), pytest.raises(SystemExit) as done:
+        run(train.main, argv)
+    assert done.value.code == 0
+    with api_env(api_data, DANMAKU_CHECKPOINT=str(out)):
+        state = build_state(load_settings(corpus=str(demo_corpus), embedder=EMBEDDER))
+    yield state
+    state.close()
+
+
+def test_generate_answers_comments_and_the_facts_attended_to(trained_state):
+    video = trained_state.context.corpus.videos["demo0000"]
+    t = next(c.second for c in video.comments if c.second > 20)
+    with client_with(trained_state) as c:
+        assert c.get("/health").json()["model"]["ok"] is True
+        r = c.post("/generate", json={"video": "demo0000", "t": t, "beam": 3})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["video"] == "demo0000" and body["t"] == t
+        assert 1 <= len(body["comments"]) <= 3 and all(x["text"] for x in body["comments"])
+        weights = [f["weight"] for f in body["facts"]]
+        assert weights == sorted(weights, reverse=True)
+        if weights:
+            assert sum(weights) == pytest.approx(1.0, abs=1e-3)
+        # the facts are the ones recall gives for the same window
+        recalled = c.get("/recall", params={"video": "demo0000", "t": t}).json()["facts"]
+        key = lambda f: (f["head"], f["relation"], f["tail"])  # noqa: E731
+        assert sorted(map(key, body["facts"])) == sorted(map(key, recalled))
+        assert c.post("/generate", json={"video": "nope", "t": 3, "beam": 3}).status_code == 404
