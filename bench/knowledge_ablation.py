@@ -1,7 +1,8 @@
 """Does knowledge matter? The full KLVCG against the ``+mlm`` ablation (no KG, no AC) on the demo
 corpus, on the knowledge-bearing test subset and overall.
 
-Usage: ``python bench/knowledge_ablation.py [--ablations full +mlm] [-- TRAIN-ARGS...]``
+Usage: ``python bench/knowledge_ablation.py [--ablations full +mlm] [--out-root DIR]
+[-- TRAIN-ARGS...]``
 
 Each ablation is trained and evaluated by the main job, ``python -m model.train --kg filmkg
 --ablation NAME --json`` (same preset, seed and budget; arguments after ``--`` go to every
@@ -22,9 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def train(ablation: str, extra: list[str]) -> dict:
+def train(ablation: str, extra: list[str], out_root: str | None) -> dict:
     cmd = [sys.executable, "-m", "model.train", "--kg", "filmkg", "--ablation", ablation]
     cmd += ["--json", "--no-progress", *extra]
+    if out_root:
+        cmd += ["--out", str(Path(out_root) / ablation.lstrip("+"))]
     print("$", " ".join(cmd[1:]), file=sys.stderr, flush=True)
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -36,8 +39,9 @@ def main() -> None:
     own = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ablations", nargs="+", default=["full", "+mlm"])
+    p.add_argument("--out-root", help="one checkpoint directory per ablation under this one")
     args = p.parse_args(own)
-    reports = {name: train(name, extra) for name in args.ablations}
+    reports = {name: train(name, extra, args.out_root) for name in args.ablations}
 
     print(f"{'ablation':<10}{'subset':<12}{'MRR':>8}{'95 % interval':>20}{'R@1':>8}{'n':>6}")
     for name, rep in reports.items():

@@ -132,10 +132,10 @@ def preset_training(preset: str) -> dict:
     if preset == "cpu":
         return {
             "batch_size": 64,
-            "lr": 5e-4,
-            "pretrain_epochs": 0.5,
-            "epochs": 1.5,
-            "eval_every": 150,
+            "lr": 1e-3,
+            "pretrain_epochs": 0.25,
+            "epochs": 1.25,
+            "eval_every": 100,
         }
     raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
 

@@ -122,13 +122,14 @@ def generation_report(
     idx: np.ndarray,
     beam: int = 5,
     banned: tuple[int, ...] = (),
+    use_kg: bool = True,
     progress: bool = False,
 ) -> dict:
     model.eval()
     hyps, refs, latencies = [], [], []
     for i in tqdm(idx, desc="generating", unit=" samples", disable=not progress, leave=False):
         started = time.perf_counter()
-        enc = model.encode(encoded.batch([i], device))
+        enc = model.encode(encoded.batch([i], device), use_kg=use_kg)
         best = model.beam_search(enc, beam=beam, banned=banned)
         latencies.append(time.perf_counter() - started)
         hyps.append(words(best[0][0]) if best else [])

@@ -261,8 +261,9 @@ class KLVCG(nn.Module):
         logp = torch.zeros(1, device=device)
         finished: list[tuple[list[int], float]] = []
         never = torch.tensor([PAD, BOS, *banned], device=device)
+        stepper = StepDecoder(self, enc.memory[:1])
         for step in range(1, g):
-            logits = self.decode(enc.repeat(seqs.shape[0]), seqs)[:, -1]
+            logits = stepper.step(seqs[:, -1])
             lp = F.log_softmax(logits.float(), dim=-1)
             lp[:, never] = -math.inf
             if step == 1:
@@ -274,7 +275,7 @@ class KLVCG(nn.Module):
             total = (logp.unsqueeze(1) + lp).reshape(-1)
             top, idx = total.topk(min(beam * 2, total.numel()))
             vocab = lp.shape[1]
-            next_seqs, next_logp = [], []
+            next_seqs, next_logp, parents = [], [], []
             for value, i in zip(top.tolist(), idx.tolist(), strict=True):
                 if value == -math.inf:
                     break
@@ -285,6 +286,7 @@ class KLVCG(nn.Module):
                 else:
                     next_seqs.append(torch.cat([seqs[prev], seqs.new_tensor([word])]))
                     next_logp.append(value)
+                    parents.append(prev)
                 if len(next_seqs) == beam:
                     break
             best_open = max(next_logp, default=-math.inf) / (step + 1)
@@ -293,5 +295,72 @@ class KLVCG(nn.Module):
             if not next_seqs:
                 break
             seqs, logp = torch.stack(next_seqs), torch.tensor(next_logp, device=device)
+            stepper.reorder(torch.tensor(parents, device=device))
         finished.sort(key=lambda h: -h[1])
         return finished[:beam]
+
+
+class StepDecoder:
+    """Incremental decoding with the weights of ``model.decoder``, one position at a time.
+
+    Each layer keeps the self-attention keys and values of the positions decoded so far
+    (with the causal mask, earlier positions never change) and the cross-attention keys and
+    values of the memory (computed once). The logits equal :meth:`KLVCG.decode`'s at the last
+    position (eval mode), at a cost independent of the prefix length."""
+
+    def __init__(self, model: KLVCG, memory: torch.Tensor) -> None:
+        self.model = model
+        self.layers = list(model.decoder.layers)
+        self.pos = 0
+        self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
+        self.memory_kv = []
+        for layer in self.layers:
+            ca = layer.multihead_attn
+            d = ca.embed_dim
+            k = F.linear(memory, ca.in_proj_weight[d : 2 * d], ca.in_proj_bias[d : 2 * d])
+            v = F.linear(memory, ca.in_proj_weight[2 * d :], ca.in_proj_bias[2 * d :])
+            self.memory_kv.append((self._heads(k, ca.num_heads), self._heads(v, ca.num_heads)))
+
+    @staticmethod
+    def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+        """(n, t, d) -> (n, heads, t, d/heads)"""
+        n, t, d = x.shape
+        return x.reshape(n, t, heads, d // heads).transpose(1, 2)
+
+    @staticmethod
+    def _merge(x: torch.Tensor) -> torch.Tensor:
+        n, h, t, hd = x.shape
+        return x.transpose(1, 2).reshape(n, t, h * hd)
+
+    def step(self, words: torch.Tensor) -> torch.Tensor:
+        """Logits (n, vocab) of the next word after ``words`` (n,), the current position."""
+        model = self.model
+        pos = torch.full_like(words, self.pos)
+        x = model.norm_in(model.embed(words) * math.sqrt(model.cfg.d_model) + model.target_pos(pos))
+        x = x.unsqueeze(1)  # (n, 1, d)
+        for i, layer in enumerate(self.layers):
+            sa = layer.self_attn
+            q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = (self._heads(t, sa.num_heads) for t in (q, k, v))
+            if self.cache[i] is not None:
+                k = torch.cat([self.cache[i][0], k], dim=2)
+                v = torch.cat([self.cache[i][1], v], dim=2)
+            self.cache[i] = (k, v)
+            att = self._merge(F.scaled_dot_product_attention(q, k, v))
+            x = layer.norm1(x + sa.out_proj(att))
+            ca = layer.multihead_attn
+            d = ca.embed_dim
+            q = self._heads(F.linear(x, ca.in_proj_weight[:d], ca.in_proj_bias[:d]), ca.num_heads)
+            mk, mv = self.memory_kv[i]
+            n = q.shape[0]
+            att = F.scaled_dot_product_attention(
+                q, mk.expand(n, -1, -1, -1), mv.expand(n, -1, -1, -1)
+            )
+            x = layer.norm2(x + ca.out_proj(self._merge(att)))
+            x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
+        self.pos += 1
+        return model.out(x[:, 0])
+
+    def reorder(self, parents: torch.Tensor) -> None:
+        """Keep the caches of the hypotheses that go on (``parents``: their rows now)."""
+        self.cache = [(k[parents], v[parents]) for k, v in self.cache]

@@ -115,6 +115,7 @@ def evaluate_model(
             device,
             spread(len(encoded), generation_samples),
             banned=banned_ids(data.featurizer),
+            use_kg=use_kg,
             progress=progress,
         )
     return report

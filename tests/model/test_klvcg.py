@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from model.config import ModelConfig, ablation_switches, canonical_ablation, make_configs
 from model.data.vocab import BOS, EOS, PAD
-from model.klvcg import KLVCG, trim
+from model.klvcg import KLVCG, StepDecoder, trim
 from model.trainer import mask_targets, warmup_linear
 
 V, FRAME = 40, 6  # vocabulary (ids 0-4 specials, 38 MASK, 39 CLS) and frame-feature size
@@ -263,3 +263,19 @@ def test_knowledge_encoder_lets_the_model_use_recalled_facts():
     with_kg, without = mrr(True), mrr(False)
     assert with_kg > 0.7
     assert without < 0.45  # chance is 0.29 for 10 candidates
+
+
+def test_incremental_decoding_gives_the_full_decoders_logits():
+    torch.manual_seed(0)
+    model = KLVCG(tiny(decoder_layers=2)).eval()
+    with torch.no_grad():
+        enc = model.encode(batch(1))
+        seqs = torch.tensor([[BOS, 7, 9, 11, 13, 6], [BOS, 8, 8, 20, 5, 30]])
+        stepper = StepDecoder(model, enc.memory)
+        for n in range(1, seqs.shape[1] + 1):
+            full = model.decode(enc.repeat(2), seqs[:, :n])[:, -1]
+            assert torch.allclose(stepper.step(seqs[:, n - 1]), full, atol=1e-4)
+        stepper.reorder(torch.tensor([1, 1]))  # both hypotheses now continue the second
+        nxt = torch.tensor([3, 4])
+        full = model.decode(enc.repeat(2), torch.cat([seqs[[1, 1]], nxt[:, None]], 1))[:, -1]
+        assert torch.allclose(stepper.step(nxt), full, atol=1e-4)

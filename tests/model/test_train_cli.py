@@ -192,6 +192,14 @@ def test_bad_checkpoints_and_runs_are_refused_and_nothing_is_overwritten(env, tr
     code, _, err = call(evaluate.main, ["--checkpoint", str(other_vocab), *eval_argv], capsys)
     assert code == 2 and "vocabulary" in err
 
+    other_config = env["root"] / "other-config"
+    shutil.copytree(out, other_config)
+    saved = torch.load(other_config / WEIGHTS, weights_only=True)
+    saved["model"]["d_model"] = 96  # weights of a d=192 model under a d=96 configuration
+    torch.save(saved, other_config / WEIGHTS)
+    code, _, err = call(evaluate.main, ["--checkpoint", str(other_config), *eval_argv], capsys)
+    assert code == 2 and "do not fit their configuration" in err
+
     other_corpus = ensure_demo(env["root"] / "corpus2", DemoConfig(films=4, seed=9))
     argv = ["--checkpoint", str(out), *eval_argv[:-4], "--corpus", str(other_corpus)]
     code, _, err = call(evaluate.main, [*argv, "--format", "demo"], capsys)
