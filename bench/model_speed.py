@@ -31,9 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.config import ModelConfig, make_configs, preset_sizes  # noqa: E402
+from model.device import resolve_device
 from model.evaluate import rank, spread  # noqa: E402
 from model.klvcg import KLVCG  # noqa: E402
-from model.pipeline import build_data, lengths_of, pick_device  # noqa: E402
+from model.pipeline import build_data, lengths_of  # noqa: E402
 from model.runner import banned_ids  # noqa: E402
 
 
@@ -62,7 +63,7 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     torch.manual_seed(0)
     probe = ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(args.preset))
     data = build_data(data_args(args.device), lengths_of(probe))

@@ -51,6 +51,7 @@ from model.backbones_visual import (
     VisualSpec,
     build_visual_backbone,
 )
+from model.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +73,6 @@ class FeatureConfig:
     device: str = "auto"  # auto = CUDA when available
     cache: bool = True
     progress: bool | None = None  # None: tqdm's default, a bar only when stderr is a terminal
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else the CPU; an unavailable device is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise FeatureError(f"--device {name}: not a torch device ({e})") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FeatureError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def file_fingerprint(path: Path, nbytes: int = FINGERPRINT_BYTES) -> str:

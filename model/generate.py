@@ -23,7 +23,8 @@ from model.checkpoint import check_compatible, load_checkpoint
 from model.data.samples import sample_at
 from model.data.schema import DataError
 from model.data.vocab import words_to_text
-from model.pipeline import lengths_of, pick_device
+from model.device import resolve_device
+from model.pipeline import lengths_of
 from model.runner import banned_ids, build_model, with_trained_corpus
 from retrieval.context import RetrievalContext
 from retrieval.recall import recall
@@ -83,7 +84,7 @@ class Generator:
         featurizer = Featurizer(
             ckpt.vocab, ctx.linker.lexicon.tokenizer, lengths_of(ckpt.model_config)
         )
-        dev = pick_device(device)
+        dev = resolve_device(device)
         return cls(ckpt, build_model(ckpt, dev), featurizer, ctx, dev)
 
     def encode(self, video_id: str, t: int) -> Encoded:

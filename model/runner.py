@@ -16,9 +16,10 @@ import torch
 from model.batching import Featurizer
 from model.checkpoint import Checkpoint, CheckpointError, check_compatible, load_checkpoint
 from model.data.vocab import SEP, UNK
+from model.device import resolve_device
 from model.evaluate import generation_report, rank, ranking_report, spread
 from model.klvcg import KLVCG
-from model.pipeline import ModelData, add_data_args, build_data, lengths_of, pick_device
+from model.pipeline import ModelData, add_data_args, build_data, lengths_of
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -68,7 +69,7 @@ def open_checkpoint(args: argparse.Namespace) -> Opened:
     args = with_trained_corpus(args, ckpt)
     data = build_data(args, lengths_of(ckpt.model_config))
     check_compatible(ckpt, data.vocab, data.frame_dim)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     return Opened(ckpt, data, build_model(ckpt, device), device)
 
 

@@ -31,8 +31,9 @@ from model.config import (
     make_configs,
     preset_sizes,
 )
+from model.device import resolve_device
 from model.evaluate import GENERATION_SAMPLES, format_table
-from model.pipeline import add_data_args, build_data, lengths_of, pick_device, seed_everything
+from model.pipeline import add_data_args, build_data, lengths_of, seed_everything
 from model.runner import build_model, evaluate_model
 from model.trainer import Trainer
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     seed_everything(args.seed)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     probe = ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(args.preset))
     data = build_data(args, lengths_of(probe))
     model_cfg, train_cfg = make_configs(
