@@ -35,7 +35,7 @@ from model.data.samples import Sample, build_samples
 from model.data.vocab import BOS, EOS, PAD, SEP, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2  # part of the cache key: bump when the encoding changes
 RECALL_BATCH = 256
 
 
@@ -72,9 +72,6 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.video)
-
-    def index_of(self) -> dict[tuple[str, int], int]:
-        return {(v, int(t)): i for i, (v, t) in enumerate(zip(self.video, self.t, strict=True))}
 
     def batch(self, idx: Sequence[int] | np.ndarray, device: torch.device | str = "cpu") -> dict:
         """The context tensors of samples ``idx`` (no targets)."""

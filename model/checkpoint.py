@@ -52,10 +52,6 @@ class Checkpoint:
     data: dict  # corpus format/path/fingerprint, prepared dir, encoding key
     dev: dict  # the dev metrics the weights were selected on
 
-    @property
-    def name(self) -> str:
-        return self.directory.name
-
 
 def atomic_torch_save(obj: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import torch
 
 from kg.cli import add_store_args, store_from_args
 from kg.settings import data_dir
-from model.batching import Encoded, Featurizer, Lengths, encode_split
+from model.batching import ENCODING_VERSION, Encoded, Featurizer, Lengths, encode_split
 from model.config import ModelConfig
 from model.data.candidates import as_mapping
 from model.data.prepare import Prepared, corpus_fingerprint, prepare
@@ -130,7 +130,7 @@ def build_data(args: argparse.Namespace, lengths: Lengths) -> ModelData:
     featurizer = Featurizer(prepared.vocab, lexicon.tokenizer, lengths)
     frame_dim = ctx.corpus.features.dim if ctx.corpus.features is not None else 0
     key = {
-        "version": 2,
+        "version": ENCODING_VERSION,
         "corpus": fingerprint,
         "vocab": prepared.vocab.fingerprint,
         "kg": store.stats(),
