@@ -30,11 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.config import ModelConfig, make_configs, preset_sizes  # noqa: E402
+from model.config import make_configs  # noqa: E402
 from model.device import resolve_device
 from model.evaluate import rank, spread  # noqa: E402
 from model.klvcg import KLVCG  # noqa: E402
-from model.pipeline import build_data, lengths_of  # noqa: E402
+from model.pipeline import build_data, preset_lengths  # noqa: E402
 from model.runner import banned_ids  # noqa: E402
 
 
@@ -65,8 +65,7 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    probe = ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(args.preset))
-    data = build_data(data_args(args.device), lengths_of(probe))
+    data = build_data(data_args(args.device), preset_lengths(args.preset))
     model_cfg, train_cfg = make_configs(args.preset, "full", len(data.vocab) + 2, data.frame_dim)
     model = KLVCG(model_cfg).to(device)
     params = sum(p.numel() for p in model.parameters())

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from kg.cli import print_json, run
 from model.batching import Encoded, Featurizer, encode_samples
-from model.checkpoint import check_compatible, load_checkpoint
+from model.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from model.data.samples import sample_at
 from model.data.schema import DataError
 from model.data.vocab import words_to_text
@@ -76,9 +77,12 @@ class Generator:
         self.banned = banned_ids(featurizer)
 
     @classmethod
-    def load(cls, checkpoint, ctx: RetrievalContext, device: str = "auto") -> Generator:
-        """The checkpoint in directory ``checkpoint`` over the corpus and KG of ``ctx``."""
-        ckpt = load_checkpoint(checkpoint)
+    def load(
+        cls, checkpoint: str | Path | Checkpoint, ctx: RetrievalContext, device: str = "auto"
+    ) -> Generator:
+        """The checkpoint (its directory, or one already loaded) over the corpus and KG of
+        ``ctx``."""
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         features = ctx.corpus.features
         check_compatible(ckpt, None, features.dim if features is not None else 1)
         featurizer = Featurizer(
@@ -146,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
-    args = with_trained_corpus(args, load_checkpoint(args.checkpoint))  # fails early
+    ckpt = load_checkpoint(args.checkpoint)  # fails before anything is built
+    args = with_trained_corpus(args, ckpt)
     ctx = build_context(args, store_from_args(args))
     try:
-        gen = Generator.load(args.checkpoint, ctx, args.device)
+        gen = Generator.load(ckpt, ctx, args.device)
         result = gen.generate(args.video, int(args.t), beam=args.beam)
     finally:
         ctx.store.close()

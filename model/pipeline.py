@@ -25,7 +25,7 @@ import torch
 from kg.cli import add_store_args, store_from_args
 from kg.settings import data_dir
 from model.batching import ENCODING_VERSION, Encoded, Featurizer, Lengths, encode_split
-from model.config import ModelConfig
+from model.config import ModelConfig, preset_sizes
 from model.data.candidates import as_mapping
 from model.data.prepare import Prepared, corpus_fingerprint, prepare
 from model.data.readers import FORMATS
@@ -144,6 +144,11 @@ def build_data(args: argparse.Namespace, lengths: Lengths) -> ModelData:
     return ModelData(
         ctx, prepared, featurizer, max(frame_dim, 1), root / "encoded", key, source, progress
     )
+
+
+def preset_lengths(preset: str) -> Lengths:
+    """The encoding lengths of a preset's model (known before the vocabulary is)."""
+    return lengths_of(ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(preset)))
 
 
 def lengths_of(cfg: ModelConfig) -> Lengths:

@@ -26,14 +26,12 @@ from model.checkpoint import load_checkpoint, write_metrics
 from model.config import (
     ABLATIONS,
     PRESETS,
-    ModelConfig,
     canonical_ablation,
     make_configs,
-    preset_sizes,
 )
 from model.device import resolve_device
 from model.evaluate import GENERATION_SAMPLES, format_table
-from model.pipeline import add_data_args, build_data, lengths_of, seed_everything
+from model.pipeline import add_data_args, build_data, preset_lengths, seed_everything
 from model.runner import build_model, evaluate_model
 from model.trainer import Trainer
 
@@ -90,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    probe = ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(args.preset))
-    data = build_data(args, lengths_of(probe))
+    data = build_data(args, preset_lengths(args.preset))
     model_cfg, train_cfg = make_configs(
         args.preset,
         args.ablation,

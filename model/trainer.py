@@ -27,6 +27,8 @@ from torch import nn
 from tqdm import tqdm
 
 from model.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
     STATE,
     WEIGHTS,
     CheckpointError,
@@ -161,8 +163,8 @@ class Trainer:
     def _save_state(self, optimizer, scheduler) -> None:
         atomic_torch_save(
             {
-                "format": "danmaku-klvcg-checkpoint",
-                "version": 1,
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
                 **self._record(),
                 "stage": self.state.stage,
                 "step": self.state.step,
