@@ -2,35 +2,71 @@
 corpus, on the knowledge-bearing test subset and overall.
 
 Usage: ``python bench/knowledge_ablation.py [--ablations full +mlm] [--out-root DIR]
-[-- TRAIN-ARGS...]``
+[--jobs N] [-- TRAIN-ARGS...]``
 
 Each ablation is trained and evaluated by the main job, ``python -m model.train --kg filmkg
 --ablation NAME --json`` (same preset, seed and budget; arguments after ``--`` go to every
-run; a finished run in the default checkpoint directory is only re-evaluated). Prints the
-MRR with its bootstrap 95 % interval per ablation and subset, the random-ranker anchor, and
-whether the full model's interval on the knowledge subset lies entirely above the others'
-(the issue's claim), then one JSON line.
+run; a finished run in the default checkpoint directory is only re-evaluated). ``--jobs 2``
+builds the data once, then trains two ablations at a time, the cores split between them.
+Prints the MRR with its bootstrap 95 % interval per ablation and subset, the random-ranker
+anchor, and whether the first ablation's interval on the knowledge subset lies entirely above
+the others' (the issue's claim), then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
-def train(ablation: str, extra: list[str], out_root: str | None) -> dict:
+def start(ablation: str, extra: list[str], out_root: str | None, threads: int | None):
     cmd = [sys.executable, "-m", "model.train", "--kg", "filmkg", "--ablation", ablation]
     cmd += ["--json", "--no-progress", *extra]
     if out_root:
         cmd += ["--out", str(Path(out_root) / ablation.lstrip("+"))]
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     print("$", " ".join(cmd[1:]), file=sys.stderr, flush=True)
-    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
+
+
+def report_of(proc: subprocess.Popen) -> dict:
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(proc.args[1:])} failed with exit status {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def build_data(extra: list[str]) -> None:
+    """Build what every run reads (store, corpus, index, recalled knowledge) once, up front,
+    so parallel runs do not each build it."""
+    from model.pipeline import build_data, preset_lengths
+    from model.train import parse_args
+
+    args = parse_args(["--kg", "filmkg", "--no-progress", *extra])
+    data = build_data(args, preset_lengths(args.preset))
+    for split in ("train", "dev", "test"):
+        data.split(split)
+    data.ctx.store.close()
+
+
+def train_all(ablations: list[str], extra: list[str], out_root: str | None, jobs: int) -> dict:
+    """Reports of every ablation, ``jobs`` trainings at a time sharing the CPU cores."""
+    if jobs > 1:
+        build_data(extra)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    reports, pending = {}, list(ablations)
+    while pending:
+        batch, pending = pending[:jobs], pending[jobs:]
+        procs = [(name, start(name, extra, out_root, threads)) for name in batch]
+        reports.update((name, report_of(proc)) for name, proc in procs)
+    return reports
 
 
 def main() -> None:
@@ -40,8 +76,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ablations", nargs="+", default=["full", "+mlm"])
     p.add_argument("--out-root", help="one checkpoint directory per ablation under this one")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="trainings at a time after the first (cores shared)"
+    )
     args = p.parse_args(own)
-    reports = {name: train(name, extra, args.out_root) for name in args.ablations}
+    if len(args.ablations) < 2:
+        p.error("--ablations: name at least two (the first is compared with the others)")
+    reports = train_all(args.ablations, extra, args.out_root, max(1, args.jobs))
 
     print(f"{'ablation':<10}{'subset':<12}{'MRR':>8}{'95 % interval':>20}{'R@1':>8}{'n':>6}")
     for name, rep in reports.items():

@@ -95,7 +95,7 @@ class Generator:
         video = self.ctx.corpus.videos.get(video_id)
         if video is None:
             raise DataError(f"unknown video {video_id!r} in {self.ctx.corpus.path}")
-        if not 0 <= t < max(video.duration_s, 1):
+        if not 0 <= t <= video.duration_s:  # the range recall and the API accept
             raise DataError(f"video {video_id!r}: t={t} is outside 0..{video.duration_s:g} s")
         sample = sample_at(video, self.ctx.corpus.features, int(t), self.ckpt.model_config.radius)
         knowledge = recall(

@@ -123,6 +123,9 @@ MENTIONS = (
     "{name}太有魅力了",
 )
 
+# How viewers refer to a person just named (danmaku's gender-neutral "ta").
+PRONOUN = "ta"
+
 # Facts a viewer would state, by relation: (template, kind) where kind selects how the value
 # is cleaned (first item of a list, or whole).
 PERSON_FACTS = {

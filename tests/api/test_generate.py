@@ -116,3 +116,10 @@ def test_generate_answers_comments_and_the_facts_attended_to(trained_state):
         key = lambda f: (f["head"], f["relation"], f["tail"])  # noqa: E731
         assert sorted(map(key, body["facts"])) == sorted(map(key, recalled))
         assert c.post("/generate", json={"video": "nope", "t": 3, "beam": 3}).status_code == 404
+        # the edges of the video, as /recall takes them; past its end: 422 on t
+        end = int(video.duration_s)
+        for edge in (0, end):
+            r = c.post("/generate", json={"video": "demo0000", "t": edge, "beam": 2})
+            assert r.status_code == 200, (edge, r.text)
+        r = c.post("/generate", json={"video": "demo0000", "t": end + 1, "beam": 2})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "t"
