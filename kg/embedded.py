@@ -2,17 +2,39 @@
 
 DESIGN.md section 2. Entity and relation names are interned to sequential integer ids;
 triples are a ``WITHOUT ROWID`` table clustered by head (``PRIMARY KEY (h, r, t)``, which
-also makes loads idempotent) with a second index by tail; an index on entity names serves
-exact lookup and prefix search (a range scan); aliases have their own table. Counts are kept
-in ``meta`` inside each load transaction, so ``stats()`` is O(1) even at Ownthink scale.
+also makes loads idempotent) with a second index by tail. Exact lookup of a name goes through
+a unique index on its 128-bit BLAKE2b digest (two 64-bit columns), which stays small where an
+index of the names themselves does not; prefix search through an index of head names only
+(``entity.head`` flags entities with facts of their own). Aliases are clustered by entity, with
+a second index by name. Counts are kept in ``meta`` inside each load transaction, so
+``stats()`` is O(1) even at Ownthink scale.
 
-Bulk loading (each choice measured with ``bench/kg_load.py``): names are interned through a
-unique index on a 128-bit BLAKE2b digest of the name (two 64-bit columns), so interning and id
-lookup read only that small index, which stays in cache where an index of the names
-themselves does not. Digests are computed in :meth:`EmbeddedStore.prepare_batch`, which the
-loader runs in its parser process. The indexes whose insert order is random (names, tails)
-are dropped during a load and rebuilt by one sort at its end. Each batch commits together
-with its load checkpoint, so an interrupted load resumes exactly where it stopped.
+Bulk loading (each choice measured with ``bench/kg_load.py`` and statement by statement, in
+CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM whose other core
+was busy, so figures vary by about 10%):
+
+* The process that prepares batches (the loader's parser process for files of 8 MiB and more)
+  assigns every id (:mod:`kg.interning`, 1.8-2.1 s there), so the writer only appends rows
+  with known ids, one transaction per batch together with the load position: new entities
+  1.6-2.1 s (two thirds of it the digest index), triples 0.7 s, aliases 0.35 s, commits
+  0.5 s. This replaced staging tables resolved by SQL joins in the writer (5.7 of its
+  13.8 s). A lock file in the store directory keeps a second load from assigning the same ids.
+* The indexes whose insert order is random (head names, tails, alias names) are dropped during
+  a load and rebuilt by one sort each at its end (0.07 + 0.35 + 0.25 s). Indexing only head
+  names cut that build from 0.7 s (tails include every long description); clustering aliases
+  by entity, the order a load adds them in, cut their inserts from 0.65 s.
+* Altogether, ``--rows 1000000`` on that VM: 10.3-10.9 s and 10.3 CPU-seconds in both
+  processes, against 14.8-15.2 s and 14.6 CPU-seconds before (and, in a moment when the other
+  core was free, 5.3 s against 6.7 s, before heads-only and entity-clustered indexing).
+* Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between
+  checkpoints (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of
+  the digest only (-0.35 s, but the store would no longer enforce one row per name), batches of
+  100k rows (-0.25 s, but 1.8x the peak memory), sorting each batch's new entities by digest.
+  Earlier: interning through an index on names, the 64-bit hash as rowid, a writer thread, one
+  sort of all names at the end.
+
+Each batch commits together with its load position, so an interrupted load resumes exactly
+where it stopped, ids being re-derived from what was committed.
 """
 
 from __future__ import annotations
@@ -20,21 +42,27 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from hashlib import blake2b
 from pathlib import Path
-from typing import NamedTuple
 
+from kg.interning import BatchIds, IdBatch, name_key
 from kg.store import StoreBase
-from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError, Triple
+from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no load lock
+    fcntl = None
 
 DB_FILE = "kg.sqlite"
-SCHEMA_VERSION = "3"
+LOCK_FILE = "load.lock"
+SCHEMA_VERSION = "4"
 _PREFIX_END = "\U0010ffff"
 _COUNTERS = ("triples", "entities", "relations", "aliases")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity (
-    id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL
+    id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL,
+    head INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entity_by_digest ON entity (hid, hid2);
 CREATE TABLE IF NOT EXISTS relation (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -43,7 +71,7 @@ CREATE TABLE IF NOT EXISTS triple (
     PRIMARY KEY (h, r, t)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alias (
-    name TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY (name, entity)
+    name TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY (entity, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS load_state (
     source TEXT PRIMARY KEY, records_done INTEGER NOT NULL, complete INTEGER NOT NULL,
@@ -54,61 +82,32 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # Secondary indexes with random insertion order: dropped while a load runs, rebuilt (one
 # sort each) when it finishes, instead of a random B-tree insert per row during the load.
 _DEFERRED_INDEXES = {
-    "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name)",
+    # heads only (entities with facts of their own): what prefix search looks for
+    "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name) WHERE head = 1",
     "triple_by_tail": "CREATE INDEX IF NOT EXISTS triple_by_tail ON triple (t, h, r)",
+    "alias_by_name": "CREATE INDEX IF NOT EXISTS alias_by_name ON alias (name, entity)",
 }
-# Per-batch staging tables (temporary, emptied after each batch). Rows arrive from the parser
-# process ready for ``executemany``; everything after that is set-based SQL, no Python loop.
-_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS stage_name (
-    idx INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL,
-    id INTEGER);
-CREATE TEMP TABLE IF NOT EXISTS stage_relation (idx INTEGER PRIMARY KEY, id INTEGER NOT NULL);
-CREATE TEMP TABLE IF NOT EXISTS stage_triple (h INTEGER, r INTEGER, t INTEGER);
-CREATE TEMP TABLE IF NOT EXISTS stage_alias (name TEXT, h INTEGER);
-"""
-_INTERN = """INSERT OR IGNORE INTO entity (hid, hid2, name)
-    SELECT hid, hid2, name FROM stage_name ORDER BY idx"""
-_RESOLVE = """UPDATE stage_name SET id = (
-    SELECT e.id FROM entity e WHERE e.hid = stage_name.hid AND e.hid2 = stage_name.hid2)"""
-_INSERT_TRIPLES = """INSERT OR IGNORE INTO triple (h, r, t)
-    SELECT sh.id, sr.id, st.id FROM stage_triple x
-    JOIN stage_name sh ON sh.idx = x.h JOIN stage_relation sr ON sr.idx = x.r
-    JOIN stage_name st ON st.idx = x.t"""
-_INSERT_ALIASES = """INSERT OR IGNORE INTO alias (name, entity)
-    SELECT a.name, s.id FROM stage_alias a JOIN stage_name s ON s.idx = a.h"""
-_CLEAR_STAGING = ("stage_name", "stage_relation", "stage_triple", "stage_alias")
+_ALIAS_V4 = (
+    """CREATE TABLE alias_v4 (
+        name TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY (entity, name)
+    ) WITHOUT ROWID""",
+    "INSERT INTO alias_v4 (name, entity) SELECT name, entity FROM alias ORDER BY entity, name",
+    "DROP TABLE alias",
+    "ALTER TABLE alias_v4 RENAME TO alias",
+)
+_INSERT_RELATION = "INSERT INTO relation (id, name) VALUES (?, ?)"
+# Names arrive as UTF-8 bytes (the parser process encoded them for their digests anyway).
+_INSERT_ENTITY = """INSERT INTO entity (id, hid, hid2, name, head)
+    VALUES (?, ?, ?, CAST(? AS TEXT), ?)"""
+_MARK_HEAD = "UPDATE entity SET head = 1 WHERE id = ? AND head = 0"
+_INSERT_TRIPLE = "INSERT OR IGNORE INTO triple (h, r, t) VALUES (?, ?, ?)"
+_INSERT_ALIAS = "INSERT OR IGNORE INTO alias (name, entity) VALUES (?, ?)"
 _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
     JOIN entity et ON et.id = triple.t"""
-_RELATION_CACHE = 100_000
 _NOT_DISAMBIGUATION = f"rr.name NOT IN ({','.join('?' * len(DISAMBIGUATION_RELATIONS))})"
 _REAL_HEAD = f"""SELECT 1 FROM triple JOIN relation rr ON rr.id = triple.r
     WHERE triple.h = ? AND {_NOT_DISAMBIGUATION} LIMIT 1"""
-
-
-def name_key(name: str) -> tuple[int, int]:
-    """128-bit BLAKE2b digest of a name as two signed 64-bit ints: an entity's identity key.
-
-    A collision between two names would be needed to merge two entities; at 1e9 names its
-    probability is about 1e-21.
-    """
-    d = blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-    return int.from_bytes(d[:8], "little", signed=True), int.from_bytes(
-        d[8:], "little", signed=True
-    )
-
-
-class PreparedBatch(NamedTuple):
-    """A batch ready for :meth:`EmbeddedStore.write_prepared`: distinct names with their
-    digests ``(idx, hid, hid2, name)``, distinct relation names, and triples ``(h, r, t)`` and
-    aliases ``(name, h)`` that refer to them by index. Picklable, so the parser process can
-    build it."""
-
-    names: list[tuple[int, int, int, str]]
-    relations: list[str]
-    triples: list[tuple[int, int, int]]
-    aliases: list[tuple[str, int]]
 
 
 class EmbeddedStore(StoreBase):
@@ -136,7 +135,8 @@ class EmbeddedStore(StoreBase):
         self.conn.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
         self._check_version()
         self._bulk = False
-        self._relations: dict[str, int] = {}
+        self._lock = None
+        self._next_ids: tuple[int, int] | None = None  # next entity and relation id
         if not self._loads_unfinished():
             self._build_indexes()
 
@@ -147,8 +147,34 @@ class EmbeddedStore(StoreBase):
             self.conn.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, '0')", [(c,) for c in _COUNTERS]
             )
+        elif row[0] == "3":
+            self._migrate_from_3()
         elif row[0] != SCHEMA_VERSION:
             raise KGError(f"{self.path}: schema version {row[0]}, expected {SCHEMA_VERSION}")
+
+    def _migrate_from_3(self) -> None:
+        """Version 4 flags heads (``entity.head``), so that the name index holds only them, and
+        clusters aliases by entity (the order a load adds them in), names in a second index."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version[0] == "3":  # else another process has just migrated it
+                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(entity)")}
+                if "head" not in columns:
+                    self.conn.execute(
+                        "ALTER TABLE entity ADD COLUMN head INTEGER NOT NULL DEFAULT 0"
+                    )
+                self.conn.execute("UPDATE entity SET head = 1 WHERE id IN (SELECT h FROM triple)")
+                self.conn.execute("DROP INDEX IF EXISTS entity_by_name")
+                for sql in _ALIAS_V4:
+                    self.conn.execute(sql)
+                self.conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,)
+                )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.directory)!r})"
@@ -171,78 +197,68 @@ class EmbeddedStore(StoreBase):
         for name in _DEFERRED_INDEXES:
             self.conn.execute(f"DROP INDEX IF EXISTS {name}")
         self.conn.execute("PRAGMA synchronous=OFF")
-        self.conn.executescript(_STAGING)
         self._bulk = True
 
     def _build_indexes(self) -> None:
         for sql in _DEFERRED_INDEXES.values():
             self.conn.execute(sql)
 
-    def _relation_ids(self, names: dict[str, None]) -> tuple[dict[str, int], int]:
-        """Ids of relation names (new ones interned in order of first appearance, so ids are
-        the same in every run) and how many were new."""
-        missing = [n for n in names if n not in self._relations]
-        added = 0
-        if missing:
-            if len(self._relations) > _RELATION_CACHE:
-                self._relations.clear()
-            cur = self.conn.executemany(
-                "INSERT OR IGNORE INTO relation (name) VALUES (?)", [(n,) for n in missing]
+    def batch_preparer(self, source_key: str) -> BatchIds:
+        """A :class:`kg.interning.BatchIds` for this store; takes the store's load lock (held
+        until :meth:`finish_load` or :meth:`close`), since two loads would assign the same
+        ids."""
+        self._lock_for_load()
+        return BatchIds(self.path)
+
+    def _lock_for_load(self) -> None:
+        if self._lock is not None or fcntl is None:
+            return
+        lock = (self.directory / LOCK_FILE).open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise KGError(
+                f"{self.directory}: another load into this store is running "
+                f"(it holds {LOCK_FILE}); wait for it to finish"
+            ) from None
+        self._lock = lock
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
+
+    def _check_sequence(self, batch: IdBatch) -> None:
+        """New ids must continue the store's: anything else means two writers."""
+        if self._next_ids is None:
+            self._next_ids = tuple(
+                n + 1
+                for n in self.conn.execute(
+                    "SELECT (SELECT coalesce(max(id), 0) FROM entity), "
+                    "(SELECT coalesce(max(id), 0) FROM relation)"
+                ).fetchone()
             )
-            added = cur.rowcount
-            for i in range(0, len(missing), 500):
-                chunk = missing[i : i + 500]
-                self._relations.update(
-                    self.conn.execute(
-                        "SELECT name, id FROM relation WHERE name IN "
-                        f"({','.join('?' * len(chunk))})",
-                        chunk,
-                    )
-                )
-        return self._relations, added
+        if (batch.first_entity, batch.first_relation) != self._next_ids:
+            self._next_ids = None
+            raise KGError(
+                f"{self.path}: batch ids do not continue the store's "
+                "(was another process writing into it?)"
+            )
 
-    @staticmethod
-    def prepare_batch(
-        triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]
-    ) -> PreparedBatch:
-        names: dict[str, int] = {}
-        relations: dict[str, int] = {}
-        rows = []
-        for t in triples:
-            h = names.get(t.head)
-            if h is None:
-                h = names[t.head] = len(names)
-            tail = names.get(t.tail)
-            if tail is None:
-                tail = names[t.tail] = len(names)
-            r = relations.get(t.relation)
-            if r is None:
-                r = relations[t.relation] = len(relations)
-            rows.append((h, r, tail))
-        keyed = [(i, *name_key(n), n) for i, n in enumerate(names)]
-        return PreparedBatch(keyed, list(relations), rows, [(a, names[h]) for a, h in aliases])
-
-    def write_prepared(self, batch: PreparedBatch, source_key: str, records_done: int) -> int:
+    def write_prepared(self, batch: IdBatch, source_key: str, records_done: int) -> int:
         if not self._bulk:
             self._begin_bulk()
+        self._check_sequence(batch)
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT INTO stage_name (idx, hid, hid2, name) VALUES (?, ?, ?, ?)", batch.names
-            )
-            new_entities = conn.execute(_INTERN).rowcount
-            conn.execute(_RESOLVE)
-            rel, new_relations = self._relation_ids(dict.fromkeys(batch.relations))
-            conn.executemany(
-                "INSERT INTO stage_relation VALUES (?, ?)",
-                [(i, rel[r]) for i, r in enumerate(batch.relations)],
-            )
-            conn.executemany("INSERT INTO stage_triple VALUES (?, ?, ?)", batch.triples)
-            new_triples = conn.execute(_INSERT_TRIPLES).rowcount
-            conn.executemany("INSERT INTO stage_alias VALUES (?, ?)", batch.aliases)
-            new_aliases = conn.execute(_INSERT_ALIASES).rowcount
-            counts = (new_triples, new_entities, new_relations, new_aliases)
+            conn.executemany(_INSERT_RELATION, batch.relation_rows())
+            conn.executemany(_INSERT_ENTITY, batch.entity_rows())
+            conn.executemany(_MARK_HEAD, batch.old_head_rows())
+            new_triples = max(conn.executemany(_INSERT_TRIPLE, batch.triple_rows()).rowcount, 0)
+            new_aliases = max(conn.executemany(_INSERT_ALIAS, batch.alias_rows()).rowcount, 0)
+            counts = (new_triples, len(batch.entities), len(batch.relations), new_aliases)
             conn.executemany(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
                 [(n, key) for key, n in zip(_COUNTERS, counts, strict=True) if n > 0],
@@ -251,14 +267,13 @@ class EmbeddedStore(StoreBase):
                 "INSERT OR REPLACE INTO load_state VALUES (?, ?, 0, ?)",
                 (source_key, records_done, time.time()),
             )
-            for table in _CLEAR_STAGING:
-                conn.execute(f"DELETE FROM {table}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            self._relations.clear()  # may hold ids of rolled-back rows
+            self._next_ids = None
             raise
-        return max(new_triples, 0)
+        self._next_ids = (batch.next_entity, batch.next_relation)
+        return new_triples
 
     def finish_load(self, source_key: str) -> None:
         self.conn.execute(
@@ -271,6 +286,7 @@ class EmbeddedStore(StoreBase):
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.execute("PRAGMA optimize")
             self._bulk = False
+        self._unlock()
 
     # -- queries ---------------------------------------------------------------------------
     def _id(self, name: str) -> int | None:
@@ -327,8 +343,7 @@ class EmbeddedStore(StoreBase):
         end = prefix + _PREFIX_END
         rows = self.conn.execute(
             """SELECT name FROM (
-                 SELECT name FROM entity WHERE name >= ?1 AND name < ?2
-                   AND EXISTS (SELECT 1 FROM triple WHERE h = entity.id)
+                 SELECT name FROM entity WHERE head = 1 AND name >= ?1 AND name < ?2
                  UNION SELECT name FROM alias WHERE name >= ?1 AND name < ?2)
                ORDER BY name LIMIT ?3""",
             (prefix, end, limit),
@@ -380,4 +395,5 @@ class EmbeddedStore(StoreBase):
             yield Fact(*row)
 
     def close(self) -> None:
+        self._unlock()
         self.conn.close()

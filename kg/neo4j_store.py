@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from kg import cypher
-from kg.store import StoreBase
+from kg.store import FunctionPreparer, StoreBase
 from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError, Triple
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ class Neo4jStore(StoreBase):
         if not rows or rows[0]["complete"]:
             return 0
         return int(rows[0]["n"])
+
+    def batch_preparer(self, source_key: str) -> FunctionPreparer:
+        return FunctionPreparer(Neo4jStore.prepare_batch)
 
     @staticmethod
     def prepare_batch(

@@ -11,12 +11,38 @@ tails alike), a *relation* a distinct relation name, a *triple* a distinct
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from kg.triples import Fact, Triple
 
 STORE_KINDS = ("embedded", "neo4j")
+
+
+class BatchPreparer(Protocol):
+    """Turns triples and ``(alias, head)`` pairs into a store's ``write_prepared`` input.
+
+    Picklable before its first call (the loader may hand it to its parser process); it may
+    keep state between the batches of one load. ``close`` releases what it opened.
+    """
+
+    def __call__(self, triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> object: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FunctionPreparer:
+    """A :class:`BatchPreparer` that is a pure (module- or class-level) function."""
+
+    fn: Callable[[Sequence[Triple], Sequence[tuple[str, str]]], object]
+
+    def __call__(self, triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> object:
+        return self.fn(triples, aliases)
+
+    def close(self) -> None:
+        pass
 
 
 @runtime_checkable
@@ -29,18 +55,16 @@ class GraphStore(Protocol):
     def load_progress(self, source_key: str) -> int:
         """Records of ``source_key`` already committed by an unfinished load (0 if none)."""
 
-    @staticmethod
-    def prepare_batch(triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> object:
-        """Turn triples and ``(alias, head)`` pairs into what ``write_prepared`` takes.
-
-        A pure, picklable function of its arguments: the loader runs it in its parser process
-        so that this CPU work overlaps with the store's writing.
-        """
+    def batch_preparer(self, source_key: str) -> BatchPreparer:
+        """What turns each batch into what ``write_prepared`` takes, for one load of
+        ``source_key``; the loader may run it in its parser process, so that this CPU work
+        overlaps with the store's writing. Called once per load, before ``load_progress``."""
 
     def write_prepared(self, batch: object, source_key: str, records_done: int) -> int:
         """Atomically add a prepared batch and record the load position ``records_done``.
 
-        Returns the number of triples that were new. Writing the same batch twice adds nothing.
+        Returns the number of triples that were new; triples the store holds already add
+        nothing. Batches come in the order their preparer made them.
         """
 
     def write_batch(
@@ -50,7 +74,7 @@ class GraphStore(Protocol):
         source_key: str,
         records_done: int,
     ) -> int:
-        """``write_prepared(prepare_batch(triples, aliases), ...)`` in one call."""
+        """``write_prepared(batch_preparer(source_key)(triples, aliases), ...)`` in one call."""
 
     def finish_load(self, source_key: str) -> None:
         """Mark the load of ``source_key`` complete (a later load reads it again from the top)."""
@@ -104,7 +128,11 @@ class StoreBase:
         source_key: str,
         records_done: int,
     ) -> int:
-        return self.write_prepared(self.prepare_batch(triples, aliases), source_key, records_done)
+        prepare = self.batch_preparer(source_key)
+        try:
+            return self.write_prepared(prepare(triples, aliases), source_key, records_done)
+        finally:
+            prepare.close()
 
     def neighbors(self, name: str, hops: int = 1, limit: int = 200) -> list[Fact]:
         return neighbourhood(self, name, hops, limit)

@@ -1,0 +1,111 @@
+"""Bulk loading into the embedded store: ids assigned by the preparing process, the load lock,
+and the migration of version-3 stores."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from kg import interning
+from kg.embedded import EmbeddedStore
+from kg.loader import load
+from kg.triples import KGError, Triple
+
+
+def write_csv(path, rows: list[tuple[str, str, str]]) -> None:
+    path.write_text("".join(f"{h},{r},{t}\n" for h, r, t in rows), encoding="utf-8")
+
+
+def snapshot(store: EmbeddedStore) -> tuple:
+    return (
+        store.stats(),
+        list(store.iter_facts()),
+        list(store.iter_names()),
+        store.search("", limit=1000),
+    )
+
+
+def test_names_far_apart_keep_one_id(tmp_path, monkeypatch):
+    """A name that comes back after its batch left the window is found in the store (through
+    the Bloom filter and the digest index), in either process, and on a reload."""
+    monkeypatch.setattr(interning, "WINDOW_BATCHES", 1)
+    rows = [(f"头{i}", "类型", "共同" if i % 10 == 0 else f"值{i}") for i in range(60)]
+    rows += [("共同", "别名", "同"), ("值3", "标签", "头59")]
+    src = tmp_path / "o.csv"
+    write_csv(src, rows)
+    names = {h for h, _, _ in rows} | {t for _, _, t in rows}
+    snapshots = []
+    for parser_process in (False, True):
+        store = EmbeddedStore(tmp_path / f"db{parser_process}")
+        report = load(
+            store, "ownthink", src, progress=False, batch_size=3, parser_process=parser_process
+        )
+        assert report.triples_loaded == len(rows)
+        assert store.stats()["entities"] == len(names)
+        assert store.resolve("同") == "共同"
+        again = load(store, "ownthink", src, progress=False, batch_size=4)
+        assert again.triples_loaded == 0
+        snapshots.append(snapshot(store))
+        store.close()
+    assert snapshots[0] == snapshots[1]
+    assert "值3" in snapshots[0][3], "a tail that later has facts of its own is a head"
+
+
+def test_a_second_load_into_the_same_store_is_refused(tmp_path):
+    first, second = EmbeddedStore(tmp_path / "db"), EmbeddedStore(tmp_path / "db")
+    prepare = first.batch_preparer("a")
+    with pytest.raises(KGError, match="another load into this store is running"):
+        second.batch_preparer("b")
+    batch = prepare([Triple("甲", "类型", "乙")], [])
+    first.write_prepared(batch, "a", 1)
+    first.finish_load("a")
+    prepare.close()
+    second.batch_preparer("b").close()  # the lock is free again
+    second.close()
+    first.close()
+
+
+def test_batches_that_do_not_continue_the_ids_are_refused(tmp_path):
+    store = EmbeddedStore(tmp_path / "db")
+    a, b = interning.BatchIds(store.path), interning.BatchIds(store.path)
+    one, other = a([Triple("甲", "类型", "乙")], []), b([Triple("丙", "类型", "丁")], [])
+    store.write_prepared(one, "x", 1)
+    with pytest.raises(KGError, match="do not continue"):
+        store.write_prepared(other, "x", 2)
+    assert store.stats()["entities"] == 2
+    a.close()
+    b.close()
+    store.close()
+
+
+def downgrade_to_version_3(path) -> None:
+    """The layout version 3 had: no head flags, aliases clustered by name, every name indexed."""
+    with sqlite3.connect(path) as c:
+        c.executescript(
+            """
+            DROP INDEX entity_by_name; DROP INDEX alias_by_name;
+            ALTER TABLE entity DROP COLUMN head;
+            CREATE INDEX entity_by_name ON entity (name);
+            CREATE TABLE alias3 (name TEXT NOT NULL, entity INTEGER NOT NULL,
+                                 PRIMARY KEY (name, entity)) WITHOUT ROWID;
+            INSERT INTO alias3 SELECT name, entity FROM alias;
+            DROP TABLE alias; ALTER TABLE alias3 RENAME TO alias;
+            UPDATE meta SET value = '3' WHERE key = 'schema';
+            """
+        )
+
+
+def test_a_version_3_store_is_migrated_on_open(tmp_path, filmkg_sample):
+    with EmbeddedStore(tmp_path / "new") as store:
+        load(store, "filmkg", filmkg_sample, progress=False)
+        expected = snapshot(store) + (store.aliases("阿甘正传"), store.resolve("恋恋笔记本"))
+    old = tmp_path / "old"
+    old.mkdir()
+    (tmp_path / "new" / "kg.sqlite").rename(old / "kg.sqlite")
+    downgrade_to_version_3(old / "kg.sqlite")
+    with EmbeddedStore(old, create=False) as store:
+        got = snapshot(store) + (store.aliases("阿甘正传"), store.resolve("恋恋笔记本"))
+        version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    assert got == expected
+    assert version == ("4",)
