@@ -37,7 +37,7 @@ from model.data.movielc import read_movielc, write_movielc
 from model.data.schema import Comment, Corpus, Segment, Video
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MANIFEST = "demo.json"
 # Values nearly every entity of its kind has: stating them shows no knowledge.
 _TOO_COMMON = frozenset({"演员", "剧情", "中国", "美国"})
@@ -212,28 +212,30 @@ def _values(film: _Entity, people: list[_Entity]) -> list[str]:
     return [v for e in (film, *people) for _, v in e.facts] + [p.name for p in people]
 
 
-def _held_out_order(films: list[tuple[_Entity, list[_Entity]]], shuffled: np.ndarray) -> list[int]:
-    """The films in the order they are held out (test first, then dev, then training).
+def _held_out_order(
+    films: list[tuple[_Entity, list[_Entity]]], shuffled: np.ndarray, n_held: int
+) -> list[int]:
+    """The films in the order they are held out (test first, then dev), then the training ones.
 
     A closed-vocabulary model (LiveBot's 30k training words) writes a word it never saw in
     training as <UNK>. The films of a real corpus share their stars, countries and years; 40
     random films of a small KG sample often do not, and a held-out film whose knowledge
     comments are mostly <UNK> measures the vocabulary, not the knowledge. So the next film held
-    out is the one whose stated values the films still in training state most often (ties:
-    the seeded shuffle)."""
-    values = [_values(f, p) for f, p in films]
+    out is the one that leaves the held-out films' stated values (their own facts' values and
+    people) best covered by the films still in training (ties: the seeded shuffle)."""
+    values = [set(_values(f, p)) for f, p in films]
     training = [int(i) for i in shuffled]
     held: list[int] = []
-    while training:
 
-        def coverage(i: int) -> float:
-            known = {v for j in training if j != i for v in values[j]}
-            return sum(v in known for v in values[i]) / max(len(values[i]), 1)
+    def covered(candidate: int) -> float:
+        known = set().union(*(values[j] for j in training if j != candidate))
+        return sum(len(values[h] & known) / max(len(values[h]), 1) for h in [*held, candidate])
 
-        best = max(training, key=lambda i: (coverage(i), -training.index(i)))
+    for _ in range(min(n_held, len(training))):
+        best = max(training, key=lambda i: (covered(i), -training.index(i)))
         training.remove(best)
         held.append(best)
-    return held
+    return held + training
 
 
 def generate(cfg: DemoConfig) -> tuple[Corpus, dict[str, dict[int, np.ndarray]]]:
@@ -244,8 +246,8 @@ def generate(cfg: DemoConfig) -> tuple[Corpus, dict[str, dict[int, np.ndarray]]]
         raise ValueError(f"the FilmKG sample has {len(films)} usable films, {cfg.films} asked")
     chosen = [films[i] for i in sorted(rng.choice(len(films), cfg.films, replace=False))]
     prototypes = rng.normal(0, 1, (len(T.SCENE_TYPES), cfg.feature_dim))
-    order = _held_out_order(chosen, rng.permutation(cfg.films))
     n_test = n_dev = max(1, cfg.films // 10)
+    order = _held_out_order(chosen, rng.permutation(cfg.films), n_test + n_dev)
     videos, features = {}, {}
     for i, (film, people) in enumerate(chosen):
         vid = f"demo{i:04d}"

@@ -61,15 +61,15 @@ def test_held_out_films_state_what_training_films_state(demo):
     training vocabulary can write their knowledge comments."""
     tails, _ = _kg_tails_and_people()
     train_text = " ".join(c.text for v in demo.split("train") for c in v.comments)
-    for split in ("dev", "test"):
+    # the test films are held out first; a random split of the default corpus: 0.31 dev, 0.18 test
+    for split, least in (("dev", 0.4), ("test", 0.8)):
         values = [
             max((t for t in tails if len(t) >= 2 and t in c.text), key=len)
             for v in demo.split(split)
             for c in v.comments
             if c.knowledge and any(len(t) >= 2 and t in c.text for t in tails)
         ]
-        # (a random split of the default corpus: 0.31 dev, 0.18 test)
-        assert sum(value in train_text for value in values) / len(values) > 0.5, split
+        assert sum(value in train_text for value in values) / len(values) > least, split
 
 
 def test_generation_is_deterministic_and_seeded():
