@@ -77,7 +77,7 @@ def main() -> None:
     p.add_argument("--ablations", nargs="+", default=["full", "+mlm"])
     p.add_argument("--out-root", help="one checkpoint directory per ablation under this one")
     p.add_argument(
-        "--jobs", type=int, default=1, help="trainings at a time after the first (cores shared)"
+        "--jobs", type=int, default=1, help="trainings at a time, sharing the cores (default 1)"
     )
     args = p.parse_args(own)
     if len(args.ablations) < 2:
