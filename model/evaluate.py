@@ -40,6 +40,34 @@ GENERATION_SAMPLES = 100
 
 
 @torch.no_grad()
+def candidate_scores(
+    model: KLVCG,
+    encoded: Encoded,
+    cand_ids: np.ndarray,
+    device: torch.device,
+    *,
+    idx: np.ndarray | None = None,
+    use_kg: bool = True,
+    progress: bool = False,
+    desc: str = "ranking",
+) -> np.ndarray:
+    """Mean token cross-entropy of every candidate of each sample ``idx`` (default: all),
+    ``(len(idx), C)``: each context encoded once, its candidates scored in one decoder pass."""
+    model.eval()
+    idx = np.arange(len(encoded)) if idx is None else np.asarray(idx)
+    per_pass = max(1, CANDIDATE_ROWS // max(cand_ids.shape[1], 1))
+    out = []
+    bar = tqdm(total=len(idx), desc=desc, unit=" samples", disable=not progress, leave=False)
+    for i in range(0, len(idx), per_pass):
+        chunk = idx[i : i + per_pass]
+        enc = model.encode(encoded.batch(chunk, device), use_kg=use_kg)
+        cands = torch.as_tensor(cand_ids[chunk], dtype=torch.long, device=device)
+        out.append(model.score(enc, cands).float().cpu().numpy())
+        bar.update(len(chunk))
+    bar.close()
+    return np.concatenate(out) if out else np.zeros((0, cand_ids.shape[1]), dtype=np.float32)
+
+
 def rank(
     model: KLVCG,
     encoded: Encoded,
@@ -53,20 +81,13 @@ def rank(
     desc: str = "ranking",
 ) -> np.ndarray:
     """Rank of the first ground truth of each sample ``idx`` (default: all)."""
-    model.eval()
     idx = np.arange(len(encoded)) if idx is None else np.asarray(idx)
-    per_pass = max(1, CANDIDATE_ROWS // max(cand_ids.shape[1], 1))
-    ranks = []
-    bar = tqdm(total=len(idx), desc=desc, unit=" samples", disable=not progress, leave=False)
-    for i in range(0, len(idx), per_pass):
-        chunk = idx[i : i + per_pass]
-        enc = model.encode(encoded.batch(chunk, device), use_kg=use_kg)
-        cands = torch.as_tensor(cand_ids[chunk], dtype=torch.long, device=device)
-        scores = model.score(enc, cands).float().cpu().numpy()
-        ranks.append(ranks_of_first_truth(scores, is_truth[chunk]))
-        bar.update(len(chunk))
-    bar.close()
-    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+    scores = candidate_scores(
+        model, encoded, cand_ids, device, idx=idx, use_kg=use_kg, progress=progress, desc=desc
+    )
+    if not len(idx):
+        return np.zeros(0, dtype=np.int64)
+    return ranks_of_first_truth(scores, is_truth[idx])
 
 
 def random_anchor(is_truth: np.ndarray) -> dict[str, float]:
