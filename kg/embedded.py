@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from kg.interning import BatchIds, IdBatch, name_key
+from kg.interning import COMMITTED_IDS, BatchIds, IdBatch, name_key
 from kg.store import StoreBase
 from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError
 
@@ -232,13 +232,7 @@ class EmbeddedStore(StoreBase):
     def _check_sequence(self, batch: IdBatch) -> None:
         """New ids must continue the store's: anything else means two writers."""
         if self._next_ids is None:
-            self._next_ids = tuple(
-                n + 1
-                for n in self.conn.execute(
-                    "SELECT (SELECT coalesce(max(id), 0) FROM entity), "
-                    "(SELECT coalesce(max(id), 0) FROM relation)"
-                ).fetchone()
-            )
+            self._next_ids = tuple(n + 1 for n in self.conn.execute(COMMITTED_IDS).fetchone())
         if (batch.first_entity, batch.first_relation) != self._next_ids:
             self._next_ids = None
             raise KGError(

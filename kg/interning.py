@@ -48,7 +48,8 @@ _ENTITY_ID = "SELECT id FROM entity WHERE hid = ? AND hid2 = ?"
 _RELATION_ID = "SELECT id FROM relation WHERE name = ?"
 _RELATION, _HEAD_TAIL = itemgetter(1), itemgetter(0, 2)  # of a triple
 _ALIAS, _ALIASED = itemgetter(0), itemgetter(1)  # of an (alias, entity name) pair
-_COMMITTED = """SELECT (SELECT coalesce(max(id), 0) FROM entity),
+#: The highest committed entity and relation ids (ids are dense: also their counts).
+COMMITTED_IDS = """SELECT (SELECT coalesce(max(id), 0) FROM entity),
     (SELECT coalesce(max(id), 0) FROM relation)"""
 
 
@@ -197,7 +198,7 @@ class BatchIds:
             isolation_level=None,
             check_same_thread=False,
         )
-        entities, relations = self._conn.execute(_COMMITTED).fetchone()
+        entities, relations = self._conn.execute(COMMITTED_IDS).fetchone()
         self._next_entity, self._next_relation = entities + 1, relations + 1
         # Names of recent batches, digest -> id: one dict per batch, with the highest entity
         # and relation ids assigned up to it, and all of them merged into one for lookups.
@@ -224,7 +225,7 @@ class BatchIds:
 
     def _forget_committed(self) -> None:
         """Drop names of committed batches beyond the window (never uncommitted ones)."""
-        entities, relations = self._conn.execute(_COMMITTED).fetchone()
+        entities, relations = self._conn.execute(COMMITTED_IDS).fetchone()
         dropped = False
         while len(self._batches) > WINDOW_BATCHES:
             _, last_entity, last_relation = self._batches[0]
