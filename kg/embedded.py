@@ -10,28 +10,38 @@ a second index by name. Counts are kept in ``meta`` inside each load transaction
 ``stats()`` is O(1) even at Ownthink scale.
 
 Bulk loading (each choice measured with ``bench/kg_load.py`` and statement by statement, in
-CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM whose other core
-was busy, so figures vary by about 10%):
+CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM; figures vary by
+about 10%, more when the other core is busy):
 
 * The process that prepares batches (the loader's parser process for files of 8 MiB and more)
-  assigns every id (:mod:`kg.interning`, 1.8-2.1 s there), so the writer only appends rows
-  with known ids, one transaction per batch together with the load position: new entities
-  1.6-2.1 s (two thirds of it the digest index), triples 0.7 s, aliases 0.35 s, commits
-  0.5 s. This replaced staging tables resolved by SQL joins in the writer (5.7 of its
-  13.8 s). A lock file in the store directory keeps a second load from assigning the same ids.
-* The indexes whose insert order is random (head names, tails, alias names) are dropped during
-  a load and rebuilt by one sort each at its end (0.07 + 0.35 + 0.25 s). Indexing only head
-  names cut that build from 0.7 s (tails include every long description); clustering aliases
-  by entity, the order a load adds them in, cut their inserts from 0.65 s.
-* Altogether, ``--rows 1000000`` on that VM: 10.3-10.9 s and 10.3 CPU-seconds in both
-  processes, against 14.8-15.2 s and 14.6 CPU-seconds before (and, in a moment when the other
-  core was free, 5.3 s against 6.7 s, before heads-only and entity-clustered indexing).
+  assigns every id from the digests it holds in memory (:mod:`kg.interning`, 1.5 s there), so
+  the writer only appends rows with known ids, one transaction per batch together with the
+  load position: new entities 0.8 s, triples 1.1 s (0.7 s of it the table, the rest the tail
+  index), aliases 0.35 s, commits 0.2-0.45 s. Names and ids cross between the processes as a
+  few byte strings per batch (0.1 s, against 1.0 s to pickle and unpickle lists of names).
+  This replaced staging tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock
+  file in the store directory keeps a second load from assigning the same ids.
+* The indexes whose insert order is random (name digests, head names, alias names) are dropped
+  during a load and rebuilt by one sort each at its end (0.48 + 0.07 + 0.26 s, on one core
+  while the other idles); kept live, the digest index alone cost the writer 1.1 s. The tail
+  index stays live: new tails take increasing ids, so most of its inserts append, and they
+  fall in time the writer otherwise spends waiting for the parser (4.9 s to 4.5 s at 1 M rows,
+  against a 0.37 s rebuild). Indexing only head names cut the name index build from 0.7 s
+  (tails include every long description); clustering aliases by entity, the order a load adds
+  them in, cut their inserts from 0.65 s.
+* Altogether, ``--rows 1000000``: 4.1 s through the CLI, 244 k rows/s, 0.21x the parse-only
+  rate (the parser process busy throughout, 3.4 CPU-seconds, the writer 3.8 with the final
+  index builds), against 4.9 s with the digest index live, the Bloom filter and lists of names
+  (earlier: 10.3 s when the other core was busy and 14.8 s with staging tables).
 * Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between
   checkpoints (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of
-  the digest only (-0.35 s, but the store would no longer enforce one row per name), batches of
-  100k rows (-0.25 s, but 1.8x the peak memory), sorting each batch's new entities by digest.
-  Earlier: interning through an index on names, the 64-bit hash as rowid, a writer thread, one
-  sort of all names at the end.
+  the digest only (-0.1 s at the end, but the store would no longer enforce one row per name),
+  batches of 100k rows (-0.25 s, but 1.8x the peak memory), ids in digest order within a batch
+  (the digest index then builds in 0.21 s, but triples insert 0.25 s slower), the digest index
+  live with such ids (+0.5 s), ``PRAGMA threads=2`` for the final sorts (no gain), the head
+  name index live (no gain), the alias index live (+0.2 s). Earlier: interning through an
+  index on names, the 64-bit hash as rowid (writer 5.2 s against 2.9 s: random inserts of
+  whole rows), a writer thread, one sort of all names at the end.
 
 Each batch commits together with its load position, so an interrupted load resumes exactly
 where it stopped, ids being re-derived from what was committed.
@@ -64,12 +74,12 @@ CREATE TABLE IF NOT EXISTS entity (
     id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL,
     head INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX IF NOT EXISTS entity_by_digest ON entity (hid, hid2);
 CREATE TABLE IF NOT EXISTS relation (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS triple (
     h INTEGER NOT NULL, r INTEGER NOT NULL, t INTEGER NOT NULL,
     PRIMARY KEY (h, r, t)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS triple_by_tail ON triple (t, h, r);
 CREATE TABLE IF NOT EXISTS alias (
     name TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY (entity, name)
 ) WITHOUT ROWID;
@@ -80,11 +90,12 @@ CREATE TABLE IF NOT EXISTS load_state (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Secondary indexes with random insertion order: dropped while a load runs, rebuilt (one
-# sort each) when it finishes, instead of a random B-tree insert per row during the load.
+# sort each) when it finishes, instead of a random B-tree insert per row during the load. The
+# load's preparer holds the digests in memory meanwhile (kg.interning).
 _DEFERRED_INDEXES = {
+    "entity_by_digest": "CREATE UNIQUE INDEX IF NOT EXISTS entity_by_digest ON entity (hid, hid2)",
     # heads only (entities with facts of their own): what prefix search looks for
     "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name) WHERE head = 1",
-    "triple_by_tail": "CREATE INDEX IF NOT EXISTS triple_by_tail ON triple (t, h, r)",
     "alias_by_name": "CREATE INDEX IF NOT EXISTS alias_by_name ON alias (name, entity)",
 }
 _ALIAS_V4 = (
@@ -101,7 +112,7 @@ _INSERT_ENTITY = """INSERT INTO entity (id, hid, hid2, name, head)
     VALUES (?, ?, ?, CAST(? AS TEXT), ?)"""
 _MARK_HEAD = "UPDATE entity SET head = 1 WHERE id = ? AND head = 0"
 _INSERT_TRIPLE = "INSERT OR IGNORE INTO triple (h, r, t) VALUES (?, ?, ?)"
-_INSERT_ALIAS = "INSERT OR IGNORE INTO alias (name, entity) VALUES (?, ?)"
+_INSERT_ALIAS = "INSERT OR IGNORE INTO alias (name, entity) VALUES (CAST(? AS TEXT), ?)"
 _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
     JOIN entity et ON et.id = triple.t"""
@@ -252,7 +263,7 @@ class EmbeddedStore(StoreBase):
             conn.executemany(_MARK_HEAD, batch.old_head_rows())
             new_triples = max(conn.executemany(_INSERT_TRIPLE, batch.triple_rows()).rowcount, 0)
             new_aliases = max(conn.executemany(_INSERT_ALIAS, batch.alias_rows()).rowcount, 0)
-            counts = (new_triples, len(batch.entities), len(batch.relations), new_aliases)
+            counts = (new_triples, batch.entity_count, len(batch.relations), new_aliases)
             conn.executemany(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",
                 [(n, key) for key, n in zip(_COUNTERS, counts, strict=True) if n > 0],

