@@ -72,12 +72,10 @@ def _int64s(data: bytes) -> array:
 _SEP = b"\xff"  # never in UTF-8: joins the names a batch carries into one bytes object
 
 
-def _join(names: list[bytes]) -> bytes:
-    return _SEP.join(names)
-
-
-def _split(joined: bytes, n: int) -> list[bytes]:
-    return joined.split(_SEP) if n else []
+def _split(joined: bytes, n: int) -> list[bytearray]:
+    """The names again, as bytearrays: sqlite3 binds those without looking for an adapter,
+    which for bytes cost 0.3 us a row (0.2 s of 0.9 s for the entities of a million rows)."""
+    return bytearray(joined).split(_SEP) if n else []
 
 
 @dataclass
@@ -111,7 +109,7 @@ class IdBatch:
     def next_relation(self) -> int:
         return self.first_relation + len(self.relations)
 
-    def entity_rows(self) -> Iterator[tuple[int, int, int, bytes, int]]:
+    def entity_rows(self) -> Iterator[tuple[int, int, int, bytearray, int]]:
         keys = _int64s(self.digests)
         return zip(
             range(self.first_entity, self.next_entity),
@@ -131,7 +129,7 @@ class IdBatch:
     def triple_rows(self) -> Iterator[tuple[int, int, int]]:
         return zip(self.ends[0::2], self.rels, self.ends[1::2], strict=True)
 
-    def alias_rows(self) -> Iterator[tuple[bytes, int]]:
+    def alias_rows(self) -> Iterator[tuple[bytearray, int]]:
         names = _split(self.alias_names, len(self.alias_entities))
         return zip(names, self.alias_entities, strict=True)
 
@@ -267,7 +265,7 @@ class BatchIds:
         return IdBatch(
             first_entity=first_entity,
             entity_count=len(new),
-            entities=_join(list(map(encoded.__getitem__, new.tolist()))),
+            entities=_SEP.join(list(map(encoded.__getitem__, new.tolist()))),
             digests=self.np.frombuffer(digests, dtype="V16")[new].tobytes(),
             entity_heads=bytes(entity_heads),
             old_heads=old_heads,
@@ -275,7 +273,9 @@ class BatchIds:
             relations=new_relations,
             ends=array("q", list(map(name_id, ends))),
             rels=array("q", list(map(relations.__getitem__, map(_RELATION, triples)))),
-            alias_names=_join([a.encode("utf-8", "surrogatepass") for a in map(_ALIAS, aliases)]),
+            alias_names=_SEP.join(
+                [a.encode("utf-8", "surrogatepass") for a in map(_ALIAS, aliases)]
+            ),
             alias_entities=array("q", list(map(name_id, map(_ALIASED, aliases)))),
         )
 
