@@ -6,7 +6,9 @@ Generates ``--rows`` rows in the Ownthink CSV format (header ``实体,属性,值
 with commas, quotes and newlines; long descriptions), then measures, each in a fresh child
 process: CSV parsing alone (``kg.sources.read_ownthink``), the embedded load through the real
 CLI, and the same load at ``--rows / 10`` for the streaming check (peak RSS ratio, summed over
-the loader and its parser process, sampled every 20 ms). With
+the loader and its parser process, sampled every 20 ms), and the two halves of the load apart
+(parsing and preparing batches; writing prepared batches, then building the final indexes),
+which bound what the two-process load can reach. With
 ``--neo4j`` it also loads into a Bolt server (``NEO4J_URI`` or a local ArcadeDB started here).
 Prints a table, then one JSON line with the figures.
 """
@@ -127,6 +129,40 @@ from kg.sources import read_ownthink
 t = time.perf_counter(); n = sum(1 for _ in read_ownthink(sys.argv[1]))
 print(n, time.perf_counter() - t)
 """
+# The two halves of a load apart, in one process: parsing, preparing each batch (ids, aliases,
+# pickling, all of it in the parser process during a load) and the store's writing of batches
+# already prepared, with its final index builds. A two-process load can go no faster than the
+# slower of the two, plus the index builds, which run alone at the end.
+HALVES = """
+import gc, json, pickle, sys, time
+from itertools import islice
+from kg.embedded import EmbeddedStore
+from kg.sources import read_source
+from kg.triples import batch_alias_pairs
+gc.disable()
+store = EmbeddedStore(sys.argv[2])
+prepare = store.batch_preparer("bench")
+records = read_source("ownthink", sys.argv[1])
+t = time.perf_counter()
+chunks = []
+while chunk := list(islice(records, 50_000)):
+    chunks.append(chunk)
+parse = time.perf_counter() - t
+t = time.perf_counter()
+batches = [pickle.dumps(prepare(c, batch_alias_pairs(c)), protocol=5) for c in chunks]
+prep = time.perf_counter() - t
+t, position = time.perf_counter(), 0
+for batch, chunk in zip(batches, chunks):
+    position += len(chunk)
+    store.write_prepared(pickle.loads(batch), "bench", position)
+write = time.perf_counter() - t
+t = time.perf_counter()
+store.finish_load("bench")
+finish = time.perf_counter() - t
+prepare.close()
+store.close()
+print(json.dumps({"parse_s": parse, "prepare_s": prep, "write_s": write, "index_s": finish}))
+"""
 LOAD = """
 import sys
 from kg.load import main
@@ -170,6 +206,7 @@ def main() -> None:
         figures[f"{label}_peak_rss_mib"] = round(rss / 1024, 1)
         figures[f"{label}_summary"] = summary
     figures |= lookup_figures(work / "db_big")
+    figures |= halves_figures(big, work / "db_halves", args.rows)
     figures["rows_per_s"] = figures.pop("big_rows_per_s")
     figures["peak_rss_mib"] = figures.pop("big_peak_rss_mib")
     figures["load_to_parse_ratio"] = round(figures["rows_per_s"] / parse_rate, 3)
@@ -184,6 +221,24 @@ def main() -> None:
         if not isinstance(v, dict):
             print(f"{k:<28} {v}")
     print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, dict)}))
+
+
+def halves_figures(csv_path: Path, db: Path, rows: int) -> dict[str, float]:
+    """Rates of a load's two halves apart (see HALVES): what bounds the two-process load."""
+    subprocess.run(["rm", "-rf", str(db)], check=True)
+    out, _, _ = child(HALVES, str(csv_path), str(db))
+    s = json.loads(out.strip().splitlines()[-1])
+    parser_side = s["parse_s"] + s["prepare_s"]
+    return {
+        "parser_side_rows_per_s": round(rows / parser_side),
+        "writer_side_rows_per_s": round(rows / s["write_s"]),
+        "final_index_build_s": round(s["index_s"], 2),
+        "writer_alone_rows_per_s": round(rows / (s["write_s"] + s["index_s"])),
+        # the slower half throughout, then the index builds alone
+        "two_process_bound_rows_per_s": round(
+            rows / (max(parser_side, s["write_s"]) + s["index_s"])
+        ),
+    }
 
 
 def lookup_figures(db: Path, n: int = 2000) -> dict[str, float]:

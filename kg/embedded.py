@@ -29,10 +29,13 @@ about 10%, more when the other core is busy):
   against a 0.37 s rebuild). Indexing only head names cut the name index build from 0.7 s
   (tails include every long description); clustering aliases by entity, the order a load adds
   them in, cut their inserts from 0.65 s.
-* Altogether, ``--rows 1000000``: 4.1 s through the CLI, 244 k rows/s, 0.21x the parse-only
-  rate (the parser process busy throughout, 3.4 CPU-seconds, the writer 3.8 with the final
-  index builds), against 4.9 s with the digest index live, the Bloom filter and lists of names
-  (earlier: 10.3 s when the other core was busy and 14.8 s with staging tables).
+* Altogether, ``--rows 1000000``: 4.1-4.2 s through the CLI, 237-244 k rows/s, 0.20-0.21x the
+  parse-only rate, against 4.9 s with the digest index live, the Bloom filter and lists of
+  names (earlier: 10.3 s when the other core was busy and 14.8 s with staging tables). The
+  benchmark also times the two halves apart: parsing and preparing 3.2-3.3 s, writing the
+  prepared batches 2.4-2.5 s, then 0.7-0.8 s of index builds that nothing overlaps, so the
+  two processes can reach 257 k rows/s at best, and the writer alone, even with parsing for
+  free, 313 k rows/s (0.27x): 0.3x would need SQLite work this schema cannot shed.
 * Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between
   checkpoints (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of
   the digest only (-0.1 s at the end, but the store would no longer enforce one row per name),
