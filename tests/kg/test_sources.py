@@ -9,7 +9,7 @@ import pytest
 from kg.loader import load
 from kg.sources import read_filmkg, read_ownthink, read_rdf, read_source
 from kg.store import open_store
-from kg.triples import BadRow, KGError, Triple
+from kg.triples import BadRow, KGError, Triple, alias_pairs, batch_alias_pairs
 
 
 def split(records):
@@ -196,3 +196,25 @@ def test_parser_process_errors_reach_the_loader(tmp_path):
     store = open_store("embedded", str(tmp_path / "db"))
     with pytest.raises(KGError, match=r"kb.json:2: invalid JSON"):
         load(store, "filmkg", path, progress=False, parser_process=True)
+
+
+def test_batch_alias_pairs_are_those_of_every_row(filmkg_sample):
+    """The batch shortcut gives the same pairs as :func:`alias_pairs` row by row."""
+    rows = [r for r in read_source("filmkg", filmkg_sample) if isinstance(r, Triple)]
+    rows += [
+        Triple("甲（演员）", "别名", "甲、甲（演员）；小甲 / 《阿甲》"),  # lists the head itself
+        Triple("甲（演员）", "国籍", "中国"),  # a later row of the same head
+        Triple("乙", "多义词", "乙（电影）"),
+        Triple("乙（电影）", "中文名", "乙"),
+        Triple("丙 (band)", "类型", "乐队"),
+    ]
+    expected, last = {}, None
+    for row in rows:
+        expected.update(dict.fromkeys(alias_pairs(row, row.head != last)))
+        last = row.head
+    got = batch_alias_pairs(rows)
+    assert len(got) == len(set(got))
+    assert set(got) == set(expected)
+    assert {("甲", "甲（演员）"), ("小甲", "甲（演员）"), ("阿甲", "甲（演员）")} <= set(got)
+    assert ("甲（演员）", "甲（演员）") not in got
+    assert {("乙", "乙（电影）"), ("丙", "丙 (band)")} <= set(got)
