@@ -52,6 +52,7 @@ where it stopped, ids being re-derived from what was committed.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -65,6 +66,8 @@ try:
     import fcntl
 except ImportError:  # not POSIX: no load lock
     fcntl = None
+
+log = logging.getLogger(__name__)
 
 DB_FILE = "kg.sqlite"
 LOCK_FILE = "load.lock"
@@ -222,6 +225,14 @@ class EmbeddedStore(StoreBase):
         until :meth:`finish_load` or :meth:`close`), since two loads would assign the same
         ids."""
         self._lock_for_load()
+        entities = self.stats()["entities"]
+        if entities >= 1_000_000:  # the preparer's start is otherwise a silent pause
+            log.info(
+                "%s: the load starts by reading the digests of its %d entities "
+                "(about 0.7 s a million)",
+                self.path,
+                entities,
+            )
         return BatchIds(self.path)
 
     def _lock_for_load(self) -> None:
