@@ -137,6 +137,7 @@ HALVES = """
 import gc, json, pickle, sys, time
 from itertools import islice
 from kg.embedded import EmbeddedStore
+from kg.loader import DEFAULT_BATCH
 from kg.sources import read_source
 from kg.triples import batch_alias_pairs
 gc.disable()
@@ -145,7 +146,7 @@ prepare = store.batch_preparer("bench")
 records = read_source("ownthink", sys.argv[1])
 t = time.perf_counter()
 chunks = []
-while chunk := list(islice(records, 50_000)):
+while chunk := list(islice(records, DEFAULT_BATCH)):
     chunks.append(chunk)
 parse = time.perf_counter() - t
 t = time.perf_counter()

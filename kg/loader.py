@@ -93,7 +93,7 @@ def _batches(
     """Yields the number of records skipped (a resumed load), then a batch for every
     ``batch_size`` records (with the bad ones among them), at least one."""
     yield sum(1 for _ in islice(records, skip))
-    position, empty = skip, True
+    position = skip
     while chunk := list(islice(records, batch_size)):
         position += len(chunk)
         bad: list[BadRow] = []
@@ -101,8 +101,7 @@ def _batches(
             bad = [r for r in chunk if type(r) is BadRow]
             chunk = [r for r in chunk if type(r) is not BadRow]
         yield _Batch(prepare(chunk, batch_alias_pairs(chunk)), len(chunk), position, bad)
-        empty = False
-    if empty:
+    if position == skip:  # nothing left to read: one empty batch still records the position
         yield _Batch(prepare([], []), 0, position, [])
 
 
