@@ -16,19 +16,24 @@ about 10%, more when the other core is busy):
 * The process that prepares batches (the loader's parser process for files of 8 MiB and more)
   assigns every id from the digests it holds in memory (:mod:`kg.interning`, 1.5 s there), so
   the writer only appends rows with known ids, one transaction per batch together with the
-  load position: new entities 0.8 s, triples 1.1 s (0.7 s of it the table, the rest the tail
-  index), aliases 0.35 s, commits 0.2-0.45 s. Names and ids cross between the processes as a
-  few byte strings per batch (0.1 s, against 1.0 s to pickle and unpickle lists of names).
-  This replaced staging tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock
-  file in the store directory keeps a second load from assigning the same ids.
+  load position: new entities 0.8 s, triples 0.6 s, aliases 0.35 s, commits 0.2-0.45 s.
+  Triples go in as one ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids
+  per batch (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C: bound row
+  by row through ``executemany`` they took 1.1 s, half of it the sqlite3 module's per-row
+  work (the same rows from a staging table insert in 0.44 s). Names and ids cross between
+  the processes as a few byte strings per batch (0.1 s, against 1.0 s to pickle and unpickle
+  lists of names). This replaced staging tables resolved by SQL joins in the writer (5.7 of
+  its 13.8 s). A lock file in the store directory keeps a second load from assigning the same
+  ids.
 * The indexes whose insert order is random (name digests, head names, alias names) are dropped
-  during a load and rebuilt by one sort each at its end (0.48 + 0.07 + 0.26 s, on one core
-  while the other idles); kept live, the digest index alone cost the writer 1.1 s. The tail
-  index stays live: new tails take increasing ids, so most of its inserts append, and they
+  during a load and rebuilt by one sort each at its end (0.28 + 0.07 + 0.17 s, on one core while the
+  other idles, in a 4 MiB page cache: 0.43 + 0.07 + 0.24 s in the 16 MiB one of queries, as SQLite's
+  sorter then sorts in fewer, larger runs); kept live, the digest index alone cost the writer 1.1 s.
+  The tail index stays live: new tails take increasing ids, so most of its inserts append, and they
   fall in time the writer otherwise spends waiting for the parser (4.9 s to 4.5 s at 1 M rows,
-  against a 0.37 s rebuild). Indexing only head names cut the name index build from 0.7 s
-  (tails include every long description); clustering aliases by entity, the order a load adds
-  them in, cut their inserts from 0.65 s.
+  against a 0.37 s rebuild). Indexing only head names cut the name index build from 0.7 s (tails
+  include every long description); clustering aliases by entity, the order a load adds them in, cut
+  their inserts from 0.65 s.
 * Altogether, ``--rows 1000000``: 4.1-4.2 s through the CLI, 237-244 k rows/s, 0.20-0.21x the
   parse-only rate, against 4.9 s with the digest index live, the Bloom filter and lists of
   names (earlier: 10.3 s when the other core was busy and 14.8 s with staging tables). The
@@ -72,6 +77,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "kg.sqlite"
 LOCK_FILE = "load.lock"
 SCHEMA_VERSION = "4"
+SORT_CACHE_KIB = 4096  # page cache while the deferred indexes are built
 _PREFIX_END = "\U0010ffff"
 _COUNTERS = ("triples", "entities", "relations", "aliases")
 
@@ -117,7 +123,9 @@ _INSERT_RELATION = "INSERT INTO relation (id, name) VALUES (?, ?)"
 _INSERT_ENTITY = """INSERT INTO entity (id, hid, hid2, name, head)
     VALUES (?, ?, ?, CAST(? AS TEXT), ?)"""
 _MARK_HEAD = "UPDATE entity SET head = 1 WHERE id = ? AND head = 0"
-_INSERT_TRIPLE = "INSERT OR IGNORE INTO triple (h, r, t) VALUES (?, ?, ?)"
+# IdBatch.packed_triples: the triples of a batch as JSON arrays of packed ints
+_INSERT_TRIPLES = """INSERT OR IGNORE INTO triple (h, r, t)
+    SELECT value >> ?1, ((value >> ?2) & ?3) + ?4, value & ?5 FROM json_each(?6)"""
 _INSERT_ALIAS = "INSERT OR IGNORE INTO alias (name, entity) VALUES (CAST(? AS TEXT), ?)"
 _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
@@ -149,6 +157,7 @@ class EmbeddedStore(StoreBase):
         except sqlite3.DatabaseError as e:
             raise KGError(f"{self.path}: not a usable knowledge-graph store ({e})") from None
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.cache_mib = cache_mib
         self.conn.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
         self._check_version()
         self._bulk = False
@@ -217,8 +226,15 @@ class EmbeddedStore(StoreBase):
         self._bulk = True
 
     def _build_indexes(self) -> None:
-        for sql in _DEFERRED_INDEXES.values():
-            self.conn.execute(sql)
+        # With a page cache of a few MiB, SQLite's sorter sorts the keys in several runs it
+        # then merges: the three builds of a million-row load take 0.5 s, against 0.7 s in
+        # the 16 MiB cache of queries (and more with a larger one).
+        self.conn.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
+        try:
+            for sql in _DEFERRED_INDEXES.values():
+                self.conn.execute(sql)
+        finally:
+            self.conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
 
     def batch_preparer(self, source_key: str) -> BatchIds:
         """A :class:`kg.interning.BatchIds` for this store; takes the store's load lock (held
@@ -275,7 +291,7 @@ class EmbeddedStore(StoreBase):
             conn.executemany(_INSERT_RELATION, batch.relation_rows())
             conn.executemany(_INSERT_ENTITY, batch.entity_rows())
             conn.executemany(_MARK_HEAD, batch.old_head_rows())
-            new_triples = max(conn.executemany(_INSERT_TRIPLE, batch.triple_rows()).rowcount, 0)
+            new_triples = max(conn.executemany(_INSERT_TRIPLES, batch.packed_triples()).rowcount, 0)
             new_aliases = max(conn.executemany(_INSERT_ALIAS, batch.alias_rows()).rowcount, 0)
             counts = (new_triples, batch.entity_count, len(batch.relations), new_aliases)
             conn.executemany(

@@ -3,13 +3,15 @@ and the migration of version-3 stores."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
+from array import array
 
 import numpy as np
 import pytest
 
 from kg import interning
-from kg.embedded import EmbeddedStore
+from kg.embedded import _INSERT_TRIPLES, EmbeddedStore
 from kg.loader import load
 from kg.triples import KGError, Triple
 
@@ -74,6 +76,36 @@ def test_digest_map_tells_apart_names_sharing_the_first_half():
     digest_map.add(digest_keys((7, 3)), np.array([12]))
     found = digest_map.get(digest_keys((7, 3), (7, 2), (7, 1), (7, 4), (8, 1)))
     assert found.tolist() == [12, 11, 10, -1, -1]
+
+
+@pytest.mark.parametrize("top_id, relations", [(5000, 40), (interning.MAX_ENTITIES - 1, 3000)])
+def test_packed_triples_unpack_to_the_batch_triples(top_id, relations):
+    """Ids that fit in 63 bits together travel as one JSON array, others as one per relation
+    (here 31 + 31 + 12 bits); SQLite unpacks either to exactly the batch's triples."""
+    rng = random.Random(0)
+    ends = [rng.randint(1, top_id) for _ in range(2000)] + [top_id, top_id]
+    rels = [rng.randint(1, relations) for _ in range(1000)] + [relations]
+    batch = interning.IdBatch(
+        first_entity=1,
+        entity_count=0,
+        entities=b"",
+        digests=b"",
+        entity_heads=b"",
+        old_heads=array("q"),
+        first_relation=1,
+        relations=[],
+        ends=array("q", ends),
+        rels=array("q", rels),
+        alias_names=b"",
+        alias_entities=array("q"),
+    )
+    params = batch.packed_triples()
+    assert (len(params) == 1) == (top_id < 2**20)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE triple (h, r, t, PRIMARY KEY (h, r, t)) WITHOUT ROWID")
+    conn.executemany(_INSERT_TRIPLES, params)
+    expected = set(zip(ends[0::2], rels, ends[1::2], strict=True))
+    assert set(conn.execute("SELECT h, r, t FROM triple")) == expected
 
 
 def test_a_second_load_into_the_same_store_is_refused(tmp_path):
