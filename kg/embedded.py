@@ -14,17 +14,16 @@ CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM; fig
 about 10%, more when the other core is busy):
 
 * The process that prepares batches (the loader's parser process for files of 8 MiB and more)
-  assigns every id from the digests it holds in memory (:mod:`kg.interning`, 1.5 s there), so
-  the writer only appends rows with known ids, one transaction per batch together with the
-  load position: new entities 0.8 s, triples 0.6 s, aliases 0.35 s, commits 0.2-0.45 s.
-  Triples go in as one ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids
-  per batch (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C: bound row
-  by row through ``executemany`` they took 1.1 s, half of it the sqlite3 module's per-row
-  work (the same rows from a staging table insert in 0.44 s). Names and ids cross between
-  the processes as a few byte strings per batch (0.1 s, against 1.0 s to pickle and unpickle
-  lists of names). This replaced staging tables resolved by SQL joins in the writer (5.7 of
-  its 13.8 s). A lock file in the store directory keeps a second load from assigning the same
-  ids.
+  assigns every id from the digests it holds in memory (:mod:`kg.interning`, 1.5-1.7 s there), so
+  the writer only appends rows with known ids, one transaction per batch together with the load
+  position: new entities 0.8 s, triples 0.6 s, aliases 0.35 s, commits 0.2-0.45 s. Triples go in as
+  one ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids per batch
+  (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C: bound row by row through
+  ``executemany`` they took 1.1 s, half of it the sqlite3 module's per-row work (the same rows from
+  a staging table insert in 0.44 s). Names and ids cross between the processes as a few byte strings
+  per batch (0.1 s, against 1.0 s to pickle and unpickle lists of names). This replaced staging
+  tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock file in the store directory
+  keeps a second load from assigning the same ids.
 * The indexes whose insert order is random (name digests, head names, alias names) are dropped
   during a load and rebuilt by one sort each at its end (0.28 + 0.07 + 0.17 s, on one core while the
   other idles, in a 4 MiB page cache: 0.43 + 0.07 + 0.24 s in the 16 MiB one of queries, as SQLite's
@@ -34,22 +33,24 @@ about 10%, more when the other core is busy):
   against a 0.37 s rebuild). Indexing only head names cut the name index build from 0.7 s (tails
   include every long description); clustering aliases by entity, the order a load adds them in, cut
   their inserts from 0.65 s.
-* Altogether, ``--rows 1000000``: 4.1-4.2 s through the CLI, 237-244 k rows/s, 0.20-0.21x the
-  parse-only rate, against 4.9 s with the digest index live, the Bloom filter and lists of
-  names (earlier: 10.3 s when the other core was busy and 14.8 s with staging tables). The
-  benchmark also times the two halves apart: parsing and preparing 3.2-3.3 s, writing the
-  prepared batches 2.4-2.5 s, then 0.7-0.8 s of index builds that nothing overlaps, so the
-  two processes can reach 257 k rows/s at best, and the writer alone, even with parsing for
-  free, 313 k rows/s (0.27x): 0.3x would need SQLite work this schema cannot shed.
-* Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between
-  checkpoints (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of
-  the digest only (-0.1 s at the end, but the store would no longer enforce one row per name),
-  batches of 100k rows (-0.25 s, but 1.8x the peak memory), ids in digest order within a batch
-  (the digest index then builds in 0.21 s, but triples insert 0.25 s slower), the digest index
-  live with such ids (+0.5 s), ``PRAGMA threads=2`` for the final sorts (no gain), the head
-  name index live (no gain), the alias index live (+0.2 s). Earlier: interning through an
-  index on names, the 64-bit hash as rowid (writer 5.2 s against 2.9 s: random inserts of
-  whole rows), a writer thread, one sort of all names at the end.
+* Altogether, ``--rows 1000000``: 3.8-4.2 s through the CLI, 238-260 k rows/s, 0.215-0.225x the
+  parse-only rate (4.1-4.2 s and 0.20-0.21x with triples bound row by row, 4.9 s with the digest
+  index live, the Bloom filter and lists of names; earlier 10.3 s when the other core was busy and
+  14.8 s with staging tables). The benchmark also times the two halves apart: writing prepared
+  batches takes 2.0-2.3 s and then 0.6 s of index builds, so the writer alone would reach 349-388 k
+  rows/s (0.32-0.34x); parsing and preparing take 3.2-3.5 s (288-309 k rows/s, 0.26-0.27x), in
+  Python: CSV 0.9 s, alias extraction 0.45 s and ids 1.7 s, of which dictionaries of the batch's
+  names take 0.7 s, their digests 0.4 s and the digest map 0.3 s. That side bounds the load: the
+  last index builds and the parser's start (0.3 s) overlap nothing.
+* Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between checkpoints
+  (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of the digest only
+  (-0.1 s at the end, but the store would no longer enforce one row per name), batches of 100k rows
+  (-0.25 s, but 1.8x the peak memory), ids in digest order within a batch (the digest index then
+  builds in 0.21 s, but triples insert 0.25 s slower), the digest index live with such ids (+0.5 s),
+  ``PRAGMA threads=2`` for the final sorts (no gain), the head name index live (no gain), the alias
+  index live (+0.2 s; with packed triples, +0.65 s of writer time for -0.07 s at the end). Earlier:
+  interning through an index on names, the 64-bit hash as rowid (writer 5.2 s against 2.9 s: random
+  inserts of whole rows), a writer thread, one sort of all names at the end.
 
 Each batch commits together with its load position, so an interrupted load resumes exactly
 where it stopped, ids being re-derived from what was committed.

@@ -13,11 +13,11 @@ costs a query.
 Ids follow the order in which names first appear in the source, whatever the batch size or
 process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
 
-Per million rows of ``bench/kg_load.py`` this takes about 1.5 s in the parser process (distinct
-names 0.35 s, digests 0.4 s, map lookups and inserts 0.3 s, id arrays 0.45 s), next to 0.9 s
-of CSV parsing and 0.5 s of alias extraction. It replaced a window of recent batches, a Bloom
-filter of stored names and queries of the store's digest index for the rest, which kept memory
-at ~1.5 bytes a name but made the writer maintain that index (1.1 s of its 3.2 s).
+Per million rows of ``bench/kg_load.py`` this takes 1.5-1.7 s in the parser process (distinct names
+0.35 s, digests 0.4 s, map lookups and inserts 0.3 s, id arrays 0.45 s), next to 0.9 s of CSV
+parsing and 0.5 s of alias extraction. It replaced a window of recent batches, a Bloom filter of
+stored names and queries of the store's digest index for the rest, which kept memory at ~1.5 bytes a
+name but made the writer maintain that index (1.1 s of its 3.2 s).
 """
 
 from __future__ import annotations
