@@ -241,6 +241,7 @@ class EmbeddedStore(StoreBase):
         """A :class:`kg.interning.BatchIds` for this store; takes the store's load lock (held
         until :meth:`finish_load` or :meth:`close`), since two loads would assign the same
         ids."""
+        self._check_json()
         self._lock_for_load()
         entities = self.stats()["entities"]
         if entities >= 1_000_000:  # the preparer's start is otherwise a silent pause
@@ -251,6 +252,16 @@ class EmbeddedStore(StoreBase):
                 entities,
             )
         return BatchIds(self.path)
+
+    def _check_json(self) -> None:
+        """Loads write triples through ``json_each`` (:data:`_INSERT_TRIPLES`)."""
+        try:
+            self.conn.execute("SELECT count(*) FROM json_each('[1]')").fetchone()
+        except sqlite3.OperationalError:
+            raise KGError(
+                f"SQLite {sqlite3.sqlite_version} has no JSON functions, which loads into the "
+                "embedded store use (they are built in from SQLite 3.38 on)"
+            ) from None
 
     def _lock_for_load(self) -> None:
         if self._lock is not None or fcntl is None:

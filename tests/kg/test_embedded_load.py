@@ -108,6 +108,24 @@ def test_packed_triples_unpack_to_the_batch_triples(top_id, relations):
     assert set(conn.execute("SELECT h, r, t FROM triple")) == expected
 
 
+def test_a_sqlite_without_json_functions_is_a_clear_error(tmp_path):
+    store = EmbeddedStore(tmp_path / "db")
+    real = store.conn
+
+    class NoJson:
+        def execute(self, sql, *args):
+            if "json_each" in sql:
+                raise sqlite3.OperationalError("no such table: json_each")
+            return real.execute(sql, *args)
+
+    store.conn = NoJson()
+    with pytest.raises(KGError, match="has no JSON functions"):
+        store.batch_preparer("x")
+    store.conn = real
+    store.batch_preparer("x").close()  # the refused load took no lock
+    store.close()
+
+
 def test_a_second_load_into_the_same_store_is_refused(tmp_path):
     first, second = EmbeddedStore(tmp_path / "db"), EmbeddedStore(tmp_path / "db")
     prepare = first.batch_preparer("a")
