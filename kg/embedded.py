@@ -25,14 +25,15 @@ about 10%, more when the other core is busy):
   tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock file in the store directory
   keeps a second load from assigning the same ids.
 * The indexes whose insert order is random (name digests, head names, alias names) are dropped
-  during a load and rebuilt by one sort each at its end (0.28 + 0.07 + 0.17 s, on one core while the
-  other idles, in a 4 MiB page cache: 0.43 + 0.07 + 0.24 s in the 16 MiB one of queries, as SQLite's
-  sorter then sorts in fewer, larger runs); kept live, the digest index alone cost the writer 1.1 s.
-  The tail index stays live: new tails take increasing ids, so most of its inserts append, and they
-  fall in time the writer otherwise spends waiting for the parser (4.9 s to 4.5 s at 1 M rows,
-  against a 0.37 s rebuild). Indexing only head names cut the name index build from 0.7 s (tails
-  include every long description); clustering aliases by entity, the order a load adds them in, cut
-  their inserts from 0.65 s.
+  during a load and rebuilt by one sort each at its end: 0.19 + 0.06 + 0.12 s, with 2 sorter threads
+  (the parser process has ended by then) in a 1 MiB page cache, where SQLite sorts several runs in
+  parallel and merges them, against 0.43 + 0.07 + 0.24 s on one thread in the 16 MiB cache of
+  queries; kept live, the digest index alone cost the writer 1.1 s. The tail index stays live: new
+  tails take increasing ids, so most of its inserts append, and they fall in time the writer
+  otherwise spends waiting for the parser (4.9 s to 4.5 s at 1 M rows, against a 0.37 s rebuild).
+  Indexing only head names cut the name index build from 0.7 s (tails include every long
+  description); clustering aliases by entity, the order a load adds them in, cut their inserts from
+  0.65 s.
 * Altogether, ``--rows 1000000``: 3.8-4.2 s through the CLI, 238-260 k rows/s, 0.215-0.225x the
   parse-only rate (4.1-4.2 s and 0.20-0.21x with triples bound row by row, 4.9 s with the digest
   index live, the Bloom filter and lists of names; earlier 10.3 s when the other core was busy and
@@ -47,10 +48,10 @@ about 10%, more when the other core is busy):
   (-0.1 s at the end, but the store would no longer enforce one row per name), batches of 100k rows
   (-0.25 s, but 1.8x the peak memory), ids in digest order within a batch (the digest index then
   builds in 0.21 s, but triples insert 0.25 s slower), the digest index live with such ids (+0.5 s),
-  ``PRAGMA threads=2`` for the final sorts (no gain), the head name index live (no gain), the alias
-  index live (+0.2 s; with packed triples, +0.65 s of writer time for -0.07 s at the end). Earlier:
-  interning through an index on names, the 64-bit hash as rowid (writer 5.2 s against 2.9 s: random
-  inserts of whole rows), a writer thread, one sort of all names at the end.
+  the head name index live (no gain), the alias index live (+0.2 s; with packed triples, +0.65 s of
+  writer time for -0.07 s at the end). Earlier: interning through an index on names, the 64-bit hash
+  as rowid (writer 5.2 s against 2.9 s: random inserts of whole rows), a writer thread, one sort of
+  all names at the end.
 
 Each batch commits together with its load position, so an interrupted load resumes exactly
 where it stopped, ids being re-derived from what was committed.
@@ -78,7 +79,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "kg.sqlite"
 LOCK_FILE = "load.lock"
 SCHEMA_VERSION = "4"
-SORT_CACHE_KIB = 4096  # page cache while the deferred indexes are built
+SORT_CACHE_KIB, SORT_THREADS = 1024, 2  # page cache and sorter threads for index builds
 _PREFIX_END = "\U0010ffff"
 _COUNTERS = ("triples", "entities", "relations", "aliases")
 
@@ -227,14 +228,17 @@ class EmbeddedStore(StoreBase):
         self._bulk = True
 
     def _build_indexes(self) -> None:
-        # With a page cache of a few MiB, SQLite's sorter sorts the keys in several runs it
-        # then merges: the three builds of a million-row load take 0.5 s, against 0.7 s in
-        # the 16 MiB cache of queries (and more with a larger one).
+        # SQLite's sorter fills runs of at most the page cache's size and, with worker
+        # threads, sorts them in parallel before it merges them: in a 1 MiB cache with 2
+        # threads the three builds of a million-row load take 0.37 s, against 0.5 s in 4 MiB
+        # without threads and 0.7 s in the 16 MiB cache of queries.
         self.conn.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
+        self.conn.execute(f"PRAGMA threads={SORT_THREADS}")
         try:
             for sql in _DEFERRED_INDEXES.values():
                 self.conn.execute(sql)
         finally:
+            self.conn.execute("PRAGMA threads=0")
             self.conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
 
     def batch_preparer(self, source_key: str) -> BatchIds:
