@@ -128,7 +128,7 @@ _MARK_HEAD = "UPDATE entity SET head = 1 WHERE id = ? AND head = 0"
 # IdBatch.packed_triples: the triples of a batch as JSON arrays of packed ints
 _INSERT_TRIPLES = """INSERT OR IGNORE INTO triple (h, r, t)
     SELECT value >> ?1, ((value >> ?2) & ?3) + ?4, value & ?5 FROM json_each(?6)"""
-_INSERT_ALIAS = "INSERT OR IGNORE INTO alias (name, entity) VALUES (?, ?)"
+_INSERT_ALIAS = "INSERT OR IGNORE INTO alias (name, entity) VALUES (CAST(? AS TEXT), ?)"
 _FACT_SELECT = """SELECT eh.name, rr.name, et.name FROM triple
     JOIN entity eh ON eh.id = triple.h JOIN relation rr ON rr.id = triple.r
     JOIN entity et ON et.id = triple.t"""
@@ -308,7 +308,7 @@ class EmbeddedStore(StoreBase):
             conn.executemany(_INSERT_ENTITY, batch.entity_rows())
             conn.executemany(_MARK_HEAD, batch.old_head_rows())
             new_triples = max(conn.executemany(_INSERT_TRIPLES, batch.packed_triples()).rowcount, 0)
-            new_aliases = max(conn.executemany(_INSERT_ALIAS, batch.alias_pairs()).rowcount, 0)
+            new_aliases = max(conn.executemany(_INSERT_ALIAS, batch.alias_rows()).rowcount, 0)
             counts = (new_triples, batch.entity_count, len(batch.relations), new_aliases)
             conn.executemany(
                 "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = ?",

@@ -33,13 +33,13 @@ from itertools import chain, count
 from operator import itemgetter
 from pathlib import Path
 
-from kg.triples import KGError, Triple, alias_sources, pairs_from_sources
+from kg.triples import KGError, Triple
 
 RELATION_CACHE = 100_000
 MAX_ENTITIES = 1 << 31  # a head and a tail id fit in one 63-bit int (IdBatch.packed_triples)
 _RELATION_ID = "SELECT id FROM relation WHERE name = ?"
 _RELATION, _HEAD_TAIL = itemgetter(1), itemgetter(0, 2)  # of a triple
-_ROW_HEAD, _ROW_TAIL = itemgetter(0), itemgetter(2)  # of an alias row
+_ALIAS, _ALIASED = itemgetter(0), itemgetter(1)  # of an (alias, entity name) pair
 #: The highest committed entity and relation ids (ids are dense: also their counts).
 COMMITTED_IDS = """SELECT (SELECT coalesce(max(id), 0) FROM entity),
     (SELECT coalesce(max(id), 0) FROM relation)"""
@@ -105,12 +105,8 @@ class IdBatch:
     relations: list[str]
     ends: array  # head and tail of each triple, in turn
     rels: array
-    # What defines the batch's aliases (kg.triples.alias_sources), whose pairs the writer
-    # derives: bracketed heads and their ids, alias rows as columns and their ends' ids.
-    alias_heads: list[str]
-    alias_head_ids: array
-    alias_rows: tuple[list[str], list[str], list[str]]
-    alias_row_ends: array  # head and tail of each alias row, in turn
+    alias_names: bytes  # UTF-8, joined by _SEP
+    alias_entities: array
 
     @property
     def next_entity(self) -> int:
@@ -169,14 +165,9 @@ class IdBatch:
             for at, part in zip(np.r_[0, starts], np.split(packed, starts), strict=True)
         ]
 
-    def alias_pairs(self) -> Iterator[tuple[str, int]]:
-        """``(alias, entity id)`` for the batch's aliases."""
-        heads, relations, tails = self.alias_rows
-        ids = dict(zip(self.alias_heads, self.alias_head_ids, strict=True))
-        ids.update(zip(heads, self.alias_row_ends[0::2], strict=True))
-        ids.update(zip(tails, self.alias_row_ends[1::2], strict=True))
-        pairs = pairs_from_sources(self.alias_heads, zip(heads, relations, tails, strict=True))
-        return ((alias, ids[entity]) for alias, entity in pairs)
+    def alias_rows(self) -> Iterator[tuple[bytearray, int]]:
+        names = _split(self.alias_names, len(self.alias_entities))
+        return zip(names, self.alias_entities, strict=True)
 
 
 class _DigestMap:
@@ -245,7 +236,7 @@ class _DigestMap:
 
 
 class BatchIds:
-    """The embedded store's ``BatchPreparer``: triples -> :class:`IdBatch`.
+    """The embedded store's ``BatchPreparer``: (triples, aliases) -> :class:`IdBatch`.
 
     Picklable before first use; it opens its read-only connection to ``path`` lazily, in the
     process that runs it, and reads the highest committed ids there. Only one may run per
@@ -286,11 +277,10 @@ class BatchIds:
             self._conn.close()
             self._conn = None
 
-    def __call__(self, triples: Sequence[Triple]) -> IdBatch:
+    def __call__(self, triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> IdBatch:
         if self._conn is None:
             self._open()
         first_entity, first_relation = self._next_entity, self._next_relation
-        alias_heads, alias_rows = alias_sources(triples)
         ends = list(chain.from_iterable(map(_HEAD_TAIL, triples)))  # head, tail, head, ...
         # Distinct names in order of first appearance, so that ids follow the file.
         names = dict.fromkeys(ends)
@@ -319,16 +309,10 @@ class BatchIds:
             relations=new_relations,
             ends=array("q", list(map(name_id, ends))),
             rels=array("q", list(map(relations.__getitem__, map(_RELATION, triples)))),
-            alias_heads=alias_heads,
-            alias_head_ids=array("q", list(map(name_id, alias_heads))),
-            alias_rows=(
-                list(map(_ROW_HEAD, alias_rows)),
-                list(map(_RELATION, alias_rows)),
-                list(map(_ROW_TAIL, alias_rows)),
+            alias_names=_SEP.join(
+                [a.encode("utf-8", "surrogatepass") for a in map(_ALIAS, aliases)]
             ),
-            alias_row_ends=array(
-                "q", list(map(name_id, chain.from_iterable(map(_HEAD_TAIL, alias_rows))))
-            ),
+            alias_entities=array("q", list(map(name_id, map(_ALIASED, aliases)))),
         )
 
     def _entity_ids(self, digests: bytes):

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
-from kg.triples import BadRow, KGError, LoadReport
+from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ def _batches(
         if BadRow in set(map(type, chunk)):  # rare: one pass in C otherwise
             bad = [r for r in chunk if type(r) is BadRow]
             chunk = [r for r in chunk if type(r) is not BadRow]
-        yield _Batch(prepare(chunk), len(chunk), position, bad)
+        yield _Batch(prepare(chunk, batch_alias_pairs(chunk)), len(chunk), position, bad)
     if position == skip:  # nothing left to read: one empty batch still records the position
-        yield _Batch(prepare([]), 0, position, [])
+        yield _Batch(prepare([], []), 0, position, [])
 
 
 def _parser_process(kind, path, skip, batch_size, prepare, out, parent: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from kg import cypher
 from kg.store import FunctionPreparer, StoreBase
-from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError, Triple, batch_alias_pairs
+from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError, Triple
 
 log = logging.getLogger(__name__)
 _DISAMBIGUATION = sorted(DISAMBIGUATION_RELATIONS)
@@ -83,12 +83,14 @@ class Neo4jStore(StoreBase):
         return FunctionPreparer(Neo4jStore.prepare_batch)
 
     @staticmethod
-    def prepare_batch(triples: Sequence[Triple]) -> dict[str, list]:
-        """The ``$names``, ``$rows`` and alias parameters of the batch's upserts."""
+    def prepare_batch(
+        triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]
+    ) -> dict[str, list]:
+        """The ``$names`` and ``$rows`` parameters of the batch's upserts."""
         return {
             "names": list(dict.fromkeys(n for t in triples for n in (t.head, t.tail))),
             "rows": [{"h": t.head, "r": t.relation, "t": t.tail} for t in triples],
-            "aliases": [{"alias": a, "head": h} for a, h in batch_alias_pairs(triples)],
+            "aliases": [{"alias": a, "head": h} for a, h in aliases],
         }
 
     def write_prepared(self, batch: dict[str, list], source_key: str, records_done: int) -> int:

@@ -21,14 +21,13 @@ STORE_KINDS = ("embedded", "neo4j")
 
 
 class BatchPreparer(Protocol):
-    """Turns a batch of triples into a store's ``write_prepared`` input, aliases included
-    (:func:`kg.triples.batch_alias_pairs`, or what the store derives them from).
+    """Turns triples and ``(alias, head)`` pairs into a store's ``write_prepared`` input.
 
     Picklable before its first call (the loader may hand it to its parser process); it may
     keep state between the batches of one load. ``close`` releases what it opened.
     """
 
-    def __call__(self, triples: Sequence[Triple]) -> object: ...
+    def __call__(self, triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> object: ...
 
     def close(self) -> None: ...
 
@@ -37,10 +36,10 @@ class BatchPreparer(Protocol):
 class FunctionPreparer:
     """A :class:`BatchPreparer` that is a pure (module- or class-level) function."""
 
-    fn: Callable[[Sequence[Triple]], object]
+    fn: Callable[[Sequence[Triple], Sequence[tuple[str, str]]], object]
 
-    def __call__(self, triples: Sequence[Triple]) -> object:
-        return self.fn(triples)
+    def __call__(self, triples: Sequence[Triple], aliases: Sequence[tuple[str, str]]) -> object:
+        return self.fn(triples, aliases)
 
     def close(self) -> None:
         pass
@@ -68,8 +67,14 @@ class GraphStore(Protocol):
         nothing. Batches come in the order their preparer made them.
         """
 
-    def write_batch(self, triples: Sequence[Triple], source_key: str, records_done: int) -> int:
-        """``write_prepared(batch_preparer(source_key)(triples), ...)`` in one call."""
+    def write_batch(
+        self,
+        triples: Sequence[Triple],
+        aliases: Sequence[tuple[str, str]],
+        source_key: str,
+        records_done: int,
+    ) -> int:
+        """``write_prepared(batch_preparer(source_key)(triples, aliases), ...)`` in one call."""
 
     def finish_load(self, source_key: str) -> None:
         """Mark the load of ``source_key`` complete (a later load reads it again from the top)."""
@@ -116,10 +121,16 @@ class StoreBase:
     """What both backends share: one-call batch writes, the neighbourhood walk over their
     primitives, and use as a context manager."""
 
-    def write_batch(self, triples: Sequence[Triple], source_key: str, records_done: int) -> int:
+    def write_batch(
+        self,
+        triples: Sequence[Triple],
+        aliases: Sequence[tuple[str, str]],
+        source_key: str,
+        records_done: int,
+    ) -> int:
         prepare = self.batch_preparer(source_key)
         try:
-            return self.write_prepared(prepare(triples), source_key, records_done)
+            return self.write_prepared(prepare(triples, aliases), source_key, records_done)
         finally:
             prepare.close()
 

@@ -96,10 +96,8 @@ def test_packed_triples_unpack_to_the_batch_triples(top_id, relations):
         relations=[],
         ends=array("q", ends),
         rels=array("q", rels),
-        alias_heads=[],
-        alias_head_ids=array("q"),
-        alias_rows=([], [], []),
-        alias_row_ends=array("q"),
+        alias_names=b"",
+        alias_entities=array("q"),
     )
     params = batch.packed_triples()
     assert (len(params) == 1) == (top_id < 2**20)
@@ -133,7 +131,7 @@ def test_a_second_load_into_the_same_store_is_refused(tmp_path):
     prepare = first.batch_preparer("a")
     with pytest.raises(KGError, match="another load into this store is running"):
         second.batch_preparer("b")
-    batch = prepare([Triple("甲", "类型", "乙")])
+    batch = prepare([Triple("甲", "类型", "乙")], [])
     first.write_prepared(batch, "a", 1)
     first.finish_load("a")
     prepare.close()
@@ -145,7 +143,7 @@ def test_a_second_load_into_the_same_store_is_refused(tmp_path):
 def test_batches_that_do_not_continue_the_ids_are_refused(tmp_path):
     store = EmbeddedStore(tmp_path / "db")
     a, b = interning.BatchIds(store.path), interning.BatchIds(store.path)
-    one, other = a([Triple("甲", "类型", "乙")]), b([Triple("丙", "类型", "丁")])
+    one, other = a([Triple("甲", "类型", "乙")], []), b([Triple("丙", "类型", "丁")], [])
     store.write_prepared(one, "x", 1)
     with pytest.raises(KGError, match="do not continue"):
         store.write_prepared(other, "x", 2)
