@@ -9,7 +9,7 @@ head must be found. The same rules apply to Ownthink, whose heads use the same c
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter
@@ -50,6 +50,7 @@ _CLOSING = ("）", ")", "]")  # what a name that has one ends with
 # Alias values list several names: "小李子、李奥纳多；Leo".
 _ALIAS_SPLIT = re.compile(r"[、，,；;/／|]")
 _MAX_ALIAS_CHARS = 64
+_QUOTES = "\"'“”《》"  # stripped from the ends of listed alias names
 
 
 class KGError(UserError):
@@ -133,12 +134,6 @@ def bare_name(name: str) -> str | None:
     return bare or None
 
 
-def split_aliases(value: str) -> list[str]:
-    """The alias names listed in an alias relation's value (empty and over-long parts dropped)."""
-    parts = (p.strip().strip("\"'“”《》") for p in _ALIAS_SPLIT.split(value))
-    return [p for p in parts if p and len(p) <= _MAX_ALIAS_CHARS]
-
-
 def alias_pairs(triple: Triple, first_of_head: bool) -> list[tuple[str, str]]:
     """Every ``(alias, entity)`` pair a row defines: the head's bracket-free name (once per
     head, on its first row), the names an alias relation lists, and, for a disambiguation
@@ -146,30 +141,31 @@ def alias_pairs(triple: Triple, first_of_head: bool) -> list[tuple[str, str]]:
     pairs = []
     if first_of_head and (bare := bare_name(triple.head)):
         pairs.append((bare, triple.head))
-    return pairs + _row_alias_pairs(triple.head, triple.relation, triple.tail)
+    return pairs + list(_rows_alias_pairs([triple[:3]]))
 
 
 def batch_alias_pairs(triples: Sequence[Triple]) -> list[tuple[str, str]]:
     """The pairs of :func:`alias_pairs` for every row of a batch, de-duplicated: the
     bracket-free name of each head, then those of alias and disambiguation rows, in order.
-    (Two passes in C pick the few rows concerned: 0.5 s a million rows, against 0.7 s row by
-    row.)"""
+    (Two passes in C pick the few rows concerned, one generator walks them: 0.3 s a million
+    rows, against 0.7 s row by row.)"""
     pairs: dict[tuple[str, str], None] = {}
     for head in dict.fromkeys(map(_HEAD, triples)):
         if head.endswith(_CLOSING) and (bare := bare_name(head)):
             pairs[bare, head] = None
     rows = compress(triples, map(_ALIASING.__contains__, map(_RELATION, triples)))
-    for head, relation, tail in map(_HEAD_RELATION_TAIL, rows):
-        pairs.update(dict.fromkeys(_row_alias_pairs(head, relation, tail)))
+    pairs.update(dict.fromkeys(_rows_alias_pairs(map(_HEAD_RELATION_TAIL, rows))))
     return list(pairs)
 
 
-def _row_alias_pairs(head: str, relation: str, tail: str) -> list[tuple[str, str]]:
-    """The pairs of an alias row (its listed names, less the head's own) or of a
-    disambiguation row; none for other rows."""
-    pairs = []
-    if relation in ALIAS_RELATIONS:
-        pairs = [(a, head) for a in split_aliases(tail) if a != head]
-    if relation in DISAMBIGUATION_RELATIONS:
-        pairs.append((head, tail))
-    return pairs
+def _rows_alias_pairs(rows: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str]]:
+    """The pairs of alias rows (the names their value lists, stripped of quotes, less empty
+    and over-long ones and the head's own) and of disambiguation rows; none for other rows."""
+    for head, relation, tail in rows:
+        if relation in ALIAS_RELATIONS:
+            for part in _ALIAS_SPLIT.split(tail):
+                alias = part.strip().strip(_QUOTES)
+                if alias and len(alias) <= _MAX_ALIAS_CHARS and alias != head:
+                    yield alias, head
+        if relation in DISAMBIGUATION_RELATIONS:
+            yield head, tail
