@@ -74,6 +74,13 @@ def _int64s(data: bytes) -> array:
 _SEP = b"\xff"  # never in UTF-8: joins the names a batch carries into one bytes object
 
 
+def _native_int64s(values) -> array:
+    """A numpy int64 array as an ``array('q')`` (which sqlite3 binds, unlike numpy ints)."""
+    out = array("q")
+    out.frombytes(values.tobytes())
+    return out
+
+
 def _json_ints(values) -> str:
     """A numpy int array as a JSON array."""
     return json.dumps(values.tolist())
@@ -296,23 +303,21 @@ class BatchIds:
         relations = dict.fromkeys(map(_RELATION, triples))
         new_relations = self._relation_ids(relations)
         name_id = names.__getitem__
+        end_ids = self.np.fromiter(map(name_id, ends), dtype=self.np.int64, count=len(ends))
         # Flag the heads: new ones in their rows, earlier ones by an update.
-        entity_heads, old_heads = bytearray(len(new)), array("q")
-        for eid in map(name_id, dict.fromkeys(ends[0::2])):
-            if eid >= first_entity:
-                entity_heads[eid - first_entity] = 1
-            else:
-                old_heads.append(eid)
+        heads = self.np.unique(end_ids[0::2])
+        entity_heads = self.np.zeros(len(new), dtype=self.np.uint8)
+        entity_heads[heads[heads >= first_entity] - first_entity] = 1
         return IdBatch(
             first_entity=first_entity,
             entity_count=len(new),
             entities=_SEP.join(list(map(encoded.__getitem__, new.tolist()))),
             digests=self.np.frombuffer(digests, dtype="V16")[new].tobytes(),
-            entity_heads=bytes(entity_heads),
-            old_heads=old_heads,
+            entity_heads=entity_heads.tobytes(),
+            old_heads=_native_int64s(heads[heads < first_entity]),
             first_relation=first_relation,
             relations=new_relations,
-            ends=array("q", list(map(name_id, ends))),
+            ends=_native_int64s(end_ids),
             rels=array("q", list(map(relations.__getitem__, map(_RELATION, triples)))),
             alias_names=_SEP.join(
                 [a.encode("utf-8", "surrogatepass") for a in map(_ALIAS, aliases)]
