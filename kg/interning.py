@@ -3,21 +3,23 @@
 DESIGN.md section 2. During a load, the process that prepares batches (the loader's parser
 process for large files) is the only one that assigns ids: :class:`BatchIds` maps every name of
 a batch to the id it already has or to the next free one, so the writing process only appends
-rows (:class:`IdBatch`). Names are known by their 128-bit BLAKE2b digest, and the preparer keeps
-every digest of the store in memory (:class:`_DigestMap`, 16 bytes an entity: 11 MB for the
-687 k entities of a million ``bench/kg_load.py`` rows, 1.6 GB per 100 M names), read from the
-store when it starts and extended batch by batch. The store therefore needs no index of
-digests during a load (it builds one when the load ends, see :mod:`kg.embedded`), and no name
-costs a query.
+rows (:class:`IdBatch`). The preparer keeps a 96-bit key of every name in the store in memory
+(:class:`_KeyMap`, 16 bytes an entity: 11 MB for the 687 k entities of a million
+``bench/kg_load.py`` rows, 1.6 GB per 100 M names), made from the store's names when it starts
+and extended batch by batch. The store therefore needs no index of names during a load (it
+builds its index of 128-bit name digests when the load ends, see :mod:`kg.embedded`), and no
+name costs a query. The digests themselves are computed by the writing process, which has time
+to spare (:meth:`IdBatch.entity_rows`).
 
 Ids follow the order in which names first appear in the source, whatever the batch size or
 process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
 
-Per million rows of ``bench/kg_load.py`` this takes 1.5-1.7 s in the parser process (distinct names
-0.35 s, digests 0.4 s, map lookups and inserts 0.3 s, id arrays 0.45 s), next to 0.9 s of CSV
-parsing and 0.5 s of alias extraction. It replaced a window of recent batches, a Bloom filter of
-stored names and queries of the store's digest index for the rest, which kept memory at ~1.5 bytes a
-name but made the writer maintain that index (1.1 s of its 3.2 s).
+Per million rows of ``bench/kg_load.py`` this takes 1.2-1.4 s in the parser process (the
+batch's dictionaries of names 0.5 s, id arrays 0.25 s, keys 0.25 s, map lookups and inserts
+0.2 s), next to 0.9 s of CSV parsing and 0.3 s of alias extraction. It replaced a window of
+recent batches, a Bloom filter of stored names and queries of the store's digest index for the
+rest, which kept memory at ~1.5 bytes a name but made the writer maintain that index (1.1 s of
+its 3.2 s), and then digests as keys (0.15 s more in the parser process).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from hashlib import blake2b
 from itertools import chain, count
 from operator import itemgetter
 from pathlib import Path
+from zlib import crc32
 
 from kg.triples import KGError, Triple
 
@@ -39,6 +42,7 @@ RELATION_CACHE = 100_000
 MAX_ENTITIES = 1 << 31  # a head and a tail id fit in one 63-bit int (IdBatch.packed_triples)
 _RELATION_ID = "SELECT id FROM relation WHERE name = ?"
 _RELATION, _HEAD_TAIL = itemgetter(1), itemgetter(0, 2)  # of a triple
+_ID, _NAME = itemgetter(0), itemgetter(1)  # of an entity row
 _ALIAS, _ALIASED = itemgetter(0), itemgetter(1)  # of an (alias, entity name) pair
 #: The highest committed entity and relation ids (ids are dense: also their counts).
 COMMITTED_IDS = """SELECT (SELECT coalesce(max(id), 0) FROM entity),
@@ -105,7 +109,6 @@ class IdBatch:
     first_entity: int
     entity_count: int
     entities: bytes  # UTF-8 names of the new entities, joined by _SEP
-    digests: bytes  # 16 bytes per new entity
     entity_heads: bytes  # 1 per new entity that is a head (has facts of its own), else 0
     old_heads: array  # entities from before the batch that are heads in it
     first_relation: int
@@ -124,12 +127,15 @@ class IdBatch:
         return self.first_relation + len(self.relations)
 
     def entity_rows(self) -> Iterator[tuple[int, int, int, bytearray, int]]:
-        keys = _int64s(self.digests)
+        """Rows of the new entities, with their digests (``hid``, ``hid2``): computed here,
+        in the writing process, which has time to spare while the parser process does not."""
+        names = _split(self.entities, self.entity_count)
+        keys = _int64s(b"".join([blake2b(n, digest_size=16).digest() for n in names]))
         return zip(
             range(self.first_entity, self.next_entity),
             keys[0::2],
             keys[1::2],
-            _split(self.entities, self.entity_count),
+            names,
             self.entity_heads,
             strict=True,
         )
@@ -177,22 +183,22 @@ class IdBatch:
         return zip(names, self.alias_entities, strict=True)
 
 
-class _DigestMap:
-    """Exact map from name digests to entity ids, in sorted numpy runs: 16 bytes an entity.
+class _KeyMap:
+    """Exact map from 96-bit name keys to entity ids, in sorted numpy runs: 16 bytes an entity.
 
-    An entry keeps the digest's first 64-bit half (the sort key), the low 32 bits of its second half
-    and the id (below ``MAX_ENTITIES``): two names would need the same 96 bits to be confused, about
-    1e-13 at Ownthink's 1e8 names (the store's unique index then holds all 128). A batch's new names
-    make a run of their own, merged into the run before it while that one is at most twice its size,
-    so there are O(log n) runs and each entry is copied O(log n) times. A lookup is one binary
-    search per run, a batch at a time.
+    A key is two int64s (:meth:`BatchIds._keys`); an entry keeps the first (the sort key), the
+    low 32 bits of the second and the id (below ``MAX_ENTITIES``): two names would need the
+    same 96 bits to be confused, about 1e-13 at Ownthink's 1e8 names. A batch's new names make
+    a run of their own, merged into the run before it while that one is at most twice its
+    size, so there are O(log n) runs and each entry is copied O(log n) times. A lookup is one
+    binary search per run, a batch at a time.
     """
 
     def __init__(self) -> None:
         import numpy as np
 
         self.np = np
-        self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hid, hid2 low, id)
+        self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, key2 low, id)
 
     def add(self, keys, ids) -> None:
         """``keys``: an (n, 2) int64 array of digests not in the map; ``ids``: theirs."""
@@ -278,11 +284,13 @@ class BatchIds:
         entities, relations = self._conn.execute(COMMITTED_IDS).fetchone()
         self._next_entity, self._next_relation = entities + 1, relations + 1
         self._relations: dict[str, int] = {}
-        self._ids = _DigestMap()
-        cur = self._conn.execute("SELECT hid, hid2, id FROM entity")
+        self._ids = _KeyMap()
+        cur = self._conn.execute("SELECT id, name FROM entity")
         while rows := cur.fetchmany(1 << 16):
-            rows = np.array(rows, dtype=np.int64)
-            self._ids.add(rows[:, :2], rows[:, 2])
+            ids = np.fromiter(map(_ID, rows), dtype=np.int64, count=len(rows))
+            names = list(map(_NAME, rows))
+            encoded = [n.encode("utf-8", "surrogatepass") for n in names]
+            self._ids.add(self._keys(names, encoded), ids)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -297,8 +305,7 @@ class BatchIds:
         # Distinct names in order of first appearance, so that ids follow the file.
         names = dict.fromkeys(ends)
         encoded = [n.encode("utf-8", "surrogatepass") for n in names]
-        digests = b"".join([blake2b(e, digest_size=16).digest() for e in encoded])
-        ids, new = self._entity_ids(digests)
+        ids, new = self._entity_ids(self._keys(names, encoded))
         names.update(zip(names, ids.tolist(), strict=True))
         relations = dict.fromkeys(map(_RELATION, triples))
         new_relations = self._relation_ids(relations)
@@ -312,7 +319,6 @@ class BatchIds:
             first_entity=first_entity,
             entity_count=len(new),
             entities=_SEP.join(list(map(encoded.__getitem__, new.tolist()))),
-            digests=self.np.frombuffer(digests, dtype="V16")[new].tobytes(),
             entity_heads=entity_heads.tobytes(),
             old_heads=_native_int64s(heads[heads < first_entity]),
             first_relation=first_relation,
@@ -325,11 +331,23 @@ class BatchIds:
             alias_entities=array("q", list(map(name_id, map(_ALIASED, aliases)))),
         )
 
-    def _entity_ids(self, digests: bytes):
-        """Ids of the names with these (concatenated) digests, and the positions of the new
-        ones, numbered in order from the next free id (both numpy arrays)."""
+    def _keys(self, names, encoded):
+        """The names' keys in the map: an (n, 2) int64 array of their ``hash()`` and the
+        CRC-32 of their UTF-8, 96 bits in all (two names would need the same 96 to be
+        confused). Both are cheap: ``hash`` is computed once per string and cached (the
+        batch's dictionary has computed it already), and a CRC-32 costs a tenth of a digest.
+        ``hash`` differs from process to process, so the map lives in one process, and a
+        load that starts reads the store's names again (see :meth:`_open`)."""
         np = self.np
-        keys = np.frombuffer(digests, dtype="<i8").reshape(-1, 2)
+        keys = np.empty((len(names), 2), dtype=np.int64)
+        keys[:, 0] = np.fromiter(map(hash, names), dtype=np.int64, count=len(names))
+        keys[:, 1] = np.fromiter(map(crc32, encoded), dtype=np.int64, count=len(names))
+        return keys
+
+    def _entity_ids(self, keys):
+        """Ids of the names with these keys, and the positions of the new ones, numbered in
+        order from the next free id (both numpy arrays)."""
+        np = self.np
         ids = self._ids.get(keys)
         new = np.flatnonzero(ids < 0)
         ids[new] = np.arange(self._next_entity, self._next_entity + len(new), dtype=np.int64)

@@ -60,7 +60,7 @@ def digest_keys(*pairs: tuple[int, int]) -> np.ndarray:
 
 def test_digest_map_finds_every_key_across_merged_runs():
     rng = np.random.default_rng(0)
-    digest_map = interning._DigestMap()
+    digest_map = interning._KeyMap()
     keys = rng.integers(-(2**63), 2**63 - 1, size=(5000, 2), dtype=np.int64)
     for start in range(0, 5000, 100):  # 50 runs, merged as they come
         digest_map.add(keys[start : start + 100], np.arange(start, start + 100) + 1)
@@ -71,7 +71,7 @@ def test_digest_map_finds_every_key_across_merged_runs():
 
 
 def test_digest_map_tells_apart_names_sharing_the_first_half():
-    digest_map = interning._DigestMap()
+    digest_map = interning._KeyMap()
     digest_map.add(digest_keys((7, 1), (7, 2)), np.array([10, 11]))
     digest_map.add(digest_keys((7, 3)), np.array([12]))
     found = digest_map.get(digest_keys((7, 3), (7, 2), (7, 1), (7, 4), (8, 1)))
@@ -89,7 +89,6 @@ def test_packed_triples_unpack_to_the_batch_triples(top_id, relations):
         first_entity=1,
         entity_count=0,
         entities=b"",
-        digests=b"",
         entity_heads=b"",
         old_heads=array("q"),
         first_relation=1,
