@@ -14,16 +14,19 @@ CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM; fig
 about 10%, more when the other core is busy):
 
 * The process that prepares batches (the loader's parser process for files of 8 MiB and more)
-  assigns every id from the digests it holds in memory (:mod:`kg.interning`, 1.5-1.7 s there), so
-  the writer only appends rows with known ids, one transaction per batch together with the load
-  position: new entities 0.8 s, triples 0.6 s, aliases 0.35 s, commits 0.2-0.45 s. Triples go in as
-  one ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids per batch
-  (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C: bound row by row through
-  ``executemany`` they took 1.1 s, half of it the sqlite3 module's per-row work (the same rows from
-  a staging table insert in 0.44 s). Names and ids cross between the processes as a few byte strings
-  per batch (0.1 s, against 1.0 s to pickle and unpickle lists of names). This replaced staging
-  tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock file in the store directory
-  keeps a second load from assigning the same ids.
+  assigns every id from the name keys it holds in memory (:mod:`kg.interning`, 1.2-1.4 s there),
+  so the writer only appends rows with known ids, one transaction per batch together with the
+  load position: new entities 0.6 s and their digests 0.25 s, triples 0.55 s, aliases 0.35 s,
+  commits 0.3 s. Triples go in as one ``INSERT ... SELECT`` over ``json_each`` of a JSON array of
+  packed ids per batch (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C:
+  bound row by row through ``executemany`` they took 1.1 s, half of it the sqlite3 module's
+  per-row work (the same rows from a staging table insert in 0.44 s). Names and ids cross between
+  the processes as a few byte strings per batch (0.1 s, against 1.0 s to pickle and unpickle
+  lists of names). This replaced staging tables resolved by SQL joins in the writer (5.7 of its
+  13.8 s). A lock file in the store directory keeps a second load from assigning the same ids.
+  Work moved from the parser to the writer gains less than it saves there, as a busier writer
+  slows the parser process: with alias extraction in the writer, the parser took 3.3 s in the
+  load against 2.9 s alone, and the load got slower; digests moved so made it a little faster.
 * The indexes whose insert order is random (name digests, head names, alias names) are dropped
   during a load and rebuilt by one sort each at its end: 0.19 + 0.06 + 0.12 s, with 2 sorter threads
   (the parser process has ended by then) in a 1 MiB page cache, where SQLite sorts several runs in
@@ -34,15 +37,16 @@ about 10%, more when the other core is busy):
   Indexing only head names cut the name index build from 0.7 s (tails include every long
   description); clustering aliases by entity, the order a load adds them in, cut their inserts from
   0.65 s.
-* Altogether, ``--rows 1000000``: 3.8-4.2 s through the CLI, 238-260 k rows/s, 0.215-0.225x the
-  parse-only rate (4.1-4.2 s and 0.20-0.21x with triples bound row by row, 4.9 s with the digest
-  index live, the Bloom filter and lists of names; earlier 10.3 s when the other core was busy and
-  14.8 s with staging tables). The benchmark also times the two halves apart: writing prepared
-  batches takes 2.0-2.3 s and then 0.6 s of index builds, so the writer alone would reach 349-388 k
-  rows/s (0.32-0.34x); parsing and preparing take 3.2-3.5 s (288-309 k rows/s, 0.26-0.27x), in
-  Python: CSV 0.9 s, alias extraction 0.45 s and ids 1.7 s, of which dictionaries of the batch's
-  names take 0.7 s, their digests 0.4 s and the digest map 0.3 s. That side bounds the load: the
-  last index builds and the parser's start (0.3 s) overlap nothing.
+* Altogether, ``--rows 1000000``: 3.3-3.6 s through the CLI, 281-306 k rows/s, 0.25-0.28x the
+  parse-only rate (4.1-4.2 s and 0.20-0.21x with triples bound row by row, digests in the parser
+  and single-threaded index builds; 4.9 s with the digest index live, the Bloom filter and lists
+  of names; earlier 10.3 s when the other core was busy and 14.8 s with staging tables). The
+  benchmark also times the two halves apart: writing prepared batches takes 2.2 s and then
+  0.4 s of index builds, so the writer alone would reach 381-389 k rows/s (0.34-0.36x); parsing
+  and preparing take 2.7-2.8 s (358-372 k rows/s, 0.32-0.34x), in Python: CSV 0.9 s, alias
+  extraction 0.3 s and ids 1.2-1.4 s. Together they reach 0.25-0.28x: the parser side bounds the
+  load, slowed by the writer beside it, and the final index builds and the parser process's
+  start (0.3 s) overlap nothing.
 * Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between checkpoints
   (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of the digest only
   (-0.1 s at the end, but the store would no longer enforce one row per name), batches of 100k rows
