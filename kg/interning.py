@@ -201,7 +201,7 @@ class _KeyMap:
         self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, key2 low, id)
 
     def add(self, keys, ids) -> None:
-        """``keys``: an (n, 2) int64 array of digests not in the map; ``ids``: theirs."""
+        """``keys``: an (n, 2) int64 array of keys not in the map; ``ids``: theirs."""
         np = self.np
         if not len(ids):
             return
@@ -285,11 +285,14 @@ class BatchIds:
         self._next_entity, self._next_relation = entities + 1, relations + 1
         self._relations: dict[str, int] = {}
         self._ids = _KeyMap()
+        # Names as the bytes they are stored as (a store written before sources refused lone
+        # surrogates may hold some, which sqlite3 cannot decode to str).
+        self._conn.text_factory = bytes
         cur = self._conn.execute("SELECT id, name FROM entity")
         while rows := cur.fetchmany(1 << 16):
             ids = np.fromiter(map(_ID, rows), dtype=np.int64, count=len(rows))
-            names = list(map(_NAME, rows))
-            encoded = [n.encode("utf-8", "surrogatepass") for n in names]
+            encoded = list(map(_NAME, rows))
+            names = [e.decode("utf-8", "surrogatepass") for e in encoded]
             self._ids.add(self._keys(names, encoded), ids)
 
     def close(self) -> None:

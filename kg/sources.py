@@ -42,7 +42,8 @@ ENTITY_NS = "urn:danmaku-kg:entity:"
 RELATION_NS = "urn:danmaku-kg:relation:"
 
 Record = Triple | BadRow
-_SURROGATE = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\udc80-\udcff]")  # undecodable bytes, as surrogateescape reads them
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # no UTF-8 can store one
 _JSON_CHUNK = 1 << 20
 
 # csv refuses fields over 128 KiB by default; Ownthink descriptions can be long.
@@ -64,6 +65,8 @@ def _triple_or_bad(head: str, relation: str, tail: str, source: str, line: int) 
         return BadRow(source, line, "empty relation")
     if not tail:
         return BadRow(source, line, "empty tail")
+    if _LONE_SURROGATE.search(head + relation + tail):  # a lone "\ud800" escape (JSON, RDF)
+        return BadRow(source, line, "not valid Unicode (a lone surrogate)")
     return Triple(head, relation, tail, source, line)
 
 

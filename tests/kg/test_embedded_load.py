@@ -54,6 +54,22 @@ def test_names_far_apart_keep_one_id(tmp_path):
     assert "值3" in snapshots[0][3], "a tail that later has facts of its own is a head"
 
 
+def test_a_load_reads_back_names_sqlite_cannot_decode(tmp_path):
+    """A name with a lone surrogate (which sources now refuse, but earlier versions stored as
+    its surrogatepass bytes) does not stop the next load from reading the store's names."""
+    store = EmbeddedStore(tmp_path / "db")
+    prepare = store.batch_preparer("old")
+    store.write_prepared(prepare([Triple("甲\ud800", "类型", "乙")], []), "old", 1)
+    store.finish_load("old")
+    prepare.close()
+    src = tmp_path / "o.csv"
+    write_csv(src, [("乙", "类型", "丙"), ("丁", "类型", "乙")])
+    report = load(store, "ownthink", src, progress=False)
+    assert (report.triples_loaded, report.entities) == (2, 4)  # 乙 kept its id
+    assert [f.tail for f in store.facts("乙")] == ["丙"]
+    store.close()
+
+
 def digest_keys(*pairs: tuple[int, int]) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 

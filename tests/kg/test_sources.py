@@ -111,19 +111,22 @@ def test_filmkg_malformed_rows(tmp_path):
             ["甲（电影）", "主演"],
             ["甲（电影）", 3, "x"],
             ["", "导演", "某人"],
+            ["甲（电影）", "别名", "A<lone>"],  # a lone surrogate: no UTF-8 stores it
         ],
         "乙": "not a list",
     }
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    text = json.dumps(doc, ensure_ascii=False, indent=1).replace("<lone>", "\\ud800")
+    path.write_text(text, encoding="utf-8")
     triples, bad = split(read_filmkg(path))
     assert [t[:3] for t in triples] == [("甲（电影）", "导演", "某人")]
     reasons = [b.reason for b in bad]
     assert "row 1: expected [head, relation, tail], got 2" in reasons[0]
     assert "must be strings" in reasons[1]
     assert "empty head" in reasons[2]
-    assert "expected a list" in reasons[3]
+    assert "row 4: not valid Unicode (a lone surrogate)" in reasons[3]
+    assert "expected a list" in reasons[4]
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert bad[3].line == 1 + next(i for i, line in enumerate(lines) if '"乙"' in line)
+    assert bad[4].line == 1 + next(i for i, line in enumerate(lines) if '"乙"' in line)
 
 
 def test_filmkg_broken_json_names_the_line(tmp_path):
