@@ -259,7 +259,7 @@ class EmbeddedStore(StoreBase):
         if entities >= 1_000_000:  # the preparer's start is otherwise a silent pause
             log.info(
                 "%s: the load starts by reading the names of its %d entities "
-                "(about 1.2 s a million)",
+                "(about 1.3 s a million)",
                 self.path,
                 entities,
             )
