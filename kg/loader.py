@@ -35,7 +35,11 @@ from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 50_000
+# Rows per batch (one transaction each). Measured with bench/kg_load.py at 1 M rows: 10k loads
+# 9% faster than 50k (2.9-3.0 s against 3.2-3.3 s) in less memory (141 against 206 MiB), as a
+# batch's names and arrays then stay in the CPU caches (the parser process's time falls from
+# 2.75 to 2.35 s); below 8k the writer's per-batch work (commits, statements) takes over.
+DEFAULT_BATCH = 10_000
 MAX_LOGGED_BAD_ROWS = 20
 PARSER_PROCESS_BYTES = 8 << 20
 
