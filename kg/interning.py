@@ -36,6 +36,8 @@ from operator import itemgetter
 from pathlib import Path
 from zlib import crc32
 
+import numpy as np
+
 from kg.triples import KGError, Triple
 
 RELATION_CACHE = 100_000
@@ -157,8 +159,6 @@ class IdBatch:
         batch's order. Otherwise there is an array per relation (heads and tails fit, since
         entity ids are below 2**31); inserting them relation by relation costs 0.2 s more.
         """
-        import numpy as np
-
         if not self.rels:
             return []
         ends = np.frombuffer(self.ends, dtype=np.int64)
@@ -195,14 +195,10 @@ class _KeyMap:
     """
 
     def __init__(self) -> None:
-        import numpy as np
-
-        self.np = np
         self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (key, key2 low, id)
 
     def add(self, keys, ids) -> None:
         """``keys``: an (n, 2) int64 array of keys not in the map; ``ids``: theirs."""
-        np = self.np
         if not len(ids):
             return
         if int(ids.max()) >= MAX_ENTITIES:
@@ -215,7 +211,6 @@ class _KeyMap:
 
     def _merge(self, a, b):
         """Two sorted runs as one (b's entries after a's equal keys)."""
-        np = self.np
         at = np.searchsorted(a[0], b[0], side="right") + np.arange(len(b[0]))
         from_a = np.ones(len(a[0]) + len(b[0]), dtype=bool)
         from_a[at] = False
@@ -229,7 +224,6 @@ class _KeyMap:
 
     def get(self, keys):
         """Ids of the (n, 2) int64 ``keys``, -1 for those not in the map."""
-        np = self.np
         # Searched in order, the keys find their places 5x faster (numpy's binary search
         # starts from the previous key's place, and the run's pages stay in the CPU caches).
         order = np.argsort(keys[:, 0])
@@ -272,9 +266,6 @@ class BatchIds:
         self.__init__(state["path"])
 
     def _open(self) -> None:
-        import numpy as np
-
-        self.np = np
         self._conn = sqlite3.connect(
             f"{self.path.resolve().as_uri()}?mode=ro",
             uri=True,
@@ -313,10 +304,10 @@ class BatchIds:
         relations = dict.fromkeys(map(_RELATION, triples))
         new_relations = self._relation_ids(relations)
         name_id = names.__getitem__
-        end_ids = self.np.fromiter(map(name_id, ends), dtype=self.np.int64, count=len(ends))
+        end_ids = np.fromiter(map(name_id, ends), dtype=np.int64, count=len(ends))
         # Flag the heads: new ones in their rows, earlier ones by an update.
-        heads = self.np.unique(end_ids[0::2])
-        entity_heads = self.np.zeros(len(new), dtype=self.np.uint8)
+        heads = np.unique(end_ids[0::2])
+        entity_heads = np.zeros(len(new), dtype=np.uint8)
         entity_heads[heads[heads >= first_entity] - first_entity] = 1
         return IdBatch(
             first_entity=first_entity,
@@ -341,7 +332,6 @@ class BatchIds:
         batch's dictionary has computed it already), and a CRC-32 costs a tenth of a digest.
         ``hash`` differs from process to process, so the map lives in one process, and a
         load that starts reads the store's names again (see :meth:`_open`)."""
-        np = self.np
         keys = np.empty((len(names), 2), dtype=np.int64)
         keys[:, 0] = np.fromiter(map(hash, names), dtype=np.int64, count=len(names))
         keys[:, 1] = np.fromiter(map(crc32, encoded), dtype=np.int64, count=len(names))
@@ -350,7 +340,6 @@ class BatchIds:
     def _entity_ids(self, keys):
         """Ids of the names with these keys, and the positions of the new ones, numbered in
         order from the next free id (both numpy arrays)."""
-        np = self.np
         ids = self._ids.get(keys)
         new = np.flatnonzero(ids < 0)
         ids[new] = np.arange(self._next_entity, self._next_entity + len(new), dtype=np.int64)

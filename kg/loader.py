@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from tqdm import tqdm
-
 from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
 from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs
@@ -211,6 +209,8 @@ def load(
         items = _batches_from_process(kind, path, done, batch_size, prepare)
     else:
         items = _batches(read_source(kind, path), done, batch_size, prepare)
+    from tqdm import tqdm  # here: the parser process, which imports this module, needs none
+
     sink = BadRowSink(bad_rows_path, strict, append=done > 0)
     bar = tqdm(
         desc=f"load {Path(path).name}",
