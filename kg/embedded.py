@@ -1,35 +1,38 @@
 """``EmbeddedStore``: the default knowledge-graph store, one SQLite file, no server.
 
-DESIGN.md section 2. Entity and relation names are interned to sequential integer ids;
-triples are a ``WITHOUT ROWID`` table clustered by head (``PRIMARY KEY (h, r, t)``, which
-also makes loads idempotent) with a second index by tail. Exact lookup of a name goes through
-a unique index on its 128-bit BLAKE2b digest (two 64-bit columns), which stays small where an
-index of the names themselves does not; prefix search through an index of head names only
-(``entity.head`` flags entities with facts of their own). Aliases are clustered by entity, with
-a second index by name. Counts are kept in ``meta`` inside each load transaction, so
-``stats()`` is O(1) even at Ownthink scale.
+DESIGN.md section 2. Entity and relation names are interned to sequential integer ids; triples are a
+``WITHOUT ROWID`` table clustered by head (``PRIMARY KEY (h, r, t)``, which also makes loads
+idempotent) with a second index by tail. Exact lookup of a name goes through an index of its CRC-32
+(``entity.crc``), which stays small where an index of the names themselves does not (tails include
+every long description), then the name among the few sharing it (about 0.02 others each at 1e8
+names); one row per name is the loader's guarantee (:mod:`kg.interning`). Prefix search goes through
+an index of head names only (``entity.head`` flags entities with facts of their own). Aliases are
+clustered by entity, with a second index by name. Counts are kept in ``meta`` inside each load
+transaction, so ``stats()`` is O(1) even at Ownthink scale.
 
 Bulk loading (each choice measured with ``bench/kg_load.py`` and statement by statement, in
 CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM; figures vary by
 about 10%, more when the other core is busy):
 
 * The process that prepares batches (the loader's parser process for files of 8 MiB and more)
-  assigns every id from the name keys it holds in memory (:mod:`kg.interning`, 1.2-1.4 s there),
-  so the writer only appends rows with known ids, one transaction per batch together with the
-  load position: new entities 0.6 s and their digests 0.25 s, triples 0.55 s, aliases 0.35 s,
-  commits 0.3 s. Triples go in as one ``INSERT ... SELECT`` over ``json_each`` of a JSON array of
-  packed ids per batch (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C:
-  bound row by row through ``executemany`` they took 1.1 s, half of it the sqlite3 module's
-  per-row work (the same rows from a staging table insert in 0.44 s). Names and ids cross between
-  the processes as a few byte strings per batch (0.1 s, against 1.0 s to pickle and unpickle
-  lists of names). This replaced staging tables resolved by SQL joins in the writer (5.7 of its
-  13.8 s). A lock file in the store directory keeps a second load from assigning the same ids.
-  Work moved from the parser to the writer gains less than it saves there, as a busier writer
-  slows the parser process: with alias extraction in the writer, the parser took 3.3 s in the
-  load against 2.9 s alone, and the load got slower; digests moved so made it a little faster.
-* The indexes whose insert order is random (name digests, head names, alias names) are dropped
-  during a load and rebuilt by one sort each at its end: 0.19 + 0.06 + 0.12 s, with 2 sorter threads
-  (the parser process has ended by then) in a 1 MiB page cache, where SQLite sorts several runs in
+  assigns every id from the name keys it holds in memory (:mod:`kg.interning`, 1.2-1.4 s there), so
+  the writer only appends rows with known ids, one transaction per batch together with the load
+  position: new entities 0.55 s, triples 0.55 s, aliases 0.35 s, commits 0.3 s. Triples go in as one
+  ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids per batch
+  (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C: bound row by row through
+  ``executemany`` they took 1.1 s, half of it the sqlite3 module's per-row work (the same rows from
+  a staging table insert in 0.44 s). Names and ids cross between the processes as a few byte strings
+  per batch (0.1 s, against 1.0 s to pickle and unpickle lists of names). This replaced staging
+  tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock file in the store directory
+  keeps a second load from assigning the same ids. Work moved from the parser to the writer gains
+  less than it saves there, as a busier writer slows the parser process: with alias extraction in
+  the writer, the parser took 3.3 s in the load against 2.9 s alone, and the load got slower. Schema
+  4 found names by a unique index of 128-bit BLAKE2b digests, which cost 0.25 s a million rows to
+  compute (in either process) and 0.19 s to index (the CRC-32s, which the parser process computes
+  for its keys anyway, 0.17 s).
+* The indexes whose insert order is random (name CRCs, head names, alias names) are dropped during a
+  load and rebuilt by one sort each at its end: 0.17 + 0.05 + 0.12 s, with 2 sorter threads (the
+  parser process has ended by then) in a 1 MiB page cache, where SQLite sorts several runs in
   parallel and merges them, against 0.43 + 0.07 + 0.24 s on one thread in the 16 MiB cache of
   queries; kept live, the digest index alone cost the writer 1.1 s. The tail index stays live: new
   tails take increasing ids, so most of its inserts append, and they fall in time the writer
@@ -73,8 +76,9 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from zlib import crc32
 
-from kg.interning import COMMITTED_IDS, BatchIds, IdBatch, name_key
+from kg.interning import COMMITTED_IDS, BatchIds, IdBatch, name_crc
 from kg.store import StoreBase
 from kg.triples import DISAMBIGUATION_RELATIONS, Fact, KGError
 
@@ -87,7 +91,7 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "kg.sqlite"
 LOCK_FILE = "load.lock"
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 SORT_CACHE_KIB, SORT_THREADS = 1024, 2  # page cache and sorter threads for index builds
 BULK_CACHE_KIB = 4096  # page cache while a load writes
 _PREFIX_END = "\U0010ffff"
@@ -95,8 +99,8 @@ _COUNTERS = ("triples", "entities", "relations", "aliases")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity (
-    id INTEGER PRIMARY KEY, hid INTEGER NOT NULL, hid2 INTEGER NOT NULL, name TEXT NOT NULL,
-    head INTEGER NOT NULL DEFAULT 0
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, head INTEGER NOT NULL DEFAULT 0,
+    crc INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS relation (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS triple (
@@ -115,9 +119,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Secondary indexes with random insertion order: dropped while a load runs, rebuilt (one
 # sort each) when it finishes, instead of a random B-tree insert per row during the load. The
-# load's preparer holds the digests in memory meanwhile (kg.interning).
+# load's preparer holds the names' keys in memory meanwhile (kg.interning).
 _DEFERRED_INDEXES = {
-    "entity_by_digest": "CREATE UNIQUE INDEX IF NOT EXISTS entity_by_digest ON entity (hid, hid2)",
+    # exact lookup of any name: its CRC-32, then the name itself among the few that share it
+    "entity_by_crc": "CREATE INDEX IF NOT EXISTS entity_by_crc ON entity (crc)",
     # heads only (entities with facts of their own): what prefix search looks for
     "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name) WHERE head = 1",
     "alias_by_name": "CREATE INDEX IF NOT EXISTS alias_by_name ON alias (name, entity)",
@@ -131,9 +136,8 @@ _ALIAS_V4 = (
     "ALTER TABLE alias_v4 RENAME TO alias",
 )
 _INSERT_RELATION = "INSERT INTO relation (id, name) VALUES (?, ?)"
-# Names arrive as UTF-8 bytes (the parser process encoded them for their digests anyway).
-_INSERT_ENTITY = """INSERT INTO entity (id, hid, hid2, name, head)
-    VALUES (?, ?, ?, CAST(? AS TEXT), ?)"""
+# Names arrive as UTF-8 bytes (the parser process encoded them for their keys anyway).
+_INSERT_ENTITY = """INSERT INTO entity (id, crc, name, head) VALUES (?, ?, CAST(? AS TEXT), ?)"""
 _MARK_HEAD = "UPDATE entity SET head = 1 WHERE id = ? AND head = 0"
 # IdBatch.packed_triples: the triples of a batch as JSON arrays of packed ints
 _INSERT_TRIPLES = """INSERT OR IGNORE INTO triple (h, r, t)
@@ -185,34 +189,53 @@ class EmbeddedStore(StoreBase):
             self.conn.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, '0')", [(c,) for c in _COUNTERS]
             )
-        elif row[0] == "3":
-            self._migrate_from_3()
+        elif row[0] in ("3", "4"):
+            if row[0] == "3":
+                self._migrate(self._to_version_4)
+            self._migrate(self._to_version_5)
         elif row[0] != SCHEMA_VERSION:
             raise KGError(f"{self.path}: schema version {row[0]}, expected {SCHEMA_VERSION}")
 
-    def _migrate_from_3(self) -> None:
-        """Version 4 flags heads (``entity.head``), so that the name index holds only them, and
-        clusters aliases by entity (the order a load adds them in), names in a second index."""
+    def _migrate(self, step) -> None:
+        """Run one upgrade step in its own transaction, unless another process has just."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             version = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if version[0] == "3":  # else another process has just migrated it
-                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(entity)")}
-                if "head" not in columns:
-                    self.conn.execute(
-                        "ALTER TABLE entity ADD COLUMN head INTEGER NOT NULL DEFAULT 0"
-                    )
-                self.conn.execute("UPDATE entity SET head = 1 WHERE id IN (SELECT h FROM triple)")
-                self.conn.execute("DROP INDEX IF EXISTS entity_by_name")
-                for sql in _ALIAS_V4:
-                    self.conn.execute(sql)
-                self.conn.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,)
-                )
+            target = step.__name__.removeprefix("_to_version_")
+            if int(version[0]) < int(target):
+                step()
+                self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (target,))
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def _to_version_4(self) -> None:
+        """Version 4 flags heads (``entity.head``), so that the name index holds only them, and
+        clusters aliases by entity (the order a load adds them in), names in a second index."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(entity)")}
+        if "head" not in columns:
+            self.conn.execute("ALTER TABLE entity ADD COLUMN head INTEGER NOT NULL DEFAULT 0")
+        self.conn.execute("UPDATE entity SET head = 1 WHERE id IN (SELECT h FROM triple)")
+        self.conn.execute("DROP INDEX IF EXISTS entity_by_name")
+        for sql in _ALIAS_V4:
+            self.conn.execute(sql)
+
+    def _to_version_5(self) -> None:
+        """Version 5 finds names by their CRC-32 (``entity.crc``, an index of 4-byte keys)
+        instead of a unique index of 128-bit digests, which loads had to compute."""
+        self.conn.execute("DROP INDEX IF EXISTS entity_by_digest")
+        self.conn.execute("ALTER TABLE entity ADD COLUMN crc INTEGER NOT NULL DEFAULT 0")
+        self.conn.create_function("kg_crc32", 1, crc32, deterministic=True)
+        self.conn.execute("UPDATE entity SET crc = kg_crc32(CAST(name AS BLOB))")
+        try:
+            self.conn.execute("ALTER TABLE entity DROP COLUMN hid")
+            self.conn.execute("ALTER TABLE entity DROP COLUMN hid2")
+        except sqlite3.OperationalError as e:
+            raise KGError(
+                f"{self.path}: upgrading this store needs SQLite 3.35 or later "
+                f"(this is {sqlite3.sqlite_version}): {e}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.directory)!r})"
@@ -355,7 +378,7 @@ class EmbeddedStore(StoreBase):
     # -- queries ---------------------------------------------------------------------------
     def _id(self, name: str) -> int | None:
         row = self.conn.execute(
-            "SELECT id FROM entity WHERE hid = ? AND hid2 = ? AND name = ?", (*name_key(name), name)
+            "SELECT id FROM entity WHERE crc = ? AND name = ?", (name_crc(name), name)
         ).fetchone()
         return None if row is None else row[0]
 

@@ -7,9 +7,8 @@ rows (:class:`IdBatch`). The preparer keeps a 96-bit key of every name in the st
 (:class:`_KeyMap`, 16 bytes an entity: 11 MB for the 687 k entities of a million
 ``bench/kg_load.py`` rows, 1.6 GB per 100 M names), made from the store's names when it starts
 and extended batch by batch. The store therefore needs no index of names during a load (it
-builds its index of 128-bit name digests when the load ends, see :mod:`kg.embedded`), and no
-name costs a query. The digests themselves are computed by the writing process, which has time
-to spare (:meth:`IdBatch.entity_rows`).
+builds its index of name CRCs when the load ends, see :mod:`kg.embedded`), and no name costs a
+query. Being exact, the map is also what keeps one row per name in the store.
 
 Ids follow the order in which names first appear in the source, whatever the batch size or
 process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
@@ -19,18 +18,16 @@ batch's dictionaries of names 0.5 s, id arrays 0.25 s, keys 0.25 s, map lookups 
 0.2 s), next to 0.9 s of CSV parsing and 0.3 s of alias extraction. It replaced a window of
 recent batches, a Bloom filter of stored names and queries of the store's digest index for the
 rest, which kept memory at ~1.5 bytes a name but made the writer maintain that index (1.1 s of
-its 3.2 s), and then digests as keys (0.15 s more in the parser process).
+its 3.2 s), and then 128-bit BLAKE2b digests as keys (0.15 s more in the parser process).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from hashlib import blake2b
 from itertools import chain, count
 from operator import itemgetter
 from pathlib import Path
@@ -51,30 +48,10 @@ COMMITTED_IDS = """SELECT (SELECT coalesce(max(id), 0) FROM entity),
     (SELECT coalesce(max(id), 0) FROM relation)"""
 
 
-def name_digest(name: str) -> bytes:
-    """128-bit BLAKE2b digest of a name: an entity's identity key.
-
-    A collision between two names would be needed to merge two entities; at 1e9 names its
-    probability is about 1e-21.
-    """
-    return blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def name_key(name: str) -> tuple[int, int]:
-    """The digest as the two signed 64-bit ints the store indexes (``hid``, ``hid2``)."""
-    d = name_digest(name)
-    return int.from_bytes(d[:8], "little", signed=True), int.from_bytes(
-        d[8:], "little", signed=True
-    )
-
-
-def _int64s(data: bytes) -> array:
-    """Little-endian 64-bit ints as an ``array('q')``."""
-    out = array("q")
-    out.frombytes(data)
-    if sys.byteorder == "big":
-        out.byteswap()
-    return out
+def name_crc(name: str) -> int:
+    """The CRC-32 of a name's UTF-8: the key the store's name index sorts by
+    (``entity.crc``); names that share one are told apart by the name itself."""
+    return crc32(name.encode("utf-8", "surrogatepass"))
 
 
 _SEP = b"\xff"  # never in UTF-8: joins the names a batch carries into one bytes object
@@ -111,6 +88,7 @@ class IdBatch:
     first_entity: int
     entity_count: int
     entities: bytes  # UTF-8 names of the new entities, joined by _SEP
+    crcs: array  # their CRC-32s (name_crc)
     entity_heads: bytes  # 1 per new entity that is a head (has facts of its own), else 0
     old_heads: array  # entities from before the batch that are heads in it
     first_relation: int
@@ -128,16 +106,11 @@ class IdBatch:
     def next_relation(self) -> int:
         return self.first_relation + len(self.relations)
 
-    def entity_rows(self) -> Iterator[tuple[int, int, int, bytearray, int]]:
-        """Rows of the new entities, with their digests (``hid``, ``hid2``): computed here,
-        in the writing process, which has time to spare while the parser process does not."""
-        names = _split(self.entities, self.entity_count)
-        keys = _int64s(b"".join([blake2b(n, digest_size=16).digest() for n in names]))
+    def entity_rows(self) -> Iterator[tuple[int, int, bytearray, int]]:
         return zip(
             range(self.first_entity, self.next_entity),
-            keys[0::2],
-            keys[1::2],
-            names,
+            self.crcs,
+            _split(self.entities, self.entity_count),
             self.entity_heads,
             strict=True,
         )
@@ -299,7 +272,8 @@ class BatchIds:
         # Distinct names in order of first appearance, so that ids follow the file.
         names = dict.fromkeys(ends)
         encoded = [n.encode("utf-8", "surrogatepass") for n in names]
-        ids, new = self._entity_ids(self._keys(names, encoded))
+        keys = self._keys(names, encoded)
+        ids, new = self._entity_ids(keys)
         names.update(zip(names, ids.tolist(), strict=True))
         relations = dict.fromkeys(map(_RELATION, triples))
         new_relations = self._relation_ids(relations)
@@ -313,6 +287,7 @@ class BatchIds:
             first_entity=first_entity,
             entity_count=len(new),
             entities=_SEP.join(list(map(encoded.__getitem__, new.tolist()))),
+            crcs=_native_int64s(keys[new, 1]),
             entity_heads=entity_heads.tobytes(),
             old_heads=_native_int64s(heads[heads < first_entity]),
             first_relation=first_relation,
@@ -329,7 +304,8 @@ class BatchIds:
         """The names' keys in the map: an (n, 2) int64 array of their ``hash()`` and the
         CRC-32 of their UTF-8, 96 bits in all (two names would need the same 96 to be
         confused). Both are cheap: ``hash`` is computed once per string and cached (the
-        batch's dictionary has computed it already), and a CRC-32 costs a tenth of a digest.
+        batch's dictionary has computed it already), and a CRC-32 costs a fifth of a BLAKE2b
+        digest; the store indexes the CRC-32 too (:func:`name_crc`).
         ``hash`` differs from process to process, so the map lives in one process, and a
         load that starts reads the store's names again (see :meth:`_open`)."""
         keys = np.empty((len(names), 2), dtype=np.int64)

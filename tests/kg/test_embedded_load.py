@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from array import array
+from hashlib import blake2b
 
 import numpy as np
 import pytest
@@ -105,6 +106,7 @@ def test_packed_triples_unpack_to_the_batch_triples(top_id, relations):
         first_entity=1,
         entity_count=0,
         entities=b"",
+        crcs=array("q"),
         entity_heads=b"",
         old_heads=array("q"),
         first_relation=1,
@@ -168,8 +170,33 @@ def test_batches_that_do_not_continue_the_ids_are_refused(tmp_path):
     store.close()
 
 
+def downgrade_to_version_4(path) -> None:
+    """The layout version 4 had: names found by a unique index of their 128-bit BLAKE2b
+    digests (``hid``, ``hid2``), no CRC column."""
+
+    def digest_half(name: bytes, half: int) -> int:
+        d = blake2b(name, digest_size=16).digest()[8 * half : 8 * half + 8]
+        return int.from_bytes(d, "little", signed=True)
+
+    with sqlite3.connect(path) as c:
+        c.create_function("half", 2, digest_half)
+        c.executescript(
+            """
+            DROP INDEX entity_by_crc;
+            ALTER TABLE entity ADD COLUMN hid INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE entity ADD COLUMN hid2 INTEGER NOT NULL DEFAULT 0;
+            UPDATE entity SET hid = half(CAST(name AS BLOB), 0), hid2 = half(CAST(name AS BLOB), 1);
+            ALTER TABLE entity DROP COLUMN crc;
+            CREATE UNIQUE INDEX entity_by_digest ON entity (hid, hid2);
+            UPDATE meta SET value = '4' WHERE key = 'schema';
+            """
+        )
+
+
 def downgrade_to_version_3(path) -> None:
-    """The layout version 3 had: no head flags, aliases clustered by name, every name indexed."""
+    """The layout version 3 had, besides version 4's digests: no head flags, aliases clustered
+    by name, every name indexed."""
+    downgrade_to_version_4(path)
     with sqlite3.connect(path) as c:
         c.executescript(
             """
@@ -185,16 +212,25 @@ def downgrade_to_version_3(path) -> None:
         )
 
 
-def test_a_version_3_store_is_migrated_on_open(tmp_path, filmkg_sample):
+@pytest.mark.parametrize("downgrade", [downgrade_to_version_3, downgrade_to_version_4])
+def test_an_older_store_is_migrated_on_open(tmp_path, filmkg_sample, downgrade):
     with EmbeddedStore(tmp_path / "new") as store:
         load(store, "filmkg", filmkg_sample, progress=False)
         expected = snapshot(store) + (store.aliases("阿甘正传"), store.resolve("恋恋笔记本"))
     old = tmp_path / "old"
     old.mkdir()
     (tmp_path / "new" / "kg.sqlite").rename(old / "kg.sqlite")
-    downgrade_to_version_3(old / "kg.sqlite")
+    downgrade(old / "kg.sqlite")
     with EmbeddedStore(old, create=False) as store:
         got = snapshot(store) + (store.aliases("阿甘正传"), store.resolve("恋恋笔记本"))
         version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        columns = {r[1] for r in store.conn.execute("PRAGMA table_info(entity)")}
+        plan = store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM entity WHERE crc = 1 AND name = 'x'"
+        ).fetchall()
+        again = load(store, "filmkg", filmkg_sample, progress=False)  # ids continue
+        assert (again.triples_loaded, store.stats()) == (0, expected[0])
     assert got == expected
-    assert version == ("4",)
+    assert version == ("5",)
+    assert {"crc", "head"} <= columns and not {"hid", "hid2"} & columns
+    assert "entity_by_crc" in str(plan)
