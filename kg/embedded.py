@@ -40,30 +40,30 @@ about 10%, more when the other core is busy):
   Indexing only head names cut the name index build from 0.7 s (tails include every long
   description); clustering aliases by entity, the order a load adds them in, cut their inserts from
   0.65 s.
-* Altogether, ``--rows 1000000``: 3.2-3.6 s through the CLI, 281-310 k rows/s, 0.26-0.28x the
-  parse-only rate (4.1-4.2 s and 0.20-0.21x with triples bound row by row, digests in the parser
-  and single-threaded index builds; 4.9 s with the digest index live, the Bloom filter and lists
-  of names; earlier 10.3 s when the other core was busy and 14.8 s with staging tables). The
-  benchmark also times the two halves apart: writing prepared batches takes 2.2 s and then
-  0.4 s of index builds, so the writer alone would reach 381-396 k rows/s (0.35-0.36x); parsing
-  and preparing take 2.6-2.8 s (358-391 k rows/s, 0.32-0.35x), in Python: CSV 0.9 s, alias
-  extraction 0.3 s and ids 1.2-1.4 s. Together they reach 0.26-0.28x (their bound, the slower
-  half plus the index builds, is 0.29-0.30x): the parser side bounds the load, slowed by the
-  writer beside it, and the final index builds and the parser process's start (0.3 s) overlap
-  nothing.
+* Altogether, ``--rows 1000000``: 2.7-2.9 s through the CLI, 340-369 k rows/s, 0.30-0.33x the
+  parse-only rate (six runs). Along the way: 4.1-4.2 s and 0.20-0.21x with triples bound row by
+  row, digests, single-threaded index builds and batches of 50k rows; 4.9 s with the digest index
+  live, the Bloom filter and lists of names; earlier 10.3 s when the other core was busy and
+  14.8 s with staging tables. The benchmark also times the two halves apart: the writer alone,
+  with its 0.35 s of index builds, would reach 440-453 k rows/s (0.39-0.41x), parsing and
+  preparing alone 424-454 k rows/s (0.38-0.41x: CSV 0.9 s, alias extraction 0.3 s and ids
+  1.1-1.3 s, in Python); the two-process bound (the slower half, then the index builds) is
+  0.33-0.35x. The rest goes to the parser process's start (0.11 s to spawn) and to the two
+  processes slowing each other.
 * Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between checkpoints
-  (no clear gain), pages of 16 KiB (commits -0.2 s), an index on the first half of the digest only
-  (-0.1 s at the end, but the store would no longer enforce one row per name), batches of 100k rows
-  (-0.25 s, but 1.8x the peak memory), ids in digest order within a batch (the digest index then
-  builds in 0.21 s, but triples insert 0.25 s slower), the digest index live with such ids (+0.5 s),
-  the head name index live (no gain), the alias index live (+0.2 s; with packed triples, +0.65 s of
-  writer time for -0.07 s at the end), new entities as a JSON object ``{name: key}`` read by
-  ``json_each`` (the insert falls from 1.0 to 0.3 s, but making the JSON costs 0.6 s, and
-  ``json_each`` cuts names at a NUL), other ways to hand SQLite the triples in bulk (arrays of
-  arrays through ``->>``, a window function or self-joins over a flat array: all slower than
-  ``executemany``). Earlier: interning through an index on names, the 64-bit hash as rowid (writer
-  5.2 s against 2.9 s: random inserts of whole rows), a writer thread, one sort of all names at the
-  end.
+  (no clear gain), pages of 16 KiB (commits -0.2 s), batches of 100k rows (slower since batches of
+  10k, and 1.8x the peak memory), the head name index live (no gain), the alias index live (+0.2 s;
+  with packed triples, +0.65 s of writer time for -0.07 s at the end), new entities as a JSON
+  object ``{name: crc}`` read by ``json_each`` (the insert falls from 1.0 to 0.3 s, but making the
+  JSON costs the parser process 0.6 s, and ``json_each`` cuts names at a NUL), other ways to hand
+  SQLite the triples in bulk (arrays of arrays through ``->>``, a window function or self-joins
+  over a flat array: all slower than ``executemany``), the ``fork`` start method for the parser
+  process (0.08 s sooner, not clearly faster overall, and unsafe beside the progress bar's thread
+  and an open connection). With schema 4's digests: an index on their first half only (-0.1 s at
+  the end), ids in digest order within a batch (the digest index then builds in 0.21 s, but
+  triples insert 0.25 s slower), the digest index live with such ids (+0.5 s). Earlier: interning
+  through an index on names, the 64-bit hash as rowid (writer 5.2 s against 2.9 s: random inserts
+  of whole rows), a writer thread, one sort of all names at the end.
 
 Each batch commits together with its load position, so an interrupted load resumes exactly
 where it stopped, ids being re-derived from what was committed.
