@@ -15,7 +15,7 @@ CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM; fig
 about 10%, more when the other core is busy):
 
 * The process that prepares batches (the loader's parser process for files of 8 MiB and more)
-  assigns every id from the name keys it holds in memory (:mod:`kg.interning`, 1.2-1.4 s there), so
+  assigns every id from the name keys it holds in memory (:mod:`kg.interning`, 0.85-1.0 s there), so
   the writer only appends rows with known ids, one transaction per batch together with the load
   position: new entities 0.55 s, triples 0.55 s, aliases 0.35 s, commits 0.3 s. Triples go in as one
   ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids per batch
@@ -47,7 +47,7 @@ about 10%, more when the other core is busy):
   14.8 s with staging tables. The benchmark also times the two halves apart: the writer alone,
   with its 0.35 s of index builds, would reach 440-453 k rows/s (0.39-0.41x), parsing and
   preparing alone 424-454 k rows/s (0.38-0.41x: CSV 0.9 s, alias extraction 0.3 s and ids
-  1.1-1.3 s, in Python); the two-process bound (the slower half, then the index builds) is
+  0.85-1.0 s, in Python); the two-process bound (the slower half, then the index builds) is
   0.33-0.35x. The rest goes to the parser process's start (0.11 s to spawn) and to the two
   processes slowing each other.
 * Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between checkpoints

@@ -13,12 +13,12 @@ query. Being exact, the map is also what keeps one row per name in the store.
 Ids follow the order in which names first appear in the source, whatever the batch size or
 process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
 
-Per million rows of ``bench/kg_load.py`` this takes 1.2-1.4 s in the parser process (the
-batch's dictionaries of names 0.5 s, id arrays 0.25 s, keys 0.25 s, map lookups and inserts
-0.2 s), next to 0.9 s of CSV parsing and 0.3 s of alias extraction. It replaced a window of
-recent batches, a Bloom filter of stored names and queries of the store's digest index for the
-rest, which kept memory at ~1.5 bytes a name but made the writer maintain that index (1.1 s of
-its 3.2 s), and then 128-bit BLAKE2b digests as keys (0.15 s more in the parser process).
+Per million rows of ``bench/kg_load.py`` this takes 0.85-1.0 s in the parser process in batches of
+10k rows (1.2-1.4 s in batches of 50k, whose names and arrays outgrow the CPU caches), next to 0.9 s
+of CSV parsing and 0.3 s of alias extraction. It replaced a window of recent batches, a Bloom filter
+of stored names and queries of the store's digest index for the rest, which kept memory at ~1.5
+bytes a name but made the writer maintain that index (1.1 s of its 3.2 s), and then 128-bit BLAKE2b
+digests as keys (0.15 s more in the parser process).
 """
 
 from __future__ import annotations
