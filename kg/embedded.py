@@ -40,15 +40,15 @@ about 10%, more when the other core is busy):
   Indexing only head names cut the name index build from 0.7 s (tails include every long
   description); clustering aliases by entity, the order a load adds them in, cut their inserts from
   0.65 s.
-* Altogether, ``--rows 1000000``: 2.7-2.9 s through the CLI, 340-369 k rows/s, 0.30-0.33x the
-  parse-only rate (six runs). Along the way: 4.1-4.2 s and 0.20-0.21x with triples bound row by
+* Altogether, ``--rows 1000000``: 2.5-2.9 s through the CLI, 340-398 k rows/s, 0.30-0.34x the
+  parse-only rate (ten runs). Along the way: 4.1-4.2 s and 0.20-0.21x with triples bound row by
   row, digests, single-threaded index builds and batches of 50k rows; 4.9 s with the digest index
   live, the Bloom filter and lists of names; earlier 10.3 s when the other core was busy and
   14.8 s with staging tables. The benchmark also times the two halves apart: the writer alone,
-  with its 0.35 s of index builds, would reach 440-453 k rows/s (0.39-0.41x), parsing and
-  preparing alone 424-454 k rows/s (0.38-0.41x: CSV 0.9 s, alias extraction 0.3 s and ids
+  with its 0.35 s of index builds, would reach 440-494 k rows/s (0.39-0.42x), parsing and
+  preparing alone 424-489 k rows/s (0.38-0.43x: CSV 0.9 s, alias extraction 0.3 s and ids
   0.85-1.0 s, in Python); the two-process bound (the slower half, then the index builds) is
-  0.33-0.35x. The rest goes to the parser process's start (0.11 s to spawn) and to the two
+  0.33-0.37x. The rest goes to the parser process's start (0.11 s to spawn) and to the two
   processes slowing each other.
 * Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between checkpoints
   (no clear gain), pages of 16 KiB (commits -0.2 s), batches of 100k rows (slower since batches of
