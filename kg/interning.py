@@ -200,18 +200,18 @@ class _KeyMap:
         # Searched in order, the keys find their places 5x faster (numpy's binary search
         # starts from the previous key's place, and the run's pages stay in the CPU caches).
         order = np.argsort(keys[:, 0])
-        hid, low = keys[order, 0], keys[order, 1].astype(np.int32)
+        key, low = keys[order, 0], keys[order, 1].astype(np.int32)
         found = np.full(len(keys), -1, dtype=np.int64)
-        for run_hid, run_low, run_ids in self.runs:
-            at = np.searchsorted(run_hid, hid)
-            at[at == len(run_hid)] = 0
-            first = run_hid[at] == hid
+        for run_key, run_low, run_ids in self.runs:
+            at = np.searchsorted(run_key, key)
+            at[at == len(run_key)] = 0
+            first = run_key[at] == key
             hit = first & (run_low[at] == low)
             found[hit] = run_ids[at[hit]]
             # Another name with the same first half (1e-3 at 1e8 names): look further on.
             for i in np.flatnonzero(first & ~hit):
                 j = int(at[i]) + 1
-                while j < len(run_hid) and run_hid[j] == hid[i]:
+                while j < len(run_key) and run_key[j] == key[i]:
                     if run_low[j] == low[i]:
                         found[i] = run_ids[j]
                     j += 1
