@@ -31,8 +31,9 @@ def snapshot(store: EmbeddedStore) -> tuple:
 
 
 def test_names_far_apart_keep_one_id(tmp_path):
-    """A name that comes back many batches later (after its digest run has been merged into
-    others) keeps its id, in either process, and on a reload (digests read from the store)."""
+    """A name that comes back many batches later (after its key run has been merged into
+    others) keeps its id, in either process, and on a reload (keys made again from the names
+    in the store)."""
     rows = [(f"头{i}", "类型", "共同" if i % 10 == 0 else f"值{i}") for i in range(60)]
     rows += [("共同", "别名", "同"), ("值3", "标签", "头59")]
     src = tmp_path / "o.csv"
@@ -71,27 +72,27 @@ def test_a_load_reads_back_names_sqlite_cannot_decode(tmp_path):
     store.close()
 
 
-def digest_keys(*pairs: tuple[int, int]) -> np.ndarray:
+def name_keys(*pairs: tuple[int, int]) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def test_digest_map_finds_every_key_across_merged_runs():
+def test_key_map_finds_every_key_across_merged_runs():
     rng = np.random.default_rng(0)
-    digest_map = interning._KeyMap()
+    key_map = interning._KeyMap()
     keys = rng.integers(-(2**63), 2**63 - 1, size=(5000, 2), dtype=np.int64)
     for start in range(0, 5000, 100):  # 50 runs, merged as they come
-        digest_map.add(keys[start : start + 100], np.arange(start, start + 100) + 1)
-    assert len(digest_map.runs) < 10
-    assert (digest_map.get(keys) == np.arange(5000) + 1).all()
+        key_map.add(keys[start : start + 100], np.arange(start, start + 100) + 1)
+    assert len(key_map.runs) < 10
+    assert (key_map.get(keys) == np.arange(5000) + 1).all()
     unknown = rng.integers(-(2**63), 2**63 - 1, size=(100, 2), dtype=np.int64)
-    assert (digest_map.get(unknown) == -1).all()
+    assert (key_map.get(unknown) == -1).all()
 
 
-def test_digest_map_tells_apart_names_sharing_the_first_half():
-    digest_map = interning._KeyMap()
-    digest_map.add(digest_keys((7, 1), (7, 2)), np.array([10, 11]))
-    digest_map.add(digest_keys((7, 3)), np.array([12]))
-    found = digest_map.get(digest_keys((7, 3), (7, 2), (7, 1), (7, 4), (8, 1)))
+def test_key_map_tells_apart_names_sharing_the_first_half():
+    key_map = interning._KeyMap()
+    key_map.add(name_keys((7, 1), (7, 2)), np.array([10, 11]))
+    key_map.add(name_keys((7, 3)), np.array([12]))
+    found = key_map.get(name_keys((7, 3), (7, 2), (7, 1), (7, 4), (8, 1)))
     assert found.tolist() == [12, 11, 10, -1, -1]
 
 
