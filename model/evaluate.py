@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from kg.cli import print_json, run
 from model.batching import Encoded
+from model.data.vocab import PAD
 from model.klvcg import KLVCG
 from model.metrics import (
     RANK_METRICS,
@@ -50,9 +51,12 @@ def candidate_scores(
     use_kg: bool = True,
     progress: bool = False,
     desc: str = "ranking",
+    aligned: bool = False,
 ) -> np.ndarray:
     """Mean token cross-entropy of every candidate of each sample ``idx`` (default: all),
-    ``(len(idx), C)``: each context encoded once, its candidates scored in one decoder pass."""
+    ``(len(idx), C)``: each context encoded once, its candidates scored in one decoder pass.
+    ``cand_ids`` holds a set per sample of ``encoded``, or with ``aligned`` one per entry of
+    ``idx`` (several sets of one sample: value-swap sets, one per stated fact)."""
     model.eval()
     idx = np.arange(len(encoded)) if idx is None else np.asarray(idx)
     per_pass = max(1, CANDIDATE_ROWS // max(cand_ids.shape[1], 1))
@@ -61,11 +65,18 @@ def candidate_scores(
     for i in range(0, len(idx), per_pass):
         chunk = idx[i : i + per_pass]
         enc = model.encode(encoded.batch(chunk, device), use_kg=use_kg)
-        cands = torch.as_tensor(cand_ids[chunk], dtype=torch.long, device=device)
+        rows = cand_ids[i : i + per_pass] if aligned else cand_ids[chunk]
+        cands = torch.as_tensor(rows, dtype=torch.long, device=device)
         out.append(model.score(enc, cands).float().cpu().numpy())
         bar.update(len(chunk))
     bar.close()
     return np.concatenate(out) if out else np.zeros((0, cand_ids.shape[1]), dtype=np.float32)
+
+
+def is_candidate(cand_ids: np.ndarray) -> np.ndarray:
+    """(N, C) True where a row is a candidate, False where it pads a smaller set (all
+    ``<PAD>``; every candidate starts with ``<BOS>``)."""
+    return cand_ids[..., 0] != PAD
 
 
 def rank(
@@ -79,26 +90,39 @@ def rank(
     use_kg: bool = True,
     progress: bool = False,
     desc: str = "ranking",
+    aligned: bool = False,
 ) -> np.ndarray:
-    """Rank of the first ground truth of each sample ``idx`` (default: all)."""
+    """Rank of the first ground truth of each sample ``idx`` (default: all); padding rows of
+    smaller sets are never counted. ``aligned`` as in :func:`candidate_scores`."""
     idx = np.arange(len(encoded)) if idx is None else np.asarray(idx)
     scores = candidate_scores(
-        model, encoded, cand_ids, device, idx=idx, use_kg=use_kg, progress=progress, desc=desc
+        model,
+        encoded,
+        cand_ids,
+        device,
+        idx=idx,
+        use_kg=use_kg,
+        progress=progress,
+        desc=desc,
+        aligned=aligned,
     )
     if not len(idx):
         return np.zeros(0, dtype=np.int64)
-    return ranks_of_first_truth(scores, is_truth[idx])
+    rows = slice(None) if aligned else idx
+    return ranks_of_first_truth(scores, is_truth[rows], is_candidate(cand_ids[rows]))
 
 
-def random_anchor(is_truth: np.ndarray) -> dict[str, float]:
+def random_anchor(is_truth: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
     """What a uniformly random ranker scores on these candidate sets: the exact expectation
-    for each sample's number of candidates and ground truths, averaged over the samples
-    (MRR 0.1617 when every sample has 100 candidates with 5 ground truths)."""
-    n_cand, n_truth = is_truth.shape[1], is_truth.sum(axis=1)
-    values, counts = np.unique(n_truth, return_counts=True)
+    for each sample's number of candidates (``valid`` ones; padding is not a candidate) and
+    ground truths, averaged over the samples (MRR 0.1617 when every sample has 100
+    candidates with 5 ground truths)."""
+    valid = np.ones_like(is_truth, dtype=bool) if valid is None else valid
+    n_cand, n_truth = valid.sum(axis=1), is_truth.sum(axis=1)
+    pairs, counts = np.unique(np.stack([n_cand, n_truth], axis=1), axis=0, return_counts=True)
     out = dict.fromkeys(RANK_METRICS, 0.0)
-    for m, k in zip(values.tolist(), counts.tolist(), strict=True):
-        for name, v in expected_random(n_cand, m).items():
+    for (c, m), k in zip(pairs.tolist(), counts.tolist(), strict=True):
+        for name, v in expected_random(c, m).items():
             out[name] += v * k / len(n_truth)
     return {KEYS[m]: round(out[m], 4) for m in RANK_METRICS}
 
@@ -106,23 +130,26 @@ def random_anchor(is_truth: np.ndarray) -> dict[str, float]:
 KEYS = dict(zip(RANK_METRICS, ("r1", "r5", "r10", "mr", "mrr"), strict=True))
 
 
-def ranking_report(ranks: np.ndarray, knowledge: np.ndarray, is_truth: np.ndarray) -> dict:
-    """``{"r1", "r5", "r10", "mr", "mrr", "ci": {...}, "n", "random": {...},
-    "knowledge_subset": {the same}}`` (R@k in %, intervals are bootstrap 95 %)."""
+def rank_block(ranks: np.ndarray, is_truth: np.ndarray, valid: np.ndarray) -> dict:
+    """``{"r1", "r5", "r10", "mr", "mrr", "ci": {...}, "n", "random": {...}}`` of ``ranks``
+    (R@k in %, intervals are bootstrap 95 %); ``{"n": 0}`` without samples."""
+    if ranks.size == 0:
+        return {"n": 0}
+    est = summarize(ranks)
+    out: dict = {KEYS[m]: round(est[m].value, 4) for m in RANK_METRICS}
+    out["ci"] = {KEYS[m]: [round(est[m].low, 4), round(est[m].high, 4)] for m in RANK_METRICS}
+    out["n"] = int(ranks.size)
+    out["random"] = random_anchor(is_truth, valid)
+    return out
 
-    def block(mask: np.ndarray) -> dict:
-        r = ranks[mask]
-        if r.size == 0:
-            return {"n": 0}
-        est = summarize(r)
-        out: dict = {KEYS[m]: round(est[m].value, 4) for m in RANK_METRICS}
-        out["ci"] = {KEYS[m]: [round(est[m].low, 4), round(est[m].high, 4)] for m in RANK_METRICS}
-        out["n"] = int(r.size)
-        out["random"] = random_anchor(is_truth[mask])
-        return out
 
-    report = block(np.ones(len(ranks), dtype=bool))
-    report["knowledge_subset"] = block(knowledge)
+def ranking_report(
+    ranks: np.ndarray, knowledge: np.ndarray, is_truth: np.ndarray, valid: np.ndarray | None = None
+) -> dict:
+    """:func:`rank_block` of all samples, with the same under ``"knowledge_subset"``."""
+    valid = np.ones_like(is_truth, dtype=bool) if valid is None else valid
+    report = rank_block(ranks, is_truth, valid)
+    report["knowledge_subset"] = rank_block(ranks[knowledge], is_truth[knowledge], valid[knowledge])
     return report
 
 

@@ -226,15 +226,19 @@ class KLVCG(nn.Module):
 
     @torch.no_grad()
     def score(self, enc: Encoding, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
-        """Mean token cross-entropy of every candidate (B, C, g) -> (B, C), lower is better.
+        """Mean token cross-entropy of every candidate (B, C, g) -> (B, C), lower is better;
+        +inf for an all-padding row (a set smaller than the batch's widest).
         All B x C candidates are decoded together against their sample's encoding, in chunks
         of ``rows`` candidates of similar length (sorted), so padding costs almost nothing."""
         b, c, g = candidates.shape
         flat = candidates.reshape(b * c, g)
         lengths = flat.ne(PAD).sum(dim=1)
+        # all-<PAD> rows pad a smaller candidate set to the batch's width: never decoded (their
+        # decoder attention would be all masked), scored +inf so they never outrank a candidate
+        out = torch.full((b * c,), math.inf, device=flat.device)
         order = torch.argsort(lengths, stable=True)
-        out = torch.empty(b * c, device=flat.device)
-        for start in range(0, b * c, rows):
+        order = order[lengths[order] > 0]
+        for start in range(0, len(order), rows):
             idx = order[start : start + rows]
             cand = trim(flat[idx], least=2)
             logits = self.decode(enc.select(idx // c), cand[:, :-1])

@@ -28,13 +28,18 @@ RECALL_KS = (1, 5, 10)
 # --------------------------------------------------------------------------------- ranking
 
 
-def ranks_of_first_truth(scores: np.ndarray, is_truth: np.ndarray) -> np.ndarray:
+def ranks_of_first_truth(
+    scores: np.ndarray, is_truth: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
     """1-based rank of the best-scored ground truth of each row of ``scores`` (S, C).
 
     ``scores`` are losses (mean token cross-entropy): LOWER ranks first. Ties are broken
     pessimistically: every distractor whose loss is <= the best ground truth's loss ranks before
     it, so a ground truth tied with distractors ranks after all of them (and among tied ground
     truths the first one still comes after every tied distractor).
+
+    ``valid`` (S, C) marks the real candidates of sets padded to a common width (sets of
+    different sizes in one array): padding is never a candidate, whatever its score.
 
     LiveBot's released code sorts the losses the wrong way (highest loss first) and VideoIC's sums
     token losses (which favours short candidates); we do neither: lower *mean* loss ranks first.
@@ -45,12 +50,18 @@ def ranks_of_first_truth(scores: np.ndarray, is_truth: np.ndarray) -> np.ndarray
         raise ValueError(
             f"scores {scores.shape} and is_truth {is_truth.shape} must be equal 2-d shapes"
         )
-    if np.isnan(scores).any():
+    valid = np.ones_like(is_truth) if valid is None else np.asarray(valid, dtype=bool)
+    if valid.shape != is_truth.shape:
+        raise ValueError(f"valid {valid.shape} must have the shape of is_truth {is_truth.shape}")
+    if (is_truth & ~valid).any():
+        raise ValueError("a ground truth is marked as padding")
+    if np.isnan(scores[valid]).any():
         raise ValueError("scores contain NaN: a candidate's loss is undefined")
     if not is_truth.any(axis=1).all():
         raise ValueError("every sample needs at least one ground-truth candidate")
     best_truth = np.where(is_truth, scores, np.inf).min(axis=1, keepdims=True)  # (S, 1)
-    beaten_by = ~is_truth & (scores <= best_truth)  # (S, C): distractors ranked before it
+    # (S, C): distractors ranked before it
+    beaten_by = valid & ~is_truth & (np.nan_to_num(scores, nan=np.inf) <= best_truth)
     return 1 + beaten_by.sum(axis=1)
 
 

@@ -17,7 +17,7 @@ from model.batching import Featurizer
 from model.checkpoint import Checkpoint, CheckpointError, check_compatible, load_checkpoint
 from model.data.vocab import SEP, UNK
 from model.device import resolve_device
-from model.evaluate import generation_report, rank, ranking_report, spread
+from model.evaluate import generation_report, is_candidate, rank, ranking_report, spread
 from model.klvcg import KLVCG
 from model.pipeline import ModelData, add_data_args, build_data, lengths_of
 
@@ -102,7 +102,9 @@ def evaluate_model(
         progress=progress,
         desc=f"ranking {split}",
     )
-    report = ranking_report(ranks, encoded.knowledge_target[idx], truth[idx])
+    report = ranking_report(
+        ranks, encoded.knowledge_target[idx], truth[idx], is_candidate(ids[idx])
+    )
     report["candidates"] = int(ids.shape[1])
     report["split"] = split
     if generation_samples > 0:
