@@ -109,9 +109,19 @@ class Linker:
         self._pack_text = lru_cache(maxsize=200_000)(self._fact_text)
 
     # -- entities ----------------------------------------------------------------------------
+    def entity_facts(self, entity: str):
+        """The facts of ``entity`` recall reads (cached)."""
+        return self._facts(entity)
+
     def entities(
-        self, window: Sequence[Comment], history: Sequence[Comment], t: float, title: str = ""
+        self,
+        window: Sequence[Comment],
+        history: Sequence[Comment],
+        t: float,
+        title: str = "",
+        limit: int | None = None,
     ) -> list[_Candidate]:
+        """The best entities of the window (``limit``, default ``max_entities``), best first."""
         cfg = self.config
         found: dict[str, _Candidate] = {}
 
@@ -134,7 +144,7 @@ class Linker:
         for m in self._mentions(title):
             add(m.head, 1.0, m.name)
         ranked = sorted(found.values(), key=lambda c: (-c.weight, c.entity))
-        return ranked[: cfg.max_entities]
+        return ranked[: cfg.max_entities if limit is None else limit]
 
     # -- facts -----------------------------------------------------------------------------
     def _prior(self, relation: str) -> float:
