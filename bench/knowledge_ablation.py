@@ -9,8 +9,9 @@ Each ablation is trained and evaluated by the main job, ``python -m model.train 
 run; a finished run in the default checkpoint directory is only re-evaluated). ``--jobs 2``
 builds the data once, then trains two ablations at a time, the cores split between them.
 Prints the MRR with its bootstrap 95 % interval per ablation and subset, the random-ranker
-anchor, and whether the first ablation's interval on the knowledge subset lies entirely above
-the others' (the issue's claim), then one JSON line.
+anchor, the value-swap ranking, the generation knowledge metrics, and whether the first
+ablation's interval on the knowledge subset lies entirely above the others', then one JSON
+line.
 """
 
 from __future__ import annotations
@@ -92,6 +93,23 @@ def main() -> None:
                 f"{name:<10}{subset:<12}{block['mrr']:>8.3f}{f'[{lo:.3f}, {hi:.3f}]':>20}"
                 f"{block['r1']:>8.2f}{block['n']:>6}"
             )
+    print(f"\n{'ablation':<10}{'value swap R@1':>16}{'MRR':>8}{'95 % interval (R@1)':>22}{'n':>6}")
+    for name, rep in reports.items():
+        vs = rep.get("value_swap", {})
+        if vs.get("n"):
+            lo, hi = vs["ci"]["r1"]
+            print(
+                f"{name:<10}{vs['r1']:>16.2f}{vs['mrr']:>8.3f}{f'[{lo:.2f}, {hi:.2f}]':>22}"
+                f"{vs['n']:>6}"
+            )
+    anchors = [rep["value_swap"]["random"] for rep in reports.values() if rep.get("value_swap")]
+    if anchors and anchors[0]:
+        print(f"random ranker on the value-swap sets: R@1 {anchors[0]['r1']:.2f}")
+    keys = ("fact_copy", "supported_values", "unsupported_values", "knowledge_f1")
+    print(f"\n{'ablation':<10}" + "".join(f"{k:>20}" for k in keys))
+    for name, rep in reports.items():
+        gen = rep.get("generation", {})
+        print(f"{name:<10}" + "".join(f"{gen.get(k, float('nan')):>20.4f}" for k in keys))
     first = args.ablations[0]
     anchor = reports[first]["knowledge_subset"]["random"]["mrr"]
     print(f"random ranker on the knowledge subset's candidates: MRR {anchor:.3f}")
@@ -110,6 +128,8 @@ def main() -> None:
             "mrr_ci": rep["ci"]["mrr"],
             "knowledge_mrr": rep["knowledge_subset"]["mrr"],
             "knowledge_mrr_ci": rep["knowledge_subset"]["ci"]["mrr"],
+            "value_swap": rep.get("value_swap"),
+            "generation": rep.get("generation"),
             "checkpoint": rep["checkpoint"],
         }
         for name, rep in reports.items()

@@ -11,7 +11,10 @@ For a sample at second t (KLVCG §IV-A):
   ``fact_of`` mapping each position to the fact it came from (-1 for ``[CLS]``, separators and
   padding), so the knowledge encoder's attention can be read back as attention over facts;
 - ``period``: the viewing-period stage of t;
-- ``targets``: the ground-truth comments as ``<BOS> words <EOS>`` rows of g ids.
+- ``targets``: the ground-truth comments as ``<BOS> words <EOS>`` rows of g ids;
+- ``stated``: per ground truth, the KG facts it states (:mod:`retrieval.stated`), and
+  ``knowledge_stated``: whether any ground truth of the sample states one (the
+  knowledge-bearing samples of every corpus; ``knowledge_target`` keeps the demo's flags).
 
 A split is encoded once (recall is the slow part) and cached under the data directory as a
 ``.npz`` (no pickle) plus the facts as JSON, keyed by everything it was built from.
@@ -23,7 +26,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,7 @@ from model.data.samples import Sample, build_samples
 from model.data.vocab import BOS, EOS, PAD, SEP, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
-ENCODING_VERSION = 2  # part of the cache key: bump when the encoding changes
+ENCODING_VERSION = 3  # part of the cache key: bump when the encoding changes
 RECALL_BATCH = 256
 
 
@@ -69,6 +72,16 @@ class Encoded:
     target_sample: np.ndarray  # (T,) int32
     facts: list[list[dict]]  # per sample: the recalled facts {head, relation, tail, text}
     ac: list[list[str]]  # per sample: the other-video comments in its AC row
+    linked: list[list[str]] = field(default_factory=list)  # per sample: its linked entities
+    stated: list[list[list[str]]] = field(default_factory=list)  # per target: [h, r, t] facts
+
+    @property
+    def knowledge_stated(self) -> np.ndarray:
+        """(N,) bool: a ground truth of the sample states a KG fact."""
+        out = np.zeros(len(self), dtype=bool)
+        for i, facts in zip(self.target_sample.tolist(), self.stated, strict=True):
+            out[i] |= bool(facts)
+        return out
 
     def __len__(self) -> int:
         return len(self.video)
@@ -105,9 +118,14 @@ class Encoded:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **{k: getattr(self, k) for k in self._ARRAYS})
-        atomic_json(
-            path.with_suffix(".json"), {"video": self.video, "facts": self.facts, "ac": self.ac}
-        )
+        meta = {
+            "video": self.video,
+            "facts": self.facts,
+            "ac": self.ac,
+            "linked": self.linked,
+            "stated": self.stated,
+        }
+        atomic_json(path.with_suffix(".json"), meta)
         tmp.replace(path)
 
     @classmethod
@@ -115,7 +133,14 @@ class Encoded:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in cls._ARRAYS}
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        return cls(video=meta["video"], facts=meta["facts"], ac=meta["ac"], **arrays)
+        return cls(
+            video=meta["video"],
+            facts=meta["facts"],
+            ac=meta["ac"],
+            linked=meta["linked"],
+            stated=meta["stated"],
+            **arrays,
+        )
 
 
 class Featurizer:
@@ -163,7 +188,11 @@ def encode_samples(
     samples: list[Sample],
     knowledge: list,  # retrieval.recall.Knowledge per sample
     featurizer: Featurizer,
+    linked: list[list[str]] | None = None,
+    stated: list[list[list[str]]] | None = None,
 ) -> Encoded:
+    """The arrays of ``samples``; ``linked``/``stated`` (per sample / per ground truth, from
+    :func:`stated_facts_of`) are left empty when not given (one window for generation)."""
     lengths = featurizer.lengths
     r = lengths.radius
     n_rows = 2 * r + 1
@@ -210,7 +239,29 @@ def encode_samples(
         target_sample=np.array(target_sample, dtype=np.int32),
         facts=facts,
         ac=ac,
+        linked=linked if linked is not None else [[] for _ in samples],
+        stated=stated if stated is not None else [[] for _ in target_sample],
     )
+
+
+def stated_facts_of(ctx, samples: list[Sample]) -> tuple[list[list[str]], list[list[list[str]]]]:
+    """(linked entities per sample, the facts each ground truth states, in target order)."""
+    from retrieval.stated import linked_entities, stated_in, window_facts
+
+    linked, stated = [], []
+    for s in samples:
+        entities = linked_entities(ctx.linker, ctx.corpus.videos[s.video_id], s.t)
+        facts = window_facts(ctx.linker, entities)
+        linked.append(entities)
+        for text in s.targets:
+            stated.append([[f.head, f.relation, f.tail] for f in stated_in(text, facts)])
+    return linked, stated
+
+
+def encoded_path(cache_dir: Path, cache_key: dict, split: str) -> Path:
+    """Where the encoded ``split`` built from ``cache_key`` is cached."""
+    key = hashlib.sha256(json.dumps({**cache_key, "split": split}, sort_keys=True).encode())
+    return cache_dir / f"{split}-{key.hexdigest()[:16]}.npz"
 
 
 def encode_split(
@@ -225,8 +276,7 @@ def encode_split(
     it was built from the same inputs)."""
     from retrieval.recall import recall_many
 
-    key = hashlib.sha256(json.dumps({**cache_key, "split": split}, sort_keys=True).encode())
-    path = cache_dir / f"{split}-{key.hexdigest()[:16]}.npz" if cache_dir else None
+    path = encoded_path(cache_dir, cache_key, split) if cache_dir else None
     if path is not None and path.exists() and path.with_suffix(".json").exists():
         return Encoded.load(path)
     samples = list(build_samples(ctx.corpus, split, radius=featurizer.lengths.radius))
@@ -238,7 +288,8 @@ def encode_split(
         knowledge += recall_many(ctx.store, ctx.linker, ctx.index, windows)
         bar.update(len(chunk))
     bar.close()
-    encoded = encode_samples(samples, knowledge, featurizer)
+    linked, stated = stated_facts_of(ctx, samples)
+    encoded = encode_samples(samples, knowledge, featurizer, linked, stated)
     if path is not None:
         encoded.save(path)
     return encoded

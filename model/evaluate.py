@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -161,6 +162,30 @@ def spread(n: int, k: int) -> np.ndarray:
 
 
 @torch.no_grad()
+def generate_best(
+    model: KLVCG,
+    encoded: Encoded,
+    words,  # ids -> words (Vocab.decode)
+    device: torch.device,
+    idx: np.ndarray,
+    beam: int = 5,
+    banned: tuple[int, ...] = (),
+    use_kg: bool = True,
+    progress: bool = False,
+) -> tuple[list[list[str]], list[float]]:
+    """The best beam-search comment (as words) of each sample ``idx``, and the seconds each
+    took (encoding and search)."""
+    model.eval()
+    hyps, latencies = [], []
+    for i in tqdm(idx, desc="generating", unit=" samples", disable=not progress, leave=False):
+        started = time.perf_counter()
+        enc = model.encode(encoded.batch([i], device), use_kg=use_kg)
+        best = model.beam_search(enc, beam=beam, banned=banned)
+        latencies.append(time.perf_counter() - started)
+        hyps.append(words(best[0][0]) if best else [])
+    return hyps, latencies
+
+
 def generation_report(
     model: KLVCG,
     encoded: Encoded,
@@ -173,15 +198,10 @@ def generation_report(
     use_kg: bool = True,
     progress: bool = False,
 ) -> dict:
-    model.eval()
-    hyps, refs, latencies = [], [], []
-    for i in tqdm(idx, desc="generating", unit=" samples", disable=not progress, leave=False):
-        started = time.perf_counter()
-        enc = model.encode(encoded.batch([i], device), use_kg=use_kg)
-        best = model.beam_search(enc, beam=beam, banned=banned)
-        latencies.append(time.perf_counter() - started)
-        hyps.append(words(best[0][0]) if best else [])
-        refs.append(references[i])
+    hyps, latencies = generate_best(
+        model, encoded, words, device, idx, beam, banned, use_kg, progress
+    )
+    refs = [references[i] for i in idx]
     return {
         "samples": len(hyps),
         "non_empty": round(non_empty_rate(hyps), 4),
@@ -191,12 +211,66 @@ def generation_report(
     }
 
 
+@dataclass(frozen=True)
+class WindowKnowledge:
+    """What the knowledge metrics of one generated comment are measured against."""
+
+    stated: frozenset[str]  # the values its ground truths state
+    true: frozenset[str]  # every value of a fact of an entity linked in the window
+    relation_values: frozenset[str]  # every known value of the relations those entities have
+    new_fact_words: frozenset[str]  # recalled facts' words not in the window's comments
+
+
+def _longest(values: set[str]) -> set[str]:
+    """``values`` without those inside a longer one (``2004年`` inside ``2004年06月25日``)."""
+    return {v for v in values if not any(v != w and v in w for w in values)}
+
+
+def knowledge_generation_metrics(
+    texts: list[str], words: list[list[str]], windows: list[WindowKnowledge]
+) -> dict:
+    """``fact_copy``: share of comments containing a value their ground truth states;
+    ``supported_values``/``unsupported_values``: among comments containing a value of a
+    relation the window's entities have, the share whose values are all true for an entity of
+    the window, and the share with one that is not (a hallucinated fact); ``knowledge_f1``:
+    mean unigram F1 between a comment's words and the recalled facts' words that are not
+    already in the window's comments (Dinan et al. 2019, "Wizard of Wikipedia", §4.2)."""
+    copied = supported = unsupported = 0
+    f1s = []
+    for text, toks, w in zip(texts, words, windows, strict=True):
+        copied += any(v in text for v in w.stated)
+        contained = _longest({v for v in w.relation_values if v in text})
+        if contained:
+            if contained <= w.true:
+                supported += 1
+            else:
+                unsupported += 1
+        hits = sum(1 for t in toks if t in w.new_fact_words)
+        if hits and w.new_fact_words:
+            p, r = hits / len(toks), len(set(toks) & w.new_fact_words) / len(w.new_fact_words)
+            f1s.append(2 * p * r / (p + r))
+        else:
+            f1s.append(0.0)
+    n, with_values = len(texts), supported + unsupported
+    return {
+        "knowledge_samples": n,
+        "fact_copy": round(copied / n, 4) if n else 0.0,
+        "with_values": with_values,
+        "supported_values": round(supported / with_values, 4) if with_values else 0.0,
+        "unsupported_values": round(unsupported / with_values, 4) if with_values else 0.0,
+        "knowledge_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+    }
+
+
 def format_table(report: dict) -> str:
     """The metrics table with 95 % intervals, overall and on the knowledge-bearing subset."""
     lines = [
         f"{'':<18}{'R@1':>20}{'R@5':>20}{'R@10':>20}{'MR':>20}{'MRR':>22}{'n':>7}",
     ]
-    for name, block in (("all", report), ("knowledge subset", report["knowledge_subset"])):
+    blocks = [("all", report), ("knowledge subset", report["knowledge_subset"])]
+    if "value_swap" in report:
+        blocks.append(("value swap", report["value_swap"]))
+    for name, block in blocks:
         if not block.get("n"):
             lines.append(f"{name:<18}{'(no samples)':>20}")
             continue
@@ -210,10 +284,10 @@ def format_table(report: dict) -> str:
                 )
             )
         lines.append(f"{name:<18}{''.join(cells)}{block['n']:>7}")
-    anchor = report["random"]
-    lines.append(
-        f"random ranker on the same candidates: R@1 {anchor['r1']:.2f}, MRR {anchor['mrr']:.3f}"
-    )
+    for name, block in blocks:
+        if block.get("n"):
+            anchor = block["random"]
+            lines.append(f"random ranker, {name}: R@1 {anchor['r1']:.2f}, MRR {anchor['mrr']:.3f}")
     return "\n".join(lines)
 
 

@@ -24,13 +24,21 @@ import torch
 
 from kg.cli import add_store_args, store_from_args
 from kg.settings import data_dir
-from model.batching import ENCODING_VERSION, Encoded, Featurizer, Lengths, encode_split
+from model.batching import (
+    ENCODING_VERSION,
+    Encoded,
+    Featurizer,
+    Lengths,
+    encode_split,
+    encoded_path,
+)
 from model.config import ModelConfig, preset_sizes
 from model.data.candidates import as_mapping
 from model.data.prepare import Prepared, corpus_fingerprint, prepare
 from model.data.readers import FORMATS
 from model.data.schema import DataError
 from model.data.vocab import PAD
+from model.value_swap import SwapSet, build_swap_sets, load_swap_sets, save_swap_sets
 from retrieval.context import DEFAULT_EMBEDDER, RetrievalContext, build_context
 from retrieval.recall import DEFAULT_K_COMMENTS
 
@@ -80,6 +88,17 @@ class ModelData:
                 self.ctx, name, self.featurizer, self.encoded_dir, self.encoding_key, self.progress
             )
         return self._splits[name]
+
+    def swap_sets(self, name: str, encoded: Encoded) -> list[SwapSet]:
+        """The value-swap sets of the split (built once, seeded, saved beside its encoding)."""
+        path = encoded_path(self.encoded_dir, self.encoding_key, name).with_suffix(
+            ".value-swap.json"
+        )
+        if path.exists():
+            return load_swap_sets(path)
+        sets = build_swap_sets(encoded, self.ctx.corpus, self.ctx.linker, seed=0)
+        save_swap_sets(path, sets)
+        return sets
 
     def candidates(self, name: str, encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
         """``(ids (N, C, g), is_truth (N, C))`` of the candidate sets of the split's samples:
