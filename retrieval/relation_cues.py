@@ -1,0 +1,445 @@
+"""Which fact a window leads up to, learned from a corpus's knowledge-bearing comments.
+
+A comment that states a KG fact (:mod:`retrieval.stated`) tells what the window before it led
+up to: "哪年上映的" is followed by a 上映时间 value, "ta是哪里人" by a 国籍 or 出生地 value, a
+window that has just named a person by a fact of that person. :func:`learn` fits, on every
+training comment that states a fact, a log-linear ranking model (conditional logit, McFadden
+1974) of *which* fact of the entity it speaks of it states:
+
+    score(fact) = rate[relation] + sum_w a_w * cue[w][relation]
+                  + echo * [value already in the window] + named * [relation named in it]
+
+- ``rate``: how often a relation is the one stated (a film's director far more often than its
+  IMDb number);
+- ``cue``: the words (jieba tokens of the lexicon tokenizer, and adjacent pairs of them) of
+  the window's comments before the comment, ``a_w`` their recency weight; entity names are
+  not cues (which entity is a matter of linking, and names do not carry over to other videos);
+- ``echo``: a value already in the window (danmaku repeat each other; a dialogue does not
+  repeat an answer); ``named``: the relation's own name in the window ("导演是谁").
+
+A ranking model rather than counts: a window holds dozens of chatter words, and summing their
+chance associations (pointwise mutual information) swamps the one question word that matters;
+fitted jointly, words that do not tell relations apart get weights near zero. Weights have a
+Gaussian prior (L2, :attr:`CueConfig.l2`); a small hand seed list of question words enters as
+pseudo-examples the data outweighs. Which *entity* a comment speaks of is the linker's part
+(recency, pronouns, topic): the model ranks the facts of the entities the comment states
+facts of, and :class:`~retrieval.linker.Linker` scores a fact with its entity's weight times
+``exp(score)``. Long descriptions and alias values are not stated facts
+(:mod:`retrieval.stated`), so the model says nothing of them; the linker's priors stay.
+:func:`cached_cues` saves the learned model as JSON next to the corpus's keyword sets, keyed
+by the examples' videos, the lexicon and what the examples were drawn with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from model.data.schema import Comment, Video
+from retrieval.lexicon import EntityLexicon
+
+if TYPE_CHECKING:
+    from retrieval.linker import Linker
+
+CUES_VERSION = 2
+ENTITY = "<ENT>"  # an entity name in a cue comment: never a cue, breaks word pairs
+_NOISE = re.compile(r"^[\W\d_]+$")
+#: Question words and the relations they ask for: a prior (pseudo-counts), not the model.
+SEEDS: dict[str, tuple[str, ...]] = {
+    "哪里人": ("国籍", "出生地"),
+    "哪国": ("国籍",),
+    "国籍": ("国籍",),
+    "哪年": ("出生日期", "上映时间"),
+    "多大": ("出生日期",),
+    "生日": ("出生日期",),
+    "出生": ("出生日期", "出生地"),
+    "多高": ("身高",),
+    "星座": ("星座",),
+    "毕业": ("毕业院校",),
+    "导演": ("导演",),
+    "谁演": ("主演",),
+    "主演": ("主演",),
+    "上映": ("上映时间",),
+    "票房": ("票房",),
+    "多长": ("片长",),
+    "编剧": ("编剧",),
+}
+
+
+@dataclass(frozen=True)
+class CueConfig:
+    #: Strength of the Gaussian prior on every weight (L2 penalty ``l2/2 * w**2`` against the
+    #: summed log-likelihood of the examples): variance 1, so a weight of one e-fold needs the
+    #: evidence of about one example against it, and a word seen a few times stays near zero.
+    l2: float = 1.0
+    #: A word in fewer knowledge-bearing windows than this is no cue (chance co-occurrence).
+    min_count: int = 3
+    #: Weight of a hand seed phrase, in examples: enough to act on a corpus with no such
+    #: questions, little against a corpus that has them.
+    seed_count: float = 2.0
+    #: A cue comment's weight halves with this many seconds between it and the comment: the
+    #: question just before an answer is what it answers.
+    half_life_s: float = 2.0
+    #: L-BFGS iterations (full batch; the loss is convex, it converges well before).
+    iterations: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A fact a comment could state: of an entity linked in its window, with what the model
+    scores it by."""
+
+    head: str
+    relation: str
+    tail: str
+    echo: bool  # its value is in the window
+    named: bool  # its relation's name is in the window
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One comment that states facts: the cue words of the window before it (word -> recency
+    weight), the facts of the window's linked entities, and the indices of those it states."""
+
+    cues: dict[str, float]
+    candidates: tuple[Candidate, ...]
+    stated: frozenset[int]
+
+
+@dataclass
+class RelationCues:
+    """The learned model (see the module docstring): per relation a rate, per cue word the
+    relations it points to or away from, and the echo and named weights."""
+
+    rate: dict[str, float] = field(default_factory=dict)
+    cues: dict[str, dict[str, float]] = field(default_factory=dict)
+    echo: float = 0.0
+    named: float = 0.0
+    examples: int = 0
+    config: CueConfig = field(default_factory=CueConfig)
+
+    # -- applying --------------------------------------------------------------------------
+    def window_cues(
+        self, lexicon: EntityLexicon, window: Sequence[Comment], t: float
+    ) -> dict[str, float]:
+        """The cue words of the window's comments before ``t``, each with the recency weight
+        of its closest comment."""
+        return window_cues(lexicon, window, t, self.config.half_life_s)
+
+    def relation_scores(self, cues: dict[str, float]) -> dict[str, float]:
+        """Relation -> the summed (recency-weighted) cue weights of the window's words."""
+        out: dict[str, float] = defaultdict(float)
+        for word, weight in cues.items():
+            for relation, w in self.cues.get(word, {}).items():
+                out[relation] += weight * w
+        return dict(out)
+
+    def score(self, c: Candidate, relation_scores: dict[str, float]) -> float:
+        """The model's score of a candidate (log scale)."""
+        return (
+            self.rate.get(c.relation, 0.0)
+            + relation_scores.get(c.relation, 0.0)
+            + self.echo * c.echo
+            + self.named * c.named
+        )
+
+    # -- saving ----------------------------------------------------------------------------
+    def as_json(self) -> dict:
+        return {
+            "version": CUES_VERSION,
+            "config": asdict(self.config),
+            "examples": self.examples,
+            "echo": self.echo,
+            "named": self.named,
+            "rate": dict(sorted(self.rate.items())),
+            "cues": {w: dict(sorted(r.items())) for w, r in sorted(self.cues.items())},
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict) -> RelationCues:
+        if raw.get("version") != CUES_VERSION:
+            raise ValueError(f"relation cues of version {raw.get('version')}, not {CUES_VERSION}")
+        return cls(
+            rate={k: float(v) for k, v in raw["rate"].items()},
+            cues={w: {r: float(v) for r, v in rs.items()} for w, rs in raw["cues"].items()},
+            echo=float(raw["echo"]),
+            named=float(raw["named"]),
+            examples=int(raw["examples"]),
+            config=CueConfig(**raw["config"]),
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.as_json(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def comment_cues(lexicon: EntityLexicon, text: str) -> list[str]:
+    """The cue words of one comment: its tokens and adjacent token pairs, entity names and
+    punctuation left out (a name also breaks the pairs across it)."""
+    spans = [(m.start, m.start + len(m.name)) for m in lexicon.mentions(text)]
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces += [text[last:start], None]
+        last = end
+    pieces.append(text[last:])
+    words: list[str] = []
+    for piece in pieces:
+        if piece is None:
+            words.append(ENTITY)
+            continue
+        words += [w for w in lexicon.tokens(piece) if not _NOISE.match(w)] if piece else []
+    out = [w for w in words if w != ENTITY]
+    out += [a + b for a, b in zip(words, words[1:], strict=False) if ENTITY not in (a, b)]
+    return list(dict.fromkeys(out))
+
+
+def window_cues(
+    lexicon: EntityLexicon,
+    window: Sequence[Comment],
+    t: float,
+    half_life_s: float,
+    cache: dict[str, list[str]] | None = None,
+) -> dict[str, float]:
+    """Cue word -> recency weight (``2 ** (-(t - time) / half_life_s)``, the closest comment's)
+    over the window's comments before ``t``."""
+    out: dict[str, float] = {}
+    for c in window:
+        if c.time_s >= t:
+            continue
+        weight = 2.0 ** (-(t - c.time_s) / half_life_s) if half_life_s > 0 else 1.0
+        words = cache.get(c.text) if cache is not None else None
+        if words is None:
+            words = comment_cues(lexicon, c.text)
+            if cache is not None:
+                cache[c.text] = words
+        for w in words:
+            if weight > out.get(w, 0.0):
+                out[w] = weight
+    return out
+
+
+def candidates_of(linker: Linker, cands, window_text: str) -> list[Candidate]:
+    """The facts of the linked entities ``cands`` a comment can state (:func:`retrieval.
+    stated.stateable`: not alias values, long descriptions or one-character values), each
+    once."""
+    from retrieval.stated import stateable
+
+    out: dict[tuple[str, str, str], Candidate] = {}
+    for cand in cands:
+        for f in linker.entity_facts(cand.entity):
+            key = (f.head, f.relation, f.tail)
+            if not stateable(f.relation, f.tail) or key in out:
+                continue
+            echo = len(f.tail) >= 2 and f.tail in window_text
+            out[key] = Candidate(*key, echo, f.relation in window_text)
+    return list(out.values())
+
+
+def examples_from_videos(
+    linker: Linker,
+    videos: Iterable[Video],
+    config: CueConfig | None = None,
+    before_only: bool = False,
+) -> Iterator[Example]:
+    """An :class:`Example` for every comment of ``videos`` that states a fact
+    (:mod:`retrieval.stated`: a value of a fact of an entity linked in its window), with the
+    facts of the entities it states facts of as the candidates. The window is recall's
+    (``[t-l, t+l]`` without second t; ``before_only``: ``[t-l, t)``, for data whose recall
+    sees only the past, such as a dialogue)."""
+    from retrieval.recall import window_of
+    from retrieval.stated import LINKED_ENTITIES, StatedFact, stated_in
+
+    config = config or CueConfig()
+    cache: dict[str, list[str]] = {}
+    for video in videos:
+        by_second: dict[int, list[Comment]] = {}
+        for c in video.comments:
+            by_second.setdefault(c.second, []).append(c)
+        for t in sorted(by_second):
+            window, history = window_of(video, t, linker.config.radius)
+            if before_only:
+                window = [c for c in window if c.time_s < t]
+            cands = linker.entities(window, history, t, video.title, limit=LINKED_ENTITIES)
+            window_text = " ".join(w.text for w in window)
+            facts = candidates_of(linker, cands, window_text)
+            index = {(f.head, f.relation, f.tail): i for i, f in enumerate(facts)}
+            values = [StatedFact(f.head, f.relation, f.tail) for f in facts]
+            cues = None
+            for c in by_second[t]:
+                said = {index[(f.head, f.relation, f.tail)] for f in stated_in(c.text, values)}
+                if not said:
+                    continue
+                if cues is None:
+                    cues = window_cues(linker.lexicon, window, t, config.half_life_s, cache)
+                # Which fact of the entity it speaks of: which entity is the linker's part.
+                heads = {facts[i].head for i in said}
+                own = [i for i, f in enumerate(facts) if f.head in heads]
+                yield Example(
+                    cues,
+                    tuple(facts[i] for i in own),
+                    frozenset(j for j, i in enumerate(own) if i in said),
+                )
+
+
+def learn(
+    examples: Iterable[Example],
+    config: CueConfig | None = None,
+    seeds: dict[str, tuple[str, ...]] | None = None,
+    lexicon: EntityLexicon | None = None,
+) -> RelationCues:
+    """Fit the ranking model of the module docstring to ``examples`` (maximum a posteriori,
+    L-BFGS). ``seeds`` (default :data:`SEEDS`) are phrases tokenized like cue comments (with
+    ``lexicon``), each a pseudo-example of weight ``seed_count`` in which one fact of every
+    relation competes and its relations are the ones stated."""
+    import numpy as np
+    import torch
+
+    config = config or CueConfig()
+    examples = [ex for ex in examples if ex.candidates and ex.stated]
+    seeds = SEEDS if seeds is None else seeds
+    relations = sorted({c.relation for ex in examples for c in ex.candidates})
+    rel_index = {r: i for i, r in enumerate(relations)}
+    if not examples:
+        return RelationCues(config=config)
+    seen: dict[str, int] = defaultdict(int)
+    for ex in examples:
+        for word in ex.cues:
+            seen[word] += 1
+    rows: list[tuple[dict[str, float], list[tuple[int, bool, bool, bool]], float]] = []
+    for ex in examples:
+        cands = [
+            (rel_index[c.relation], c.echo, c.named, i in ex.stated)
+            for i, c in enumerate(ex.candidates)
+        ]
+        rows.append(({w: a for w, a in ex.cues.items() if seen[w] >= config.min_count}, cands, 1))
+    for phrase, targets in sorted(seeds.items()):
+        words = comment_cues(lexicon, phrase) if lexicon is not None else [phrase]
+        targets = [r for r in targets if r in rel_index]
+        if not targets or not words:
+            continue
+        cands = [(i, False, False, r in targets) for i, r in enumerate(relations)]
+        rows.append((dict.fromkeys(words, 1.0), cands, config.seed_count))
+    vocab = sorted({w for cues, _, _ in rows for w in cues})
+    word_index = {w: i for i, w in enumerate(vocab)}
+
+    n, k = len(rows), max(len(c) for _, c, _ in rows)
+    rel = np.zeros((n, k), dtype=np.int64)
+    feats = np.zeros((n, k, 2), dtype=np.float64)  # echo, named
+    mask = np.zeros((n, k), dtype=bool)
+    target = np.zeros((n, k), dtype=bool)
+    weight = np.zeros(n, dtype=np.float64)
+    a_rows, a_cols, a_vals = [], [], []
+    for e, (cues, cands, w) in enumerate(rows):
+        weight[e] = w
+        for j, (r, echo, named, said) in enumerate(cands):
+            rel[e, j], feats[e, j], mask[e, j], target[e, j] = r, (echo, named), True, said
+        for word, a in cues.items():
+            a_rows.append(e)
+            a_cols.append(word_index[word])
+            a_vals.append(a)
+    dtype = torch.float64
+    A = torch.sparse_coo_tensor(
+        torch.tensor([a_rows, a_cols], dtype=torch.int64).reshape(2, -1),
+        torch.tensor(a_vals, dtype=dtype),
+        (n, max(len(vocab), 1)),
+        check_invariants=True,
+    ).coalesce()
+    rel_t, feats_t = torch.from_numpy(rel), torch.from_numpy(feats)
+    mask_t, target_t = torch.from_numpy(mask), torch.from_numpy(target)
+    weight_t = torch.from_numpy(weight)
+    theta = torch.zeros((max(len(vocab), 1), len(relations)), dtype=dtype, requires_grad=True)
+    rate = torch.zeros(len(relations), dtype=dtype, requires_grad=True)
+    coef = torch.tensor([0.0, 0.0], dtype=dtype, requires_grad=True)  # echo, named
+    params = [theta, rate, coef]
+    neg = torch.tensor(-math.inf, dtype=dtype)
+
+    def loss() -> torch.Tensor:
+        by_relation = torch.sparse.mm(A, theta)  # (examples, relations)
+        s = torch.gather(by_relation, 1, rel_t) + rate[rel_t] + feats_t @ coef
+        log_all = torch.logsumexp(torch.where(mask_t, s, neg), dim=1)
+        log_said = torch.logsumexp(torch.where(target_t, s, neg), dim=1)
+        nll = (weight_t * (log_all - log_said)).sum()
+        prior = (theta**2).sum() + (rate**2).sum() + (coef**2).sum()
+        return nll + 0.5 * config.l2 * prior
+
+    opt = torch.optim.LBFGS(
+        params, max_iter=config.iterations, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    opt.step(closure)
+    out = RelationCues(examples=len(examples), config=config)
+    out.echo, out.named = (round(float(x), 4) for x in coef.detach())
+    out.rate = {r: round(float(v), 4) for r, v in zip(relations, rate.detach(), strict=True)}
+    weights = theta.detach().numpy()
+    for w, i in word_index.items():
+        # |weight| under 0.01 moves a score by at most 1 %: not worth storing
+        row = {relations[j]: round(float(v), 4) for j, v in enumerate(weights[i]) if abs(v) >= 0.01}
+        if row:
+            out.cues[w] = row
+    return out
+
+
+def videos_fingerprint(videos: Sequence[Video]) -> str:
+    """Changes whenever one of ``videos`` (id, title, any comment) does."""
+    h = hashlib.sha256()
+    for v in videos:
+        h.update(f"{v.id}\t{v.title}\n".encode())
+        for c in v.comments:
+            h.update(f"{c.time_s}\t{c.text}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cues_key(
+    linker: Linker, config: CueConfig, videos: Sequence[Video], extra: dict | None = None
+) -> str:
+    """What a cue model learned with ``linker`` depends on besides the lexicon: the videos, the
+    learner, its settings, the seeds, the linker's settings and the store's size."""
+    blob = json.dumps(
+        {
+            "version": CUES_VERSION,
+            "videos": videos_fingerprint(videos),
+            "config": asdict(config),
+            "seeds": SEEDS,
+            "linker": asdict(linker.config),
+            "kg": linker.store.stats(),
+            **(extra or {}),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cached_cues(
+    videos: Sequence[Video], linker: Linker, folder: Path, config: CueConfig | None = None
+) -> RelationCues:
+    """The cue model of ``videos`` (a corpus's training split), learned once and saved as
+    ``relation-cues-<lexicon>-<key>.json`` in ``folder`` (the corpus's retrieval folder)."""
+    from model.data.fileio import atomic_json
+
+    config = config or CueConfig()
+    key = cues_key(linker, config, videos)
+    path = folder / f"relation-cues-{linker.lexicon.fingerprint}-{key}.json"
+    if path.exists():
+        try:
+            return RelationCues.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            pass  # an older or damaged file: learn again
+    cues = learn(examples_from_videos(linker, videos, config), config, lexicon=linker.lexicon)
+    atomic_json(path, cues.as_json())
+    return cues
