@@ -20,7 +20,9 @@ Rows:
   the message only; the annotations are not used), never from the dialogues being scored:
   the dialogues are split in two by position (even, odd), cues learned on one half score the
   other, and the two halves' counts are pooled (two-fold cross-validation). The ``fold_*``
-  rows give each half apart, ``no_cues`` on that half next to it.
+  rows give each half apart, ``no_cues`` on that half next to it;
+- ``cues_hand_entities``: the same cues, the entities weighted by hand (the learned entity
+  model, :mod:`retrieval.focus`, off: ``LinkerConfig(learned_focus=False)``).
 
 Prints a table, then one JSON line.
 """
@@ -112,7 +114,7 @@ def main() -> None:
             figures["windows_per_s"] = round(
                 figures["no_cues"]["windows"] / (time.perf_counter() - t0), 1
             )
-            folds = []
+            folds, hand_folds = [], []
             for k, (learn_on, score_on) in enumerate((halves, halves[::-1])):
                 videos = [as_video(i, dialogues[i], args.spacing) for i in learn_on]
                 config = CueConfig()
@@ -122,14 +124,19 @@ def main() -> None:
                     lexicon=lexicon,
                 )
                 linker = Linker(store, lexicon, LinkerConfig(), cues=cues)
+                hand = Linker(store, lexicon, LinkerConfig(learned_focus=False), cues=cues)
                 scored = [dialogues[i] for i in score_on]
                 folds.append(count(linker, scored, args.spacing))
+                hand_folds.append(count(hand, scored, args.spacing))
                 figures[f"fold_{k}"] = {
                     "learned_on": "even" if k == 0 else "odd",
                     "examples": cues.examples,
+                    "focus": cues.focus,
                     "no_cues": rates(count(plain, scored, args.spacing)),
+                    "cues_hand_entities": rates(hand_folds[-1]),
                     "cues": rates(folds[-1]),
                 }
+            figures["cues_hand_entities"] = rates(pooled(*hand_folds))
             figures["cues"] = rates(pooled(*folds))
         finally:
             store.close()
@@ -140,8 +147,10 @@ def main() -> None:
         half = "odd" if k == 0 else "even"
         rows += [
             (f"  {half} half, no_cues", f["no_cues"]),
+            (f"  {half} half, cues, hand entities", f["cues_hand_entities"]),
             (f"  {half} half, cues from {f['learned_on']}", f["cues"]),
         ]
+    rows.append(("cues, hand entities (pooled)", figures["cues_hand_entities"]))
     rows.append(("cues (pooled, learned elsewhere)", figures["cues"]))
     for name, f in rows:
         print(f"{name:<34}{f['windows']:>8}{f['entity_recall']:>9.4f}{f['fact_recall']:>9.4f}")

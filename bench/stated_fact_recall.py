@@ -19,7 +19,8 @@ are its facts. A ground truth is a hit when one of its stated facts
 ``(head, relation, tail)`` is among the packed facts of the window (the 80-token budget); a
 flagged comment whose fact the definition cannot find is a miss. Rows: the previous linker
 (``before``) and the linker :func:`retrieval.context.build_context` builds (``after``: relation
-cues learned from the training split, recency). Prints a table, then one JSON line.
+cues and which entity the window is about, learned from the training split; recency).
+Prints a table, then one JSON line.
 """
 
 from __future__ import annotations

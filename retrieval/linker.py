@@ -13,6 +13,9 @@ what to do instead; this module is that:
    hundred times earlier is the topic, not a hundred times likelier than the one named just
    now) and the entity of its title, because a film conversation names the entity it talks
    about in the window only about half the time but earlier in the video almost always.
+   With a learned model (:mod:`retrieval.focus`), these parts and the order in which the
+   entities were last named are the evidence of which entity the window is about right
+   now: the best of the hand-weighted pool are ranked by its probability instead.
 2. Facts of the best entities (1 hop), then of the heads their facts point to (2 hops, when
    the budget is not full), each scored by its entity's weight, a relation prior, and its
    overlap with the window: a relation the window names ("导演是谁") is what comes next; a
@@ -20,7 +23,8 @@ what to do instead; this module is that:
    knowledge-bearing comments (:mod:`retrieval.relation_cues`), the learned weight of the
    entity's linking weight, the rate of its relation, the cues of the window that predict
    its relation ("哪年" -> 出生日期), and the learned weights of a value already in the window
-   and of a named relation replace these hand factors.
+   and of a named relation replace these hand factors; with the learned entity model a fact
+   scores P(entity) * P(fact | entity), the fact model normalised over its entity's facts.
 3. Packing: best first, each fact ``head relation tail`` (bracket-free head, a long value cut
    to ``max_fact_tokens``) until ``budget`` tokens. Ties break on the fact's text, so recall
    is deterministic. Each fact carries why it was chosen (keyword, entity, hop, score).
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING
 from kg.store import GraphStore
 from kg.triples import ALIAS_RELATIONS, bare_name
 from model.data.schema import Comment
+from retrieval.focus import RECENT
 from retrieval.lexicon import EntityLexicon
 
 if TYPE_CHECKING:
@@ -90,6 +95,13 @@ class LinkerConfig:
     rank_per_token: bool = True
     cue_weight: float = 1.0
     echo_weight: float = 1.0
+    # With learned cues that hold an entity model (retrieval.focus), the entities are the
+    # best max_entities of the best entity_pool by the hand weighting (the pool the model
+    # learned from: retrieval.stated.LINKED_ENTITIES), ranked by the learned
+    # probability of being the one spoken of, and a fact scores that probability times its
+    # probability among its entity's facts (False: the hand weighting, unnormalised scores).
+    learned_focus: bool = True
+    entity_pool: int = 8
     # Fingerprint of the relation cues in use (set by Linker): caches keyed by this config
     # (the encoded samples' recalled knowledge) change when the learned model does.
     cue_model: str = ""
@@ -135,6 +147,7 @@ class _Candidate:
     weight: float
     keyword: str
     hop: int = 1
+    evidence: tuple[float, ...] = ()  # retrieval.focus.FEATURES
 
 
 class Linker:
@@ -171,41 +184,54 @@ class Linker:
         title: str = "",
         limit: int | None = None,
     ) -> list[_Candidate]:
-        """The best entities of the window (``limit``, default ``max_entities``), best first."""
+        """The best entities of the window (``limit``, default ``max_entities``) by the hand
+        weighting, best first, each with its evidence (:data:`retrieval.focus.FEATURES`)."""
         cfg = self.config
         found: dict[str, _Candidate] = {}
+        # evidence per head: window, topic, title, pronoun (the last-named ones set below)
+        parts: dict[str, list[float]] = {}
 
-        def add(head: str, weight: float, keyword: str) -> None:
-            c = found.get(head)
-            if c is None:
-                found[head] = _Candidate(head, weight, keyword)
-            else:
-                c.weight += weight
-                if weight > 0 and not c.keyword:
-                    c.keyword = keyword
+        def add(head: str, part: int, value: float, keyword: str) -> None:
+            parts.setdefault(head, [0.0] * 4)[part] += value
+            c = found.setdefault(head, _Candidate(head, 0.0, ""))
+            if value > 0 and not c.keyword:
+                c.keyword = keyword
 
         decay = math.log(2) / cfg.topic_half_life_s
         topic: dict[str, tuple[float, str]] = {}
+        named: dict[str, None] = {}  # heads named before t, in the order last named
         last: tuple[str, str] | None = None  # (head, name) of the latest mention
         for c in history:
             for m in self._mentions(c.text):
                 weight, name = topic.get(m.head, (0.0, m.name))
                 topic[m.head] = (weight + math.exp(-decay * max(0.0, t - c.time_s)), name)
                 last = (m.head, m.name)
+                named.pop(m.head, None)
+                named[m.head] = None
         for c in sorted(window, key=lambda c: c.time_s):
-            weight = cfg.window_weight / (1.0 + abs(t - c.time_s)) ** cfg.window_recency_power
+            recency = 1.0 / (1.0 + abs(t - c.time_s)) ** cfg.window_recency_power
             mentions = self._mentions(c.text)
             for m in mentions:
-                add(m.head, weight, m.name)
+                add(m.head, 0, recency, m.name)
                 last = (m.head, m.name)
+                if c.time_s < t:
+                    named.pop(m.head, None)
+                    named[m.head] = None
             pronoun = not mentions and cfg.pronoun_weight and PRONOUN.search(c.text)
             if pronoun and last is not None:
-                add(last[0], cfg.pronoun_weight * weight, last[1])
+                add(last[0], 3, recency, last[1])
         s = cfg.topic_saturation
         for head, (weight, name) in topic.items():
-            add(head, s * (1.0 - math.exp(-weight / s)) if s > 0 else weight, name)
+            add(head, 1, s * (1.0 - math.exp(-weight / s)) if s > 0 else weight, name)
         for m in self._mentions(title):
-            add(m.head, 1.0, m.name)
+            add(m.head, 2, 1.0, m.name)
+        recent = list(reversed(named))[:RECENT]
+        for head, c in found.items():
+            window_w, topic_w, title_w, pronoun_w = parts[head]
+            c.weight = cfg.window_weight * (window_w + cfg.pronoun_weight * pronoun_w)
+            c.weight += topic_w + title_w
+            order = [float(head == r) for r in recent] + [0.0] * (RECENT - len(recent))
+            c.evidence = (window_w, topic_w, title_w, pronoun_w, *order)
         ranked = sorted(found.values(), key=lambda c: (-c.weight, c.entity))
         return ranked[: cfg.max_entities if limit is None else limit]
 
@@ -268,11 +294,37 @@ class Linker:
             tokens = tokens[: self.config.max_fact_tokens - 1] + ["…"]
         return "".join(tokens), len(tokens)
 
+    def _focused(self) -> bool:
+        return self.cues is not None and bool(self.cues.focus) and self.config.learned_focus
+
+    def _focus(self, cands: list[_Candidate]) -> list[_Candidate]:
+        """The best ``max_entities`` of ``cands`` by the learned entity model, each weighing
+        its probability of being the one spoken of."""
+        from retrieval.focus import probabilities
+
+        p = probabilities(self.cues.focus, [c.evidence for c in cands])
+        out = [replace(c, weight=w) for c, w in zip(cands, p, strict=True)]
+        return sorted(out, key=lambda c: (-c.weight, c.entity))[: self.config.max_entities]
+
     def _scored(self, cands: list[_Candidate], window_text: str, relation_cues: dict):
+        from retrieval.stated import stateable
+
         per_token = self.cues is not None and self.config.rank_per_token
+        focused = self._focused()
         for cand in cands:
-            for f in self._facts(cand.entity):
-                score = self._score(cand, f.relation, f.tail, window_text, relation_cues)
+            facts = self._facts(cand.entity)
+            scores = [
+                self._score(cand, f.relation, f.tail, window_text, relation_cues) for f in facts
+            ]
+            if focused:
+                # P(entity) * P(fact | entity): normalised over what the fact model ranks
+                z = sum(
+                    s for f, s in zip(facts, scores, strict=True) if stateable(f.relation, f.tail)
+                )
+                # (the scores' common factor, the entity's weight and hop, cancels in s / z)
+                mass = cand.weight * (self.config.hop2_factor if cand.hop == 2 else 1.0)
+                scores = [s / z * mass for s in scores] if z > 0 else scores
+            for f, score in zip(facts, scores, strict=True):
                 key = (
                     score / (self._pack_text(f.head, f.relation, f.tail)[1] + 1)
                     if per_token
@@ -285,7 +337,10 @@ class Linker:
     ) -> list[RecalledFact]:
         """Facts for the window, best first, packed into the token budget."""
         cfg = self.config
-        cands = self.entities(window, history, t, title)
+        if self._focused():
+            cands = self._focus(self.entities(window, history, t, title, limit=cfg.entity_pool))
+        else:
+            cands = self.entities(window, history, t, title)
         window_text = " ".join(c.text for c in window)
         cues = self.relation_cues(window, t)
         ranked = _diversified(

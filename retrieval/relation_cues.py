@@ -22,10 +22,12 @@ chance associations (pointwise mutual information) swamps the one question word 
 fitted jointly, words that do not tell relations apart get weights near zero. Weights have a
 Gaussian prior (L2, :attr:`CueConfig.l2`); a small hand seed list of question words enters as
 pseudo-examples the data outweighs. Which *entity* a comment speaks of is the linker's part
-(recency, pronouns, topic): the model ranks the facts of the entities the comment states
-facts of, and :class:`~retrieval.linker.Linker` scores a fact with its entity's weight times
-``exp(score)``. Long descriptions and alias values are not stated facts
-(:mod:`retrieval.stated`), so the model says nothing of them; the linker's priors stay.
+(recency, pronouns, topic), learned from the same comments (:mod:`retrieval.focus`: which of
+the window's linked entities it states facts of): the model ranks the facts of the entities
+the comment states facts of, and :class:`~retrieval.linker.Linker` scores a fact with its
+entity's probability times ``exp(score)`` normalised over the entity's facts. Long
+descriptions and alias values are not stated facts (:mod:`retrieval.stated`), so the model
+says nothing of them; the linker's priors stay.
 :func:`cached_cues` saves the learned model as JSON next to the corpus's keyword sets, keyed
 by the examples' videos, the lexicon and what the examples were drawn with.
 """
@@ -43,12 +45,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from model.data.schema import Comment, Video
+from retrieval import focus
 from retrieval.lexicon import EntityLexicon
 
 if TYPE_CHECKING:
     from retrieval.linker import Linker
 
-CUES_VERSION = 2
+CUES_VERSION = 3
 ENTITY = "<ENT>"  # an entity name in a cue comment: never a cue, breaks word pairs
 _NOISE = re.compile(r"^[\W\d_]+$")
 #: Question words and the relations they ask for: a prior (pseudo-counts), not the model.
@@ -111,17 +114,23 @@ class Example:
     cues: dict[str, float]
     candidates: tuple[Candidate, ...]
     stated: frozenset[int]
+    #: the evidence (:data:`retrieval.focus.FEATURES`) of the window's linked entities, and
+    #: the indices of those whose facts it states
+    entities: tuple[tuple[float, ...], ...] = ()
+    spoken_of: frozenset[int] = frozenset()
 
 
 @dataclass
 class RelationCues:
     """The learned model (see the module docstring): per relation a rate, per cue word the
-    relations it points to or away from, and the echo and named weights."""
+    relations it points to or away from, the echo and named weights, and the weights of
+    which entity the window is about (:mod:`retrieval.focus`)."""
 
     rate: dict[str, float] = field(default_factory=dict)
     cues: dict[str, dict[str, float]] = field(default_factory=dict)
     echo: float = 0.0
     named: float = 0.0
+    focus: dict[str, float] = field(default_factory=dict)
     examples: int = 0
     config: CueConfig = field(default_factory=CueConfig)
 
@@ -158,6 +167,7 @@ class RelationCues:
             "examples": self.examples,
             "echo": self.echo,
             "named": self.named,
+            "focus": self.focus,
             "rate": dict(sorted(self.rate.items())),
             "cues": {w: dict(sorted(r.items())) for w, r in sorted(self.cues.items())},
         }
@@ -171,6 +181,7 @@ class RelationCues:
             cues={w: {r: float(v) for r, v in rs.items()} for w, rs in raw["cues"].items()},
             echo=float(raw["echo"]),
             named=float(raw["named"]),
+            focus={f: float(v) for f, v in raw["focus"].items()},
             examples=int(raw["examples"]),
             config=CueConfig(**raw["config"]),
         )
@@ -286,6 +297,8 @@ def examples_from_videos(
                     cues,
                     tuple(facts[i] for i in own),
                     frozenset(j for j, i in enumerate(own) if i in said),
+                    tuple(c.evidence for c in cands),
+                    frozenset(j for j, c in enumerate(cands) if c.entity in heads),
                 )
 
 
@@ -298,7 +311,8 @@ def learn(
     """Fit the ranking model of the module docstring to ``examples`` (maximum a posteriori,
     L-BFGS). ``seeds`` (default :data:`SEEDS`) are phrases tokenized like cue comments (with
     ``lexicon``), each a pseudo-example of weight ``seed_count`` in which one fact of every
-    relation competes and its relations are the ones stated."""
+    relation competes and its relations are the ones stated. The examples' entity evidence
+    fits the entity model (:func:`retrieval.focus.fit`) alongside."""
     import numpy as np
     import torch
 
@@ -382,6 +396,7 @@ def learn(
 
     opt.step(closure)
     out = RelationCues(examples=len(examples), config=config)
+    out.focus = focus.fit([(ex.entities, ex.spoken_of) for ex in examples], config.l2)
     out.echo, out.named = (round(float(x), 4) for x in coef.detach())
     out.rate = {r: round(float(v), 4) for r, v in zip(relations, rate.detach(), strict=True)}
     weights = theta.detach().numpy()
