@@ -121,20 +121,44 @@ class GenerateRequest(BaseModel):
     beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam size (also comments returned)")
 
 
+class CopiedWord(BaseModel):
+    text: str
+    copied: float = Field(description="share of the word's probability that copying gave")
+    fact: int | None = Field(
+        description="`index` of the recalled fact it was copied from (null: not copied, or "
+        "copied from the window's comments)"
+    )
+
+
+class FactCopy(BaseModel):
+    fact: int = Field(description="`index` of the recalled fact")
+    mass: float = Field(description="its copy mass: its share summed over the words / words")
+
+
 class GeneratedComment(BaseModel):
     text: str
-    score: float
+    score: float = Field(description="mean log-probability per word")
+    copied: float | None = Field(
+        None, description="how much of the comment was copied (mean over its words); copy path"
+    )
+    words: list[CopiedWord] | None = Field(None, description="its words; copy path only")
+    facts: list[FactCopy] | None = Field(None, description="per-fact copy mass; copy path only")
 
 
-class AttendedFact(Fact):
-    weight: float = Field(description="the knowledge encoder's attention on the fact")
+class UsedFact(Fact):
+    index: int = Field(description="its place in recall order (what comments' `fact` refers to)")
+    weight: float = Field(
+        description="copy mass in the best comment (`facts_by` copy), or the knowledge "
+        "encoder's attention on the fact (`facts_by` attention: a model without copy path)"
+    )
 
 
 class Generated(BaseModel):
     video: str
     t: int
     comments: list[GeneratedComment]
-    facts: list[AttendedFact] = Field(description="the facts the model attended to")
+    facts: list[UsedFact] = Field(description="the recalled facts, the most used first")
+    facts_by: Literal["copy", "attention"]
 
 
 class PartHealth(BaseModel):

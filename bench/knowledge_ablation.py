@@ -1,7 +1,8 @@
-"""Does knowledge matter? The full KLVCG against the ``+mlm`` ablation (no KG, no AC) on the demo
-corpus, on the knowledge-bearing test subset and overall.
+"""Does knowledge matter? The main job's model (``+copy``) against the paper's full KLVCG and the
+``+mlm`` ablation (no KG, no AC) on the demo corpus, on the knowledge-bearing test subset and
+overall.
 
-Usage: ``python bench/knowledge_ablation.py [--ablations full +mlm] [--out-root DIR]
+Usage: ``python bench/knowledge_ablation.py [--ablations +copy full +mlm] [--out-root DIR]
 [--jobs N] [-- TRAIN-ARGS...]``
 
 Each ablation is trained and evaluated by the main job, ``python -m model.train --kg filmkg
@@ -75,7 +76,7 @@ def main() -> None:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--ablations", nargs="+", default=["full", "+mlm"])
+    p.add_argument("--ablations", nargs="+", default=["+copy", "full", "+mlm"])
     p.add_argument("--out-root", help="one checkpoint directory per ablation under this one")
     p.add_argument(
         "--jobs", type=int, default=1, help="trainings at a time, sharing the cores (default 1)"

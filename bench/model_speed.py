@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.config import make_configs  # noqa: E402
+from model.batching import frequent_words  # noqa: E402
+from model.config import DEFAULT_ABLATION, make_configs  # noqa: E402
 from model.device import resolve_device
-from model.evaluate import rank, spread  # noqa: E402
+from model.evaluate import (  # noqa: E402
+    banned_ids,  # noqa: E402
+    rank,
+    spread,
+)
 from model.klvcg import KLVCG  # noqa: E402
 from model.pipeline import build_data, preset_lengths  # noqa: E402
-from model.runner import banned_ids  # noqa: E402
 
 
 def data_args(device: str) -> argparse.Namespace:
@@ -62,14 +67,21 @@ def main() -> None:
     p.add_argument("--gen-samples", type=int, default=50)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--device", default="auto")
+    p.add_argument("--ablation", default=DEFAULT_ABLATION, help="default: +copy (the main job's)")
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
     data = build_data(data_args(args.device), preset_lengths(args.preset))
-    model_cfg, train_cfg = make_configs(args.preset, "full", len(data.vocab) + 2, data.frame_dim)
+    model_cfg, train_cfg = make_configs(
+        args.preset, args.ablation, len(data.vocab) + 2, data.frame_dim
+    )
+    train = data.split("train")
+    kept = frequent_words(data.vocab, train.targets, train_cfg.min_word_count)
+    model_cfg = replace(model_cfg, vocab_size=kept + 2)
     model = KLVCG(model_cfg).to(device)
     params = sum(p.numel() for p in model.parameters())
     test = data.split("test")
+    space = test.space(model_cfg)
     ids, truth = data.candidates("test", test)
 
     model.eval()
@@ -79,17 +91,16 @@ def main() -> None:
     rank(model, test, ids, truth, device, idx=idx)
     rank_rate = len(idx) / (time.perf_counter() - started)
 
-    banned = banned_ids(data.featurizer)
+    banned = banned_ids(space)
     latencies = []
     with torch.no_grad():
         for i in spread(len(test), args.gen_samples + 2):
             started = time.perf_counter()
-            enc = model.encode(test.batch([i], device))
+            enc = model.encode(test.batch([i], device, space))
             model.beam_search(enc, beam=5, banned=banned)
             latencies.append(1000 * (time.perf_counter() - started))
     latencies = latencies[2:]  # warm-up
 
-    train = data.split("train")
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr)
     rng = np.random.default_rng(0)
@@ -100,8 +111,10 @@ def main() -> None:
         pairs = np.flatnonzero(np.isin(train.target_sample, samples))
         owner = torch.as_tensor(np.searchsorted(samples, train.target_sample[pairs]), device=device)
         started = time.perf_counter()  # as the trainer: each context encoded once
-        enc = model.encode(train.batch(samples, device)).select(owner)
-        targets = torch.as_tensor(train.targets[pairs], dtype=torch.long, device=device)
+        enc = model.encode(train.batch(samples, device, space)).select(owner)
+        source = train.source(samples)[owner.cpu().numpy()] if space.copy else None
+        targets = space.target_ext(train.targets[pairs], source)
+        targets = torch.as_tensor(targets, dtype=torch.long, device=device)
         loss = model.generation_loss(enc, targets)
         opt.zero_grad()
         loss.backward()
@@ -113,6 +126,7 @@ def main() -> None:
 
     result = {
         "preset": args.preset,
+        "ablation": train_cfg.ablation,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "parameters": params,

@@ -17,13 +17,22 @@ Ablations (paper table IV), each adding one component to the previous row:
 ``basic`` (trained from scratch, no knowledge, no period), ``+mlm`` (MLM pre-training),
 ``+kg`` (knowledge-graph facts), ``+ac`` (comments of other videos), ``+period`` (the period
 embedding: the full model, also called ``full``).
+
+``+copy`` is our addition on top of the full model, and the main job's default: in the paper's
+model the decoder sees the facts only through K' (one pooled vector per comment step), so no
+fact word is addressable and a value that training never wrote cannot be generated. ``+copy``
+adds the fact words' (and the window's comment words') encodings to the decoder's memory and a
+pointer-generator head (See et al. 2017, "Get To The Point") that copies them (:mod:`model.copy`),
+cuts rare training words to ``<UNK>`` so an unseen word has a probability, supervises the copy
+gate and drops the facts of some training windows (``COPY_TRAINING``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-ABLATIONS = ("basic", "+mlm", "+kg", "+ac", "+period")
+ABLATIONS = ("basic", "+mlm", "+kg", "+ac", "+period", "+copy")
+DEFAULT_ABLATION = "+copy"
 ABLATION_ALIASES = {"full": "+period"}
 PRESETS = ("cpu", "paper")
 
@@ -50,6 +59,8 @@ class ModelConfig:
     use_kg: bool = True
     use_ac: bool = True
     use_period: bool = True
+    copy: bool = False  # the pointer-generator over the window's fact and comment words
+    max_facts: int = 32  # fact-index embeddings of the copy path (later facts share the last)
 
     def __post_init__(self) -> None:
         for heads in (self.modality_heads, self.knowledge_heads, self.cross_heads):
@@ -93,9 +104,30 @@ class TrainConfig:
     dev_samples: int = 256  # dev samples for the checkpoint selection (MRR)
     seed: int = 0
     kg_in_finetune: bool = True  # False: the released code's setup (facts in pre-training only)
+    # the copy path's training (COPY_TRAINING with +copy; the paper's rows keep these)
+    min_word_count: int = 1  # training words seen fewer times are <UNK> to the model
+    copy_gate_weight: float = 0.0  # the copy-gate loss on words only the facts hold
+    knowledge_dropout: float = 0.0  # share of training windows whose facts are dropped
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Training of ``+copy``, with the reasons:
+COPY_TRAINING = {
+    # a word seen once in training gets a nearly untrained embedding, and without rare words
+    # in the targets <UNK> never gets a probability, so an unseen name sinks a comment (it
+    # ranked last); cutting the singletons teaches <UNK> the mass of "a word not seen before"
+    "min_word_count": 2,
+    # the gate learns from the token loss alone only slowly when the vocabulary already
+    # explains a value a little; words that only the facts hold should come from the facts
+    # (a binary cross-entropy on 1 - p_gen, the same scale as the token loss)
+    "copy_gate_weight": 1.0,
+    # a window without facts still has comments that state values: trained only with facts,
+    # the model would learn that a value is always given; one window in ten without them
+    # keeps it from stating values it was not given (it must then spread its probability)
+    "knowledge_dropout": 0.1,
+}
 
 
 def canonical_ablation(name: str) -> str:
@@ -113,6 +145,7 @@ def ablation_switches(name: str) -> dict[str, bool]:
         "use_kg": level >= 2,
         "use_ac": level >= 3,
         "use_period": level >= 4,
+        "copy": level >= 5,
     }
 
 
@@ -150,9 +183,10 @@ def make_configs(
         use_kg=switches["use_kg"],
         use_ac=switches["use_ac"],
         use_period=switches["use_period"],
+        copy=switches["copy"],
         **preset_sizes(preset),
     )
     train = TrainConfig(preset=preset, ablation=canonical_ablation(ablation))
-    train = replace(train, **preset_training(preset))
+    train = replace(train, **preset_training(preset), **(COPY_TRAINING if switches["copy"] else {}))
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return model, train

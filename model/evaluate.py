@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from kg.cli import print_json, run
-from model.batching import Encoded
-from model.data.vocab import PAD
+from model.batching import Encoded, WordSpace
+from model.data.vocab import PAD, SEP, UNK, Vocab
 from model.klvcg import KLVCG
 from model.metrics import (
     RANK_METRICS,
@@ -55,18 +55,22 @@ def candidate_scores(
     aligned: bool = False,
 ) -> np.ndarray:
     """Mean token cross-entropy of every candidate of each sample ``idx`` (default: all),
-    ``(len(idx), C)``: each context encoded once, its candidates scored in one decoder pass.
+    ``(len(idx), C)``: each context encoded once, its candidates (corpus ids, with the split's
+    unseen words: :meth:`Encoded.unseen`) scored in one decoder pass.
     ``cand_ids`` holds a set per sample of ``encoded``, or with ``aligned`` one per entry of
     ``idx`` (several sets of one sample: value-swap sets, one per stated fact)."""
     model.eval()
+    space = encoded.space(model.cfg)
     idx = np.arange(len(encoded)) if idx is None else np.asarray(idx)
     per_pass = max(1, CANDIDATE_ROWS // max(cand_ids.shape[1], 1))
     out = []
     bar = tqdm(total=len(idx), desc=desc, unit=" samples", disable=not progress, leave=False)
     for i in range(0, len(idx), per_pass):
         chunk = idx[i : i + per_pass]
-        enc = model.encode(encoded.batch(chunk, device), use_kg=use_kg)
+        enc = model.encode(encoded.batch(chunk, device, space), use_kg=use_kg)
         rows = cand_ids[i : i + per_pass] if aligned else cand_ids[chunk]
+        source = encoded.source(chunk)[:, None, :] if space.copy else None
+        rows = space.target_ext(rows, source)
         cands = torch.as_tensor(rows, dtype=torch.long, device=device)
         out.append(model.score(enc, cands).float().cpu().numpy())
         bar.update(len(chunk))
@@ -161,28 +165,33 @@ def spread(n: int, k: int) -> np.ndarray:
     return np.linspace(0, n - 1, k).round().astype(int)
 
 
+def banned_ids(space: WordSpace) -> tuple[int, ...]:
+    """Ids generation never produces: <UNK>, the separator and the model's own tokens."""
+    return (UNK, SEP, space.mask_id, space.cls_id)
+
+
 @torch.no_grad()
 def generate_best(
     model: KLVCG,
     encoded: Encoded,
-    words,  # ids -> words (Vocab.decode)
+    vocab: Vocab,
     device: torch.device,
     idx: np.ndarray,
     beam: int = 5,
-    banned: tuple[int, ...] = (),
     use_kg: bool = True,
     progress: bool = False,
 ) -> tuple[list[list[str]], list[float]]:
-    """The best beam-search comment (as words) of each sample ``idx``, and the seconds each
-    took (encoding and search)."""
+    """The best beam-search comment (as words, copied ones included) of each sample ``idx``,
+    and the seconds each took (encoding and search)."""
     model.eval()
+    space = encoded.space(model.cfg)
     hyps, latencies = [], []
     for i in tqdm(idx, desc="generating", unit=" samples", disable=not progress, leave=False):
         started = time.perf_counter()
-        enc = model.encode(encoded.batch([i], device), use_kg=use_kg)
-        best = model.beam_search(enc, beam=beam, banned=banned)
+        enc = model.encode(encoded.batch([i], device, space), use_kg=use_kg)
+        best = model.beam_search(enc, beam=beam, banned=banned_ids(space))
         latencies.append(time.perf_counter() - started)
-        hyps.append(words(best[0][0]) if best else [])
+        hyps.append(encoded.decode(best[0][0], int(i), space, vocab) if best else [])
     return hyps, latencies
 
 
@@ -190,17 +199,14 @@ def generation_report(
     model: KLVCG,
     encoded: Encoded,
     references: list[list[list[str]]],
-    words,  # ids -> words (Vocab.decode)
+    vocab: Vocab,
     device: torch.device,
     idx: np.ndarray,
     beam: int = 5,
-    banned: tuple[int, ...] = (),
     use_kg: bool = True,
     progress: bool = False,
 ) -> dict:
-    hyps, latencies = generate_best(
-        model, encoded, words, device, idx, beam, banned, use_kg, progress
-    )
+    hyps, latencies = generate_best(model, encoded, vocab, device, idx, beam, use_kg, progress)
     refs = [references[i] for i in idx]
     return {
         "samples": len(hyps),

@@ -2,9 +2,16 @@
 
 The sample at (video, t) is built like a training sample (frames of [t-5, t+5], the comments
 of the surrounding seconds, the period stage), its knowledge comes from the same
-:func:`retrieval.recall.recall` that training used, and beam search writes the comments. The
-facts are ranked by the knowledge encoder's attention (the cross-attention from the comment
-steps M to the fact words, eq. 1, averaged over heads and steps, summed over each fact's words).
+:func:`retrieval.recall.recall` that training used, and beam search writes the comments.
+
+The facts used: with the copy path (``+copy``), for every comment and each of its words, the
+share of the word's probability that copying contributed and the fact (or the window's
+comments) it was copied from; a comment's ``copied`` share is the mean over its words, its
+``facts`` the per-fact copy mass (each fact's share summed over the words, over the number of
+words), and the top-level facts are ranked by their copy mass in the best comment. A model
+without the copy path ranks them by the knowledge encoder's attention (the cross-attention
+from the comment steps M to the fact words, eq. 1, averaged over heads and steps, summed
+over each fact's words), which says what the encoder read, not what the comment says.
 
     python -m model.generate --checkpoint DIR --video ID --t SECONDS [--beam 5] [--json]
 """
@@ -25,8 +32,9 @@ from model.data.samples import sample_at
 from model.data.schema import DataError
 from model.data.vocab import words_to_text
 from model.device import resolve_device
+from model.evaluate import banned_ids
 from model.pipeline import lengths_of
-from model.runner import banned_ids, build_model, with_trained_corpus
+from model.runner import build_model, with_trained_corpus
 from retrieval.context import RetrievalContext
 from retrieval.recall import recall
 
@@ -37,8 +45,11 @@ MAX_BEAM = 20
 class Generation:
     video: str
     t: int
-    comments: list[dict] = field(default_factory=list)  # {"text", "score"}: best first
-    facts: list[dict] = field(default_factory=list)  # {"head", "relation", "tail", "weight"}
+    # {"text", "score", "copied", "words": [{"text", "copied", "fact"}], "facts"}: best first
+    comments: list[dict] = field(default_factory=list)
+    # {"head", "relation", "tail", "index" (recall order), "weight"}: the most used first
+    facts: list[dict] = field(default_factory=list)
+    facts_by: str = "attention"  # what "weight" is: "copy" mass or encoder "attention"
     other_comments: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -47,8 +58,38 @@ class Generation:
             "t": self.t,
             "comments": self.comments,
             "facts": self.facts,
+            "facts_by": self.facts_by,
             "other_comments": self.other_comments,
         }
+
+
+COPIED = 0.5  # a word counts as copied (and names its fact) when copying gave half its P
+
+
+def copy_report(words: list[str], shares: np.ndarray, source_fact: np.ndarray) -> dict:
+    """What one comment copied: ``shares`` (len, S) from :meth:`KLVCG.copy_shares`,
+    ``source_fact`` (S,) the fact of each source position (-1: a comment word or none)."""
+    n_facts = int(source_fact.max()) + 1 if source_fact.size else 0
+    per_fact = np.zeros((len(words), n_facts))
+    for f in range(n_facts):
+        per_fact[:, f] = shares[:, source_fact == f].sum(axis=1)
+    out_words = []
+    for k, word in enumerate(words):
+        copied = float(shares[k].sum()) if shares.size else 0.0
+        fact = None
+        if copied >= COPIED and n_facts and per_fact[k].max() >= copied / 2:
+            fact = int(per_fact[k].argmax())
+        out_words.append({"text": word, "copied": round(copied, 4), "fact": fact})
+    mass = per_fact.sum(axis=0) / max(len(words), 1)
+    return {
+        "copied": round(float(np.mean([w["copied"] for w in out_words])), 4) if words else 0.0,
+        "words": out_words,
+        "facts": [
+            {"fact": f, "mass": round(float(m), 4)}
+            for f, m in sorted(enumerate(mass), key=lambda fm: -fm[1])
+            if m >= 1e-4
+        ],
+    }
 
 
 def fact_weights(attention: torch.Tensor, fact_of: np.ndarray, n_facts: int) -> list[float]:
@@ -74,7 +115,6 @@ class Generator:
             device,
         )
         self.use_kg = ckpt.train_config.kg_in_finetune
-        self.banned = banned_ids(featurizer)
 
     @classmethod
     def load(
@@ -113,27 +153,40 @@ class Generator:
         if not 1 <= beam <= MAX_BEAM:
             raise DataError(f"beam must be 1..{MAX_BEAM}, got {beam}")
         encoded = self.encode(video_id, t)
-        enc = self.model.encode(encoded.batch([0], self.device), use_kg=self.use_kg)
-        hyps = self.model.beam_search(enc, beam=beam, banned=self.banned)
+        space = encoded.space(self.model.cfg)
+        enc = self.model.encode(encoded.batch([0], self.device, space), use_kg=self.use_kg)
+        hyps = self.model.beam_search(enc, beam=beam, banned=banned_ids(space))
+        shares = self.model.copy_shares(enc, [ids for ids, _ in hyps])
+        source_fact = np.full(encoded.source([0]).shape[1], -1)
+        source_fact[: encoded.fact_of.shape[1]] = encoded.fact_of[0]
         out = Generation(video_id, int(t), other_comments=encoded.ac[0])
-        vocab = self.ckpt.vocab
-        out.comments = [
-            {"text": words_to_text(vocab.decode(ids)), "score": round(score, 4)}
-            for ids, score in hyps
-        ]
+        for (ids, score), share in zip(hyps, shares, strict=True):
+            words = encoded.decode(ids, 0, space, self.ckpt.vocab)
+            comment = {"text": words_to_text(words), "score": round(score, 4)}
+            if self.model.cfg.copy:
+                comment.update(copy_report(words, share.numpy(), source_fact))
+            out.comments.append(comment)
         facts = encoded.facts[0]
-        if enc.knowledge_attention is not None and facts and self.model.cfg.use_kg:
+        if not facts or not self.model.cfg.use_kg:
+            return out
+        if self.model.cfg.copy:
+            out.facts_by = "copy"
+            weights = [0.0] * len(facts)
+            for f in out.comments[0]["facts"] if out.comments else []:
+                weights[f["fact"]] = f["mass"]
+        else:
             weights = fact_weights(enc.knowledge_attention[0], encoded.fact_of[0], len(facts))
-            ranked = sorted(zip(facts, weights, strict=True), key=lambda fw: -fw[1])
-            out.facts = [
-                {
-                    "head": f["head"],
-                    "relation": f["relation"],
-                    "tail": f["tail"],
-                    "weight": round(w, 4),
-                }
-                for f, w in ranked
-            ]
+        ranked = sorted(enumerate(weights), key=lambda iw: -iw[1])
+        out.facts = [
+            {
+                "head": facts[i]["head"],
+                "relation": facts[i]["relation"],
+                "tail": facts[i]["tail"],
+                "index": i,
+                "weight": round(w, 4),
+            }
+            for i, w in ranked
+        ]
         return out
 
 
@@ -163,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"video {result.video} t={result.t}")
     for c in result.comments:
-        print(f"  {c['text']}   ({c['score']:.3f})")
+        copied = f", {c['copied']:.0%} copied" if "copied" in c else ""
+        print(f"  {c['text']}   ({c['score']:.3f}{copied})")
     if result.facts:
-        print("facts, by the knowledge encoder's attention:")
+        by = "copy mass in the best comment" if result.facts_by == "copy" else "attention"
+        print(f"facts, by the {by}:")
         for f in result.facts:
             print(f"  {f['weight']:.3f}  {f['head']} | {f['relation']} | {f['tail']}")
     return 0

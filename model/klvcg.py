@@ -13,6 +13,11 @@
 - Cross encoder over [V'; C'; K'] + token-type embedding + period-stage embedding (W).
 - Decoder: 1 transformer decoder layer over W, then a linear layer to the vocabulary, tied to
   the word embedding (all encoders share it).
+- ``+copy`` (ours, :mod:`model.copy`): the fact words enter the knowledge encoder with a
+  fact-index and a head/relation/value embedding; their encodings (K~, one vector per word)
+  and the window's comment words' encodings (the Comment@TimeStep outputs) join the decoder's
+  memory next to W, and a pointer-generator head mixes copying them into the vocabulary
+  distribution. Scoring, beam search and the loss use the mixed distribution.
 
 Pre-training, eq. (3): the target with 30 % of its words masked (80 % ``[MASK]``, 10 % a random
 word, 10 % unchanged) is read without the causal mask and the masked words are predicted.
@@ -31,7 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.config import ModelConfig
-from model.data.vocab import BOS, EOS, PAD
+from model.copy import PointerHead, gate_targets, gold_logp, mixed_distribution
+from model.data.vocab import BOS, EOS, PAD, UNK
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
 
@@ -76,24 +82,44 @@ class KnowledgeEncoder(nn.Module):
 
     def forward(
         self, m: torch.Tensor, k: torch.Tensor, k_pad: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K' of shape (B, rows, d), attention over the knowledge words (B, m+1))."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(K' of shape (B, rows, d), attention over the knowledge words (B, m+1), and K~)."""
         k_tilde = self.self_block(k, src_key_padding_mask=k_pad)
         att, weights = self.cross(m, k_tilde, k_tilde, key_padding_mask=k_pad)
         x = self.norm1(m + self.drop(att))
         x = self.norm2(x + self.drop(self.ffn(x)))
-        return x, weights.mean(dim=1)  # averaged over the comment steps (queries)
+        return x, weights.mean(dim=1), k_tilde  # attention averaged over the comment steps
 
 
 @dataclass
 class Encoding:
-    memory: torch.Tensor  # W: (B, L, d)
+    """W, and with the copy path the decoder's whole memory ([W; source]), its padding, and
+    the source: its states, pointer keys and extended ids (the first ``n_facts`` positions
+    are the fact words, the rest the window's comment words)."""
+
+    memory: torch.Tensor  # (B, L, d)
     knowledge_attention: torch.Tensor | None  # (B, m+1) or None without KG
+    memory_pad: torch.Tensor | None = None  # (B, L) True: not attended
+    source: torch.Tensor | None = None  # (B, S, d)
+    keys: torch.Tensor | None = None  # (B, S, d)
+    source_ext: torch.Tensor | None = None  # (B, S)
+    n_facts: int = 0
 
     def select(self, idx: torch.Tensor) -> Encoding:
         """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
-        att = self.knowledge_attention
-        return Encoding(self.memory[idx], att[idx] if att is not None else None)
+
+        def pick(x: torch.Tensor | None) -> torch.Tensor | None:
+            return x[idx] if x is not None else None
+
+        return Encoding(
+            self.memory[idx],
+            pick(self.knowledge_attention),
+            pick(self.memory_pad),
+            pick(self.source),
+            pick(self.keys),
+            pick(self.source_ext),
+            self.n_facts,
+        )
 
     def repeat(self, n: int) -> Encoding:
         """Each sample's encoding ``n`` times in a row (beams)."""
@@ -128,6 +154,13 @@ class KLVCG(nn.Module):
         self.norm_in = nn.LayerNorm(d)
         self.out = nn.Linear(d, cfg.vocab_size, bias=False)
         self.out.weight = self.embed.weight  # tied
+        if cfg.copy:
+            if not cfg.use_kg:
+                raise ValueError("the copy path needs the knowledge encoder (use_kg)")
+            self.fact_index = nn.Embedding(cfg.max_facts + 1, d)  # 0: not a fact word
+            self.fact_part = nn.Embedding(4, d)  # model.batching.PART_*
+            self.source_part = nn.Embedding(5, d)  # PART_* of a fact word; 4: a comment word
+            self.pointer = PointerHead(d)
         self.apply(self._init)
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
         self.register_buffer("causal", causal, persistent=False)
@@ -161,59 +194,150 @@ class KLVCG(nn.Module):
 
         rows = trim(batch["rows"][:, : cfg.n_rows])
         b, r, n = rows.shape
-        m = self._timestep(rows.reshape(b * r, n)).reshape(b, r, -1)
+        m, words = self._timestep(rows.reshape(b * r, n), cfg.copy)
+        m = m.reshape(b, r, -1)
         c = self.timespan(m + self.step_pos(torch.arange(r, device=m.device)))
 
         parts = [v, c]
         types = [TYPE_VISUAL] * v.shape[1] + [TYPE_COMMENT] * r
-        attention = None
+        attention = k_tilde = None
         if self.knowledge is not None:
             k_ids = trim(batch["knowledge"])
             if not use_kg:
                 k_ids = torch.cat([k_ids[:, :1], torch.full_like(k_ids[:, 1:], PAD)], dim=1)
-            k_out, attention = self.knowledge(m, self._words(k_ids), k_ids.eq(PAD))
+            k_in = self._words(k_ids)
+            if cfg.copy:
+                width = k_ids.shape[1]
+                fact = (batch["fact_of"][:, :width] + 1).clamp(0, cfg.max_facts)
+                k_in = k_in + self.fact_index(fact) + self.fact_part(batch["fact_part"][:, :width])
+            k_out, attention, k_tilde = self.knowledge(m, k_in, k_ids.eq(PAD))
             parts.append(k_out)
             types += [TYPE_KNOWLEDGE] * r
         x = torch.cat(parts, dim=1)
         x = x + self.token_type(torch.tensor(types, device=x.device))
         if self.period is not None:
             x = x + self.period(batch["period"]).unsqueeze(1)
-        return Encoding(self.cross(x), attention)
+        w = self.cross(x)
+        if not cfg.copy:
+            return Encoding(w, attention)
+        return self._with_source(w, attention, batch, k_tilde, words.reshape(b, r, n, -1), use_kg)
 
-    def _timestep(self, flat: torch.Tensor) -> torch.Tensor:
-        """M: the [CLS] output of each row (N, n). Rows with no comment (most seconds) all get
-        the encoding of a lone [CLS], computed once; only the others go through the encoder."""
+    def _with_source(self, w, attention, batch, k_tilde, words, use_kg: bool) -> Encoding:
+        """The copy path's encoding: the source states in the batch's full layout (the
+        positions its extended ids count), appended to the decoder's memory."""
+        cfg = self.cfg
+        b, d = w.shape[0], w.shape[-1]
+        n_facts, row_len = batch["knowledge"].shape[1], batch["rows"].shape[2]
+        facts = F.pad(k_tilde, (0, 0, 0, n_facts - k_tilde.shape[1]))
+        context = words[:, : 2 * cfg.radius]
+        context = (
+            context + self.step_pos(torch.arange(context.shape[1], device=w.device))[None, :, None]
+        )
+        context = F.pad(context, (0, 0, 0, row_len - context.shape[2])).reshape(b, -1, d)
+        part = torch.cat(
+            [
+                batch["fact_part"],
+                torch.full_like(batch["fact_part"][:, :1], 4).expand(-1, context.shape[1]),
+            ],
+            dim=1,
+        )
+        source = torch.cat([facts, context], dim=1) + self.source_part(part)
+        source_ext = batch["source_ext"]
+        if not use_kg:
+            source_ext = torch.cat(
+                [torch.full_like(source_ext[:, :n_facts], PAD), source_ext[:, n_facts:]], dim=1
+            )
+        pad = torch.cat([torch.zeros_like(w[..., 0], dtype=torch.bool), source_ext.eq(PAD)], 1)
+        return Encoding(
+            torch.cat([w, source], dim=1),
+            attention,
+            memory_pad=pad,
+            source=source,
+            keys=self.pointer.keys(source),
+            source_ext=source_ext,
+            n_facts=n_facts,
+        )
+
+    def _timestep(
+        self, flat: torch.Tensor, words: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """M: the [CLS] output of each row (N, n), and with ``words`` every position's output
+        (N, n, d; zero for the rows without a comment). Rows with no comment (most seconds)
+        all get the encoding of a lone [CLS], computed once; only the others go through the
+        encoder."""
         filled = flat[:, 1:].ne(PAD).any(dim=1)
         lone = self.timestep(self._words(flat[:1, :1]))[0, 0]
         m = lone.expand(flat.shape[0], -1)
+        states = None
+        if words:
+            states = torch.zeros(*flat.shape, lone.shape[-1], device=flat.device, dtype=lone.dtype)
         if bool(filled.any()):
             rows = trim(flat[filled])
-            out = self.timestep(self._words(rows), src_key_padding_mask=rows.eq(PAD))[:, 0]
-            m = torch.where(filled.unsqueeze(1), m.index_put((filled.nonzero()[:, 0],), out), m)
-        return m
+            out = self.timestep(self._words(rows), src_key_padding_mask=rows.eq(PAD))
+            at = (filled.nonzero()[:, 0],)
+            m = torch.where(filled.unsqueeze(1), m.index_put(at, out[:, 0]), m)
+            if words:
+                states = states.index_put(at, F.pad(out, (0, 0, 0, flat.shape[1] - out.shape[1])))
+        return m, states
 
     # -- decoder ----------------------------------------------------------------------------
 
-    def decode(self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
-        """Logits ``(B, len, vocab)`` for the input words ``tgt_in`` (B, len)."""
+    def input_words(self, ids: torch.Tensor) -> torch.Tensor:
+        """The decoder's input embedding of (extended) ids: a copied word the model has no id
+        for reads as ``<UNK>`` (See et al. 2017)."""
+        ids = torch.where(ids < self.cfg.vocab_size, ids, torch.full_like(ids, UNK))
+        return self.embed(ids) * math.sqrt(self.cfg.d_model)
+
+    def decode_states(
+        self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder states ``(B, len, d)`` for the input words ``tgt_in`` (B, len), and the
+        inputs they read (the copy gate's ``x``)."""
         n = tgt_in.shape[1]
         pos = torch.arange(n, device=tgt_in.device)
-        x = self.norm_in(self.embed(tgt_in) * math.sqrt(self.cfg.d_model) + self.target_pos(pos))
+        x = self.norm_in(self.input_words(tgt_in) + self.target_pos(pos))
         h = self.decoder(
             x,
             enc.memory,
             tgt_mask=self.causal[:n, :n] if causal else None,
             tgt_key_padding_mask=tgt_in.eq(PAD),
+            memory_key_padding_mask=enc.memory_pad,
         )
-        return self.out(h)
+        return h, x
 
-    def generation_loss(self, enc: Encoding, targets: torch.Tensor) -> torch.Tensor:
-        """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>."""
+    def decode(self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        """Vocabulary logits ``(B, len, vocab)`` for the input words ``tgt_in`` (B, len)."""
+        return self.out(self.decode_states(enc, tgt_in, causal)[0])
+
+    def token_logp(
+        self, enc: Encoding, tgt_in: torch.Tensor, gold: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """log P(gold) ``(B, len)`` after each prefix of ``tgt_in`` (teacher forcing), and the
+        copy gate ``p_gen`` (None without the copy path)."""
+        h, x = self.decode_states(enc, tgt_in)
+        logits = self.out(h)
+        if not self.cfg.copy:
+            logp = F.log_softmax(logits.float(), dim=-1)
+            return logp.gather(-1, gold.unsqueeze(-1)).squeeze(-1), None
+        p_gen, att = self.pointer(h, x, enc.keys, enc.source, enc.source_ext)
+        return gold_logp(logits, gold, p_gen, att, enc.source_ext), p_gen
+
+    def generation_loss(
+        self, enc: Encoding, targets: torch.Tensor, gate_weight: float = 0.0
+    ) -> torch.Tensor:
+        """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>;
+        with the copy path, plus ``gate_weight`` times the copy gate's cross-entropy on the
+        target words only the facts hold (:func:`model.copy.gate_targets`)."""
         targets = trim(targets, least=2)
-        logits = self.decode(enc, targets[:, :-1])
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), targets[:, 1:].reshape(-1), ignore_index=PAD
-        )
+        gold = targets[:, 1:]
+        logp, p_gen = self.token_logp(enc, targets[:, :-1], gold)
+        keep = gold.ne(PAD)
+        loss = -(logp * keep).sum() / keep.sum().clamp(min=1)
+        if p_gen is not None and gate_weight > 0:
+            want = gate_targets(gold, enc.source_ext, enc.n_facts)
+            if bool(want.any()):
+                loss = loss - gate_weight * torch.log1p(-p_gen[want].clamp(max=1 - 1e-6)).mean()
+        return loss
 
     def mlm_loss(self, enc: Encoding, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Eq. (3): predict the original words where ``labels`` is not PAD, reading the masked
@@ -241,11 +365,8 @@ class KLVCG(nn.Module):
         for start in range(0, len(order), rows):
             idx = order[start : start + rows]
             cand = trim(flat[idx], least=2)
-            logits = self.decode(enc.select(idx // c), cand[:, :-1])
             gold = cand[:, 1:]
-            nll = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), reduction="none"
-            ).reshape(gold.shape)
+            nll = -self.token_logp(enc.select(idx // c), cand[:, :-1], gold)[0]
             keep = gold.ne(PAD)
             out[idx] = (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
         return out.reshape(b, c)
@@ -265,10 +386,10 @@ class KLVCG(nn.Module):
         logp = torch.zeros(1, device=device)
         finished: list[tuple[list[int], float]] = []
         never = torch.tensor([PAD, BOS, *banned], device=device)
-        stepper = StepDecoder(self, enc.memory[:1])
+        pad = enc.memory_pad[:1] if enc.memory_pad is not None else None
+        stepper = StepDecoder(self, enc.memory[:1], pad)
         for step in range(1, g):
-            logits = stepper.step(seqs[:, -1])
-            lp = F.log_softmax(logits.float(), dim=-1)
+            lp = self.next_logp(enc, *stepper.step(seqs[:, -1]))
             lp[:, never] = -math.inf
             if step == 1:
                 lp[:, EOS] = -math.inf  # no empty comment
@@ -303,6 +424,42 @@ class KLVCG(nn.Module):
         finished.sort(key=lambda h: -h[1])
         return finished[:beam]
 
+    def next_logp(self, enc: Encoding, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log P of the next word ``(n, vocab)`` (``vocab + S`` extended ids with the copy
+        path) for ``n`` hypotheses of the first context of ``enc``, from their decoder states
+        and inputs ``(n, d)`` (:meth:`StepDecoder.step`)."""
+        logits = self.out(h)
+        if not self.cfg.copy:
+            return F.log_softmax(logits.float(), dim=-1)
+        n = h.shape[0]
+
+        def first(t: torch.Tensor) -> torch.Tensor:
+            return t[:1].expand(n, *t.shape[1:])
+
+        ext = first(enc.source_ext)
+        p_gen, att = self.pointer(h[:, None], x[:, None], first(enc.keys), first(enc.source), ext)
+        return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext).log()
+
+    @torch.no_grad()
+    def copy_shares(self, enc: Encoding, hyps: list[list[int]]) -> list[torch.Tensor]:
+        """For each comment (extended ids, without <BOS>/<EOS>) of the first context of
+        ``enc``: ``(len, S)``, the share of each word's probability that copying it from each
+        source position contributed (rows sum to the word's copied share, at most one)."""
+        if not self.cfg.copy or not hyps:
+            return [torch.zeros(len(h), 0) for h in hyps]
+        width = max(len(h) for h in hyps) + 1
+        seqs = torch.full((len(hyps), width), PAD, dtype=torch.long, device=enc.memory.device)
+        for i, h in enumerate(hyps):
+            seqs[i, : len(h) + 1] = torch.tensor([BOS, *h])
+        one = enc.select(torch.zeros(len(hyps), dtype=torch.long, device=seqs.device))
+        h, x = self.decode_states(one, seqs[:, :-1])
+        gold = seqs[:, 1:]
+        p_gen, att = self.pointer(h, x, one.keys, one.source, one.source_ext)
+        p = gold_logp(self.out(h), gold, p_gen, att, one.source_ext).exp()
+        hit = one.source_ext[:, None, :].eq(gold.unsqueeze(-1))
+        shares = (1 - p_gen).unsqueeze(-1) * att * hit / p.unsqueeze(-1)
+        return [shares[i, : len(hyp)].float().cpu() for i, hyp in enumerate(hyps)]
+
 
 class StepDecoder:
     """Incremental decoding with the weights of ``model.decoder``, one position at a time.
@@ -312,8 +469,12 @@ class StepDecoder:
     values of the memory (computed once). The logits equal :meth:`KLVCG.decode`'s at the last
     position (eval mode), at a cost independent of the prefix length."""
 
-    def __init__(self, model: KLVCG, memory: torch.Tensor) -> None:
+    def __init__(
+        self, model: KLVCG, memory: torch.Tensor, memory_pad: torch.Tensor | None = None
+    ) -> None:
         self.model = model
+        # scaled_dot_product_attention's boolean mask: True where a position is attended
+        self.memory_mask = None if memory_pad is None else ~memory_pad[:, None, None, :]
         self.layers = list(model.decoder.layers)
         self.pos = 0
         self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
@@ -336,12 +497,13 @@ class StepDecoder:
         n, h, t, hd = x.shape
         return x.transpose(1, 2).reshape(n, t, h * hd)
 
-    def step(self, words: torch.Tensor) -> torch.Tensor:
-        """Logits (n, vocab) of the next word after ``words`` (n,), the current position."""
+    def step(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder state (n, d) after ``words`` (n,) at the current position, and the
+        input it read (:meth:`KLVCG.next_logp` turns them into the next word's log P)."""
         model = self.model
         pos = torch.full_like(words, self.pos)
-        x = model.norm_in(model.embed(words) * math.sqrt(model.cfg.d_model) + model.target_pos(pos))
-        x = x.unsqueeze(1)  # (n, 1, d)
+        x_in = model.norm_in(model.input_words(words) + model.target_pos(pos))
+        x = x_in.unsqueeze(1)  # (n, 1, d)
         for i, layer in enumerate(self.layers):
             sa = layer.self_attn
             q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, dim=-1)
@@ -358,12 +520,12 @@ class StepDecoder:
             mk, mv = self.memory_kv[i]
             n = q.shape[0]
             att = F.scaled_dot_product_attention(
-                q, mk.expand(n, -1, -1, -1), mv.expand(n, -1, -1, -1)
+                q, mk.expand(n, -1, -1, -1), mv.expand(n, -1, -1, -1), attn_mask=self.memory_mask
             )
             x = layer.norm2(x + ca.out_proj(self._merge(att)))
             x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
         self.pos += 1
-        return model.out(x[:, 0])
+        return x[:, 0], x_in
 
     def reorder(self, parents: torch.Tensor) -> None:
         """Keep the caches of the hypotheses that go on (``parents``: their rows now)."""

@@ -113,11 +113,12 @@ class ModelData:
                 raise DataError(f"no candidate set for video {video!r} t={t} ({name} split)")
             sets.append(cands)
         size = max(len(c) for c in sets) if sets else 0
+        unseen = encoded.unseen()
         ids = np.full((len(sets), size, g), PAD, dtype=np.int32)
         truth = np.zeros((len(sets), size), dtype=bool)
         for i, cands in enumerate(sets):
             for j, c in enumerate(cands):
-                row = self.featurizer.target(c.text)
+                row = self.featurizer.target(c.text, unseen)
                 ids[i, j, : len(row)] = row
                 truth[i, j] = c.label == 1
         bad = np.flatnonzero(~truth.any(axis=1))
@@ -155,6 +156,7 @@ def build_data(args: argparse.Namespace, lengths: Lengths) -> ModelData:
         "kg": store.stats(),
         "lexicon": lexicon.fingerprint,
         "linker": asdict(ctx.linker.config),
+        "cues": ctx.linker.cues.fingerprint if ctx.linker.cues is not None else None,
         "embedder": getattr(args, "embedder", DEFAULT_EMBEDDER),
         "k_comments": DEFAULT_K_COMMENTS,
         "lengths": asdict(lengths),

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model.batching import Featurizer
 from model.checkpoint import Checkpoint, CheckpointError, check_compatible, load_checkpoint
-from model.data.vocab import SEP, UNK, words_to_text
+from model.data.vocab import words_to_text
 from model.device import resolve_device
 from model.evaluate import (
     WindowKnowledge,
@@ -40,11 +39,6 @@ KNOWLEDGE_GENERATION_SAMPLES = 300
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (model.train --out)")
     add_data_args(p, default_format=None)
-
-
-def banned_ids(featurizer: Featurizer) -> tuple[int, ...]:
-    """Ids generation never produces: <UNK>, the separator and the model's own tokens."""
-    return (UNK, SEP, featurizer.mask_id, featurizer.cls_id)
 
 
 def build_model(ckpt: Checkpoint, device: torch.device) -> KLVCG:
@@ -139,10 +133,9 @@ def evaluate_model(
             model,
             encoded,
             refs,
-            vocab.decode,
+            vocab,
             device,
             spread(len(encoded), generation_samples),
-            banned=banned_ids(data.featurizer),
             use_kg=use_kg,
             progress=progress,
         )
@@ -155,7 +148,7 @@ def evaluate_model(
 def value_swap_report(model, data, split, encoded, device, idx, use_kg, progress) -> dict:
     """Ranking of the value-swap sets (:mod:`model.value_swap`) of the samples ``idx``."""
     sets = [s for s in data.swap_sets(split, encoded) if s.sample in set(idx.tolist())]
-    owners, ids, truth = swap_arrays(sets, data.featurizer)
+    owners, ids, truth = swap_arrays(sets, data.featurizer, encoded.unseen())
     ranks = rank(
         model,
         encoded,
@@ -184,10 +177,9 @@ def knowledge_generation(model, data, encoded, device, stated, use_kg, progress)
     hyps, _ = generate_best(
         model,
         encoded,
-        data.vocab.decode,
+        data.vocab,
         device,
         rows,
-        banned=banned_ids(data.featurizer),
         use_kg=use_kg,
         progress=progress,
     )
@@ -216,11 +208,11 @@ def knowledge_generation(model, data, encoded, device, stated, use_kg, progress)
 
 
 def _references(encoded, vocab) -> list[list[list[str]]]:
-    """Each sample's ground truths as words, as the model could write them (unknown words
-    stay <UNK>: generation can only use the vocabulary)."""
+    """Each sample's ground truths as words (the words the vocabulary lacks included: a model
+    with a copy path can write them)."""
     by_sample: list[list[list[str]]] = [[] for _ in range(len(encoded))]
     for row, i in zip(encoded.targets, encoded.target_sample, strict=True):
-        by_sample[int(i)].append(vocab.decode(row.tolist()))
+        by_sample[int(i)].append(encoded.words(row.tolist(), vocab))
     return by_sample
 
 

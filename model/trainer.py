@@ -99,12 +99,12 @@ class Trainer:
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.device, self.out, self.show = device, out, progress
         self.model = KLVCG(model_cfg).to(device)
-        self.mask_id = data.featurizer.mask_id
         self.stages = (["pretrain"] if ablation_switches(train_cfg.ablation)["mlm"] else []) + [
             "finetune"
         ]
         self.state = Progress(stage=self.stages[0])
         self.train = data.split("train")
+        self.space = self.train.space(model_cfg)
         self.samples = np.unique(self.train.target_sample)  # samples with a ground truth
         if len(self.samples) == 0:
             raise CheckpointError(f"{data.ctx.corpus.path}: no training comments")
@@ -211,21 +211,27 @@ class Trainer:
     def _loss(self, stage: str, samples: np.ndarray, gen: torch.Generator) -> torch.Tensor:
         """The loss of a batch of samples over all their ground truths: each context is
         encoded once however many comments were posted at its second."""
-        use_kg = stage == "pretrain" or self.train_cfg.kg_in_finetune
-        enc = self.model.encode(self.train.batch(samples, self.device), use_kg=use_kg)
+        cfg, space = self.train_cfg, self.space
+        use_kg = stage == "pretrain" or cfg.kg_in_finetune
+        drop = None  # knowledge dropout (the copy path's training): these windows lose their facts
+        if stage == "finetune" and use_kg and cfg.knowledge_dropout > 0:
+            drop = (torch.rand(len(samples), generator=gen) < cfg.knowledge_dropout).numpy()
+        batch = self.train.batch(samples, self.device, space, drop)
+        enc = self.model.encode(batch, use_kg=use_kg)
         starts, ends = self.offsets[samples], self.offsets[samples + 1]
         pairs = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
-        owner = torch.as_tensor(
-            np.repeat(np.arange(len(samples)), ends - starts), device=self.device
-        )
-        enc = enc.select(owner)
-        targets = torch.as_tensor(self.train.targets[pairs], dtype=torch.long)
+        owner = np.repeat(np.arange(len(samples)), ends - starts)
+        enc = enc.select(torch.as_tensor(owner, device=self.device))
+        raw = self.train.targets[pairs]
         if stage == "pretrain":
+            targets = torch.as_tensor(space.to_model(raw), dtype=torch.long)
             masked, labels = mask_targets(
-                targets, self.mask_id, len(self.data.vocab), self.train_cfg.mask_prob, gen
+                targets, space.mask_id, space.model_words, cfg.mask_prob, gen
             )
             return self.model.mlm_loss(enc, masked.to(self.device), labels.to(self.device))
-        return self.model.generation_loss(enc, targets.to(self.device))
+        source = self.train.source(samples, drop)[owner] if space.copy else None
+        targets = torch.as_tensor(space.target_ext(raw, source), dtype=torch.long)
+        return self.model.generation_loss(enc, targets.to(self.device), cfg.copy_gate_weight)
 
     def dev_mrr(self) -> float:
         if self.dev_cands is None or len(self.dev_idx) == 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.batching import Encoded, Featurizer
+from model.batching import Encoded, Featurizer, Unseen
 from model.data.fileio import atomic_json
 from model.data.vocab import PAD
 from retrieval.linker import Linker
@@ -102,16 +102,17 @@ def load_swap_sets(path: Path) -> list[SwapSet]:
 
 
 def swap_arrays(
-    sets: list[SwapSet], featurizer: Featurizer, swaps: int = SWAPS
+    sets: list[SwapSet], featurizer: Featurizer, unseen: Unseen | None = None, swaps: int = SWAPS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sample of each set (S,), candidate ids (S, 1+swaps, g), is_truth (S, 1+swaps)); a set
-    with fewer swaps is padded with all-``<PAD>`` rows."""
+    with fewer swaps is padded with all-``<PAD>`` rows; ``unseen``: the split's
+    (:meth:`model.batching.Encoded.unseen`)."""
     g = featurizer.lengths.max_len
     ids = np.full((len(sets), 1 + swaps, g), PAD, dtype=np.int32)
     truth = np.zeros((len(sets), 1 + swaps), dtype=bool)
     truth[:, 0] = True
     for i, s in enumerate(sets):
         for k, text in enumerate(s.texts):
-            row = featurizer.target(text)
+            row = featurizer.target(text, unseen)
             ids[i, k, : len(row)] = row
     return np.array([s.sample for s in sets], dtype=np.int64), ids, truth

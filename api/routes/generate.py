@@ -1,6 +1,6 @@
-"""``POST /generate``: comments for second t of a video, from the configured checkpoint, and
-the facts the model's knowledge encoder attended to. 503 until a model is loaded; behind
-the API key when ``API_KEY`` is set."""
+"""``POST /generate``: comments for second t of a video, from the configured checkpoint, with
+the words each copied and the fact they came from (:mod:`model.generate`). 503 until a model
+is loaded; behind the API key when ``API_KEY`` is set."""
 
 from __future__ import annotations
 

@@ -294,15 +294,37 @@ async function generate() {
       headers,
       body: JSON.stringify({ video: state.video.id, t: state.t, beam }),
     });
+    // a comment's copied word names its fact by index in recall order (facts[].index)
+    const byIndex = new Map(out.facts.map((f) => [f.index, f]));
+    const factLabel = (i) => {
+      const f = byIndex.get(i);
+      return f ? `${f.head} ${f.relation} ${f.tail}` : `fact ${i}`;
+    };
     $("#generated").replaceChildren(
-      ...out.comments.map((c) => el("li", {}, c.text, el("span", { className: "time", textContent: `  ${c.score.toFixed(3)}` }))),
+      ...out.comments.map((c) => {
+        const words = c.words
+          ? c.words.map((w) =>
+              w.copied >= 0.5
+                ? el("mark", {
+                    className: w.fact === null ? "copied from-comment" : "copied",
+                    textContent: w.text,
+                    title: `${Math.round(w.copied * 100)}% copied from ${w.fact === null ? "the window's comments" : factLabel(w.fact)}`,
+                  })
+                : w.text,
+            )
+          : [c.text];
+        const copied = c.copied === null || c.copied === undefined ? "" : `, ${Math.round(c.copied * 100)}% copied`;
+        return el("li", {}, ...words, el("span", { className: "time", textContent: `  ${c.score.toFixed(3)}${copied}` }));
+      }),
     );
+    $("#attended thead th:first-child").textContent = out.facts_by === "copy" ? "fact (copied into the best comment)" : "attended fact";
+    $("#attended thead th:last-child").textContent = out.facts_by === "copy" ? "copy mass" : "attention";
     const most = Math.max(1e-9, ...out.facts.map((f) => f.weight));
     $("#attended tbody").replaceChildren(
       ...out.facts.map((f) =>
         el(
           "tr",
-          {},
+          { className: out.facts_by === "copy" && f.weight > 0 ? "used" : "" },
           el("td", {}, entityLink(f.head), ` ${f.relation} ${f.tail}`),
           el("td", {}, el("span", { className: "bar", style: `width:${Math.round((f.weight / most) * 80)}px` }), f.weight.toFixed(3)),
         ),

@@ -97,7 +97,7 @@ def trained_state(tmp_path_factory, api_data, demo_corpus):
     state.close()
 
 
-def test_generate_answers_comments_and_the_facts_attended_to(trained_state):
+def test_generate_answers_comments_and_the_facts_they_copied(trained_state):
     video = trained_state.context.corpus.videos["demo0000"]
     t = next(c.second for c in video.comments if c.second > 20)
     with client_with(trained_state) as c:
@@ -109,12 +109,23 @@ def test_generate_answers_comments_and_the_facts_attended_to(trained_state):
         assert 1 <= len(body["comments"]) <= 3 and all(x["text"] for x in body["comments"])
         weights = [f["weight"] for f in body["facts"]]
         assert weights == sorted(weights, reverse=True)
-        if weights:
-            assert sum(weights) == pytest.approx(1.0, abs=1e-3)
-        # the facts are the ones recall gives for the same window
+        # the default model has the copy path: facts are ranked by their copy mass in the best
+        # comment, every comment says what of it was copied and from which fact
+        assert body["facts_by"] == "copy"
+        assert 0 <= sum(weights) <= 1 + 1e-3
+        for comment in body["comments"]:
+            shares = [w["copied"] for w in comment["words"]]
+            assert all(0 <= x <= 1 + 1e-4 for x in shares)
+            assert comment["copied"] == pytest.approx(sum(shares) / len(shares), abs=1e-3)
+            assert "".join(w["text"] for w in comment["words"]).replace(" ", "") == comment[
+                "text"
+            ].replace(" ", "")
+        best = {f["fact"]: f["mass"] for f in body["comments"][0]["facts"]}
+        assert {f["index"]: f["weight"] for f in body["facts"] if f["weight"]} == best
+        # the facts are the ones recall gives for the same window, indexed in its order
         recalled = c.get("/recall", params={"video": "demo0000", "t": t}).json()["facts"]
         key = lambda f: (f["head"], f["relation"], f["tail"])  # noqa: E731
-        assert sorted(map(key, body["facts"])) == sorted(map(key, recalled))
+        assert {f["index"]: key(f) for f in body["facts"]} == dict(enumerate(map(key, recalled)))
         assert c.post("/generate", json={"video": "nope", "t": 3, "beam": 3}).status_code == 404
         # the edges of the video, as /recall takes them; past its end: 422 on t
         end = int(video.duration_s)

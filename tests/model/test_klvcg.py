@@ -210,9 +210,9 @@ def test_warmup_then_linear_decay():
 
 
 def test_ablation_rows_add_one_component_each():
-    rows = [ablation_switches(name) for name in ("basic", "+mlm", "+kg", "+ac", "+period")]
+    rows = [ablation_switches(name) for name in ("basic", "+mlm", "+kg", "+ac", "+period", "+copy")]
     on = [sum(r.values()) for r in rows]
-    assert on == [0, 1, 2, 3, 4]
+    assert on == [0, 1, 2, 3, 4, 5]
     assert canonical_ablation("full") == "+period"
     with pytest.raises(ValueError, match="unknown ablation"):
         canonical_ablation("+mlp")
@@ -274,8 +274,8 @@ def test_incremental_decoding_gives_the_full_decoders_logits():
         stepper = StepDecoder(model, enc.memory)
         for n in range(1, seqs.shape[1] + 1):
             full = model.decode(enc.repeat(2), seqs[:, :n])[:, -1]
-            assert torch.allclose(stepper.step(seqs[:, n - 1]), full, atol=1e-4)
+            assert torch.allclose(model.out(stepper.step(seqs[:, n - 1])[0]), full, atol=1e-4)
         stepper.reorder(torch.tensor([1, 1]))  # both hypotheses now continue the second
         nxt = torch.tensor([3, 4])
         full = model.decode(enc.repeat(2), torch.cat([seqs[[1, 1]], nxt[:, None]], 1))[:, -1]
-        assert torch.allclose(stepper.step(nxt), full, atol=1e-4)
+        assert torch.allclose(model.out(stepper.step(nxt)[0]), full, atol=1e-4)

@@ -14,7 +14,7 @@ from model.data.vocab import PAD
 from model.evaluate import is_candidate, random_anchor, rank
 from model.klvcg import KLVCG
 from model.metrics import expected_random, ranks_of_first_truth
-from tests.model.test_klvcg import batch, targets, tiny
+from tests.model.test_klvcg import V, batch, targets, tiny
 
 
 def padded_sets(sizes: list[int], g: int = 8, seed: int = 3) -> np.ndarray:
@@ -76,12 +76,14 @@ def test_mixed_sizes_rank_end_to_end():
         rows=b["rows"].numpy().astype(np.int32),
         knowledge=b["knowledge"].numpy().astype(np.int32),
         fact_of=np.full(b["knowledge"].shape, -1, dtype=np.int16),
+        fact_part=np.zeros(b["knowledge"].shape, dtype=np.int8),
         period=b["period"].numpy(),
         knowledge_target=np.zeros(n, dtype=bool),
         targets=np.zeros((0, 8), dtype=np.int32),
         target_sample=np.zeros(0, dtype=np.int32),
         facts=[[] for _ in range(n)],
         ac=[[] for _ in range(n)],
+        corpus_words=V - 2,
     )
     ids = padded_sets(sizes)
     truth = np.zeros(ids.shape[:2], dtype=bool)

@@ -86,7 +86,13 @@ def test_train_prints_the_metrics_table_and_json_contract(trained):
     for name in (WEIGHTS, STATE, VOCAB_FILE, "config.json", "metrics.json"):
         assert (out / name).is_file()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["model"]["d_model"] == 192 and config["train"]["ablation"] == "+period"
+    assert config["model"]["d_model"] == 192 and config["train"]["ablation"] == "+copy"
+    # the default model: the copy path, rare training words cut to <UNK>
+    assert config["model"]["copy"] and config["train"]["min_word_count"] == 2
+    assert (
+        config["model"]["vocab_size"]
+        < len(json.loads((out / VOCAB_FILE).read_text())["word2id"]) + 2
+    )
     assert config["vocab_fingerprint"] and config["data"]["format"] == "demo"
     gen = report["generation"]
     assert gen["samples"] == 2 and 0 <= gen["non_empty"] <= 1
@@ -129,10 +135,11 @@ def test_generate_prints_beam_comments_and_the_facts_used(env, trained, capsys):
     assert result["video"] == video.id and result["t"] == t
     assert 1 <= len(result["comments"]) <= 5
     assert all(c["text"].strip() for c in result["comments"])
-    if result["facts"]:
-        assert sum(f["weight"] for f in result["facts"]) == pytest.approx(1.0, abs=1e-3)
-        weights = [f["weight"] for f in result["facts"]]
-        assert weights == sorted(weights, reverse=True)
+    assert result["facts_by"] == "copy"  # the default model copies: facts by copy mass
+    weights = [f["weight"] for f in result["facts"]]
+    assert weights == sorted(weights, reverse=True) and sum(weights) <= 1 + 1e-3
+    for c in result["comments"]:
+        assert 0 <= c["copied"] <= 1 and len(c["words"]) >= 1
     code, _, err = call(generate.main, [*argv[:-4], "--video", "nope", "--t", "3"], capsys)
     assert code == 2 and "unknown video 'nope'" in err
     code, _, err = call(generate.main, [*argv[:-2], "--t", "99999"], capsys)

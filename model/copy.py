@@ -1,0 +1,98 @@
+"""The copy path of ``+copy``: a pointer-generator head over the window's source words.
+
+See, Liu and Manning 2017, "Get To The Point: Summarization with Pointer-Generator Networks"
+(§2.2): at each decoder step an attention over the source positions is a copy distribution,
+and a gate ``p_gen = sigmoid(w · [h; c; x])`` from the decoder state ``h``, the attended source
+context ``c`` and the input word's embedding ``x`` mixes it with the vocabulary distribution:
+
+    P(w) = p_gen P_vocab(w) + (1 - p_gen) sum_{j: source_j = w} a_j
+
+over an *extended* vocabulary: the model's words, then one id per source position
+(``vocab_size + j``) for a word the model has no id for (:class:`model.batching.WordSpace`).
+The source is the recalled facts' words (KLVCG's knowledge row: a value, a name or a date can
+be copied into a comment) and the window's comments (viewers repeat what was just said).
+A window with nothing to copy has ``p_gen = 1``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.data.vocab import PAD
+
+
+class PointerHead(nn.Module):
+    """The copy attention and the gate (one head: its weights are read back as "which fact
+    word a comment word came from")."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.gate = nn.Linear(3 * d, 1)
+        self.scale = 1.0 / math.sqrt(d)
+
+    def keys(self, source: torch.Tensor) -> torch.Tensor:
+        """The attention keys of the source states (B, S, d), computed once per context."""
+        return self.key(source)
+
+    def forward(
+        self,
+        h: torch.Tensor,  # (B, L, d) decoder states
+        x: torch.Tensor,  # (B, L, d) the input words' embeddings
+        keys: torch.Tensor,  # (B, S, d)
+        source: torch.Tensor,  # (B, S, d)
+        source_ext: torch.Tensor,  # (B, S) extended ids, PAD where nothing can be copied
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(p_gen (B, L), copy attention (B, L, S))``; the attention sums to one over the
+        copyable positions, and is zero (with ``p_gen`` one) where there are none."""
+        pad = source_ext.eq(PAD)
+        scores = torch.einsum("bld,bsd->bls", self.query(h), keys) * self.scale
+        scores = scores.masked_fill(pad[:, None, :], torch.finfo(scores.dtype).min)
+        att = torch.softmax(scores, dim=-1) * (~pad)[:, None, :]
+        context = torch.einsum("bls,bsd->bld", att, source)
+        p_gen = torch.sigmoid(self.gate(torch.cat([h, context, x], dim=-1))).squeeze(-1)
+        can_copy = (~pad).any(dim=1, keepdim=True)
+        return torch.where(can_copy, p_gen, torch.ones_like(p_gen)), att
+
+
+def gold_logp(
+    logits: torch.Tensor,  # (B, L, V) vocabulary logits
+    gold: torch.Tensor,  # (B, L) extended ids
+    p_gen: torch.Tensor,  # (B, L)
+    att: torch.Tensor,  # (B, L, S)
+    source_ext: torch.Tensor,  # (B, S)
+) -> torch.Tensor:
+    """log P(gold) under the mixed distribution, (B, L), without building it."""
+    vocab = logits.shape[-1]
+    in_vocab = gold < vocab
+    idx = torch.where(in_vocab, gold, torch.zeros_like(gold)).unsqueeze(-1)
+    p_vocab = F.log_softmax(logits.float(), dim=-1).gather(-1, idx).squeeze(-1).exp()
+    p_vocab = p_vocab * in_vocab
+    p_copy = (att * source_ext[:, None, :].eq(gold.unsqueeze(-1))).sum(dim=-1)
+    p = p_gen * p_vocab + (1 - p_gen) * p_copy
+    return p.clamp_min(1e-12).log()
+
+
+def mixed_distribution(
+    logits: torch.Tensor,  # (n, V)
+    p_gen: torch.Tensor,  # (n,)
+    att: torch.Tensor,  # (n, S)
+    source_ext: torch.Tensor,  # (n, S)
+) -> torch.Tensor:
+    """P over the extended vocabulary (n, V + S): what beam search picks from."""
+    n, vocab = logits.shape
+    p = torch.zeros(n, vocab + source_ext.shape[1], device=logits.device)
+    p[:, :vocab] = p_gen.unsqueeze(1) * torch.softmax(logits.float(), dim=-1)
+    return p.scatter_add(1, source_ext, (1 - p_gen).unsqueeze(1) * att)
+
+
+def gate_targets(gold: torch.Tensor, source_ext: torch.Tensor, n_facts: int) -> torch.Tensor:
+    """(B, L) True where the gold word is among the facts' words (the first ``n_facts``
+    source positions) and not among the window's comments: a word only copying explains."""
+    same = source_ext[:, None, :].eq(gold.unsqueeze(-1)) & gold.ne(PAD).unsqueeze(-1)
+    return same[..., :n_facts].any(-1) & ~same[..., n_facts:].any(-1)
