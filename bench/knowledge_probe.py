@@ -38,12 +38,13 @@ def knowledge_truths(opened, split: str):
     encoded = data.split(split)
     ids, truth = data.candidates(split, encoded)
     videos = data.ctx.corpus.videos
+    unseen = encoded.unseen()  # the candidates' ids include the split's unseen words
     rows, kinds = [], []
     ktruth = np.zeros_like(truth)
     for i in np.flatnonzero(encoded.knowledge_target):
         video, t = videos[encoded.video[i]], int(encoded.t[i])
         stated = [c.text for c in video.comments if int(c.second) == t and c.knowledge]
-        targets = [data.featurizer.target(text) for text in stated]
+        targets = [data.featurizer.target(text, unseen) for text in stated]
         for j in np.flatnonzero(truth[i]):
             ktruth[i, j] = any(np.array_equal(ids[i, j, : len(r)], r) for r in targets)
         if ktruth[i].any():

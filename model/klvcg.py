@@ -104,6 +104,9 @@ class Encoding:
     keys: torch.Tensor | None = None  # (B, S, d)
     source_ext: torch.Tensor | None = None  # (B, S)
     n_facts: int = 0
+    # per decoder layer, the cross-attention keys and values of the memory (B, heads, L, d/h):
+    # computed once per context, however many comments are decoded against it
+    memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def select(self, idx: torch.Tensor) -> Encoding:
         """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
@@ -119,6 +122,7 @@ class Encoding:
             pick(self.keys),
             pick(self.source_ext),
             self.n_facts,
+            [(k[idx], v[idx]) for k, v in self.memory_kv] if self.memory_kv is not None else None,
         )
 
     def repeat(self, n: int) -> Encoding:
@@ -219,8 +223,20 @@ class KLVCG(nn.Module):
             x = x + self.period(batch["period"]).unsqueeze(1)
         w = self.cross(x)
         if not cfg.copy:
-            return Encoding(w, attention)
-        return self._with_source(w, attention, batch, k_tilde, words.reshape(b, r, n, -1), use_kg)
+            return self._with_memory_kv(Encoding(w, attention))
+        words = words.reshape(b, r, n, -1)
+        return self._with_memory_kv(self._with_source(w, attention, batch, k_tilde, words, use_kg))
+
+    def _with_memory_kv(self, enc: Encoding) -> Encoding:
+        enc.memory_kv = []
+        for layer in self.decoder.layers:
+            ca = layer.multihead_attn
+            d = ca.embed_dim
+            w, b = ca.in_proj_weight, ca.in_proj_bias
+            k = F.linear(enc.memory, w[d : 2 * d], b[d : 2 * d])
+            v = F.linear(enc.memory, w[2 * d :], b[2 * d :])
+            enc.memory_kv.append((_heads(k, ca.num_heads), _heads(v, ca.num_heads)))
+        return enc
 
     def _with_source(self, w, attention, batch, k_tilde, words, use_kg: bool) -> Encoding:
         """The copy path's encoding: the source states in the batch's full layout (the
@@ -296,13 +312,14 @@ class KLVCG(nn.Module):
         n = tgt_in.shape[1]
         pos = torch.arange(n, device=tgt_in.device)
         x = self.norm_in(self.input_words(tgt_in) + self.target_pos(pos))
-        h = self.decoder(
-            x,
-            enc.memory,
-            tgt_mask=self.causal[:n, :n] if causal else None,
-            tgt_key_padding_mask=tgt_in.eq(PAD),
-            memory_key_padding_mask=enc.memory_pad,
-        )
+        allowed = tgt_in.ne(PAD)[:, None, None, :]  # (B, 1, 1, n): keys that are words
+        if causal:
+            allowed = allowed & ~self.causal[:n, :n]
+        memory_mask = _allowed(enc.memory_pad)
+        h = x
+        for layer, (mk, mv) in zip(self.decoder.layers, enc.memory_kv, strict=True):
+            sa, _ = _self_attention(layer, h, allowed, self.training)
+            h = _layer_rest(layer, h, sa, mk, mv, memory_mask, self.training)
         return h, x
 
     def decode(self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
@@ -386,8 +403,7 @@ class KLVCG(nn.Module):
         logp = torch.zeros(1, device=device)
         finished: list[tuple[list[int], float]] = []
         never = torch.tensor([PAD, BOS, *banned], device=device)
-        pad = enc.memory_pad[:1] if enc.memory_pad is not None else None
-        stepper = StepDecoder(self, enc.memory[:1], pad)
+        stepper = StepDecoder(self, enc)
         for step in range(1, g):
             lp = self.next_logp(enc, *stepper.step(seqs[:, -1]))
             lp[:, never] = -math.inf
@@ -461,41 +477,74 @@ class KLVCG(nn.Module):
         return [shares[i, : len(hyp)].float().cpu() for i, hyp in enumerate(hyps)]
 
 
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(n, t, d) -> (n, heads, t, d/heads)"""
+    n, t, d = x.shape
+    return x.reshape(n, t, heads, d // heads).transpose(1, 2)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    n, h, t, hd = x.shape
+    return x.transpose(1, 2).reshape(n, t, h * hd)
+
+
+def _allowed(pad: torch.Tensor | None) -> torch.Tensor | None:
+    """scaled_dot_product_attention's boolean mask (True: attended) of a key padding mask."""
+    return None if pad is None else ~pad[:, None, None, :]
+
+
+def _self_attention(
+    layer: nn.TransformerDecoderLayer,
+    x: torch.Tensor,
+    allowed: torch.Tensor | None,
+    training: bool,
+    cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The layer's self-attention output for ``x`` (n, t, d) over the cached keys and values
+    and its own, and the keys and values so far."""
+    sa = layer.self_attn
+    q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (_heads(t, sa.num_heads) for t in (q, k, v))
+    if cache is not None:
+        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+    p = sa.dropout if training else 0.0
+    att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+    return sa.out_proj(_merge(att)), (k, v)
+
+
+def _layer_rest(layer, x, sa_out, mk, mv, memory_mask, training: bool) -> torch.Tensor:
+    """The rest of a post-norm ``nn.TransformerDecoderLayer`` after its self-attention, with
+    the memory's keys and values ``mk``/``mv`` (n, heads, L, d/h) computed beforehand."""
+    x = layer.norm1(x + layer.dropout1(sa_out))
+    ca = layer.multihead_attn
+    d = ca.embed_dim
+    q = _heads(F.linear(x, ca.in_proj_weight[:d], ca.in_proj_bias[:d]), ca.num_heads)
+    n = q.shape[0]
+    mk, mv = mk.expand(n, -1, -1, -1), mv.expand(n, -1, -1, -1)
+    p = ca.dropout if training else 0.0
+    att = F.scaled_dot_product_attention(q, mk, mv, attn_mask=memory_mask, dropout_p=p)
+    x = layer.norm2(x + layer.dropout2(ca.out_proj(_merge(att))))
+    ffn = layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))
+    return layer.norm3(x + layer.dropout3(ffn))
+
+
 class StepDecoder:
     """Incremental decoding with the weights of ``model.decoder``, one position at a time.
 
     Each layer keeps the self-attention keys and values of the positions decoded so far
-    (with the causal mask, earlier positions never change) and the cross-attention keys and
-    values of the memory (computed once). The logits equal :meth:`KLVCG.decode`'s at the last
-    position (eval mode), at a cost independent of the prefix length."""
+    (with the causal mask, earlier positions never change) and uses the memory's keys and
+    values of the encoding (computed once). The states equal :meth:`KLVCG.decode_states`'s at
+    the last position (eval mode), at a cost independent of the prefix length."""
 
-    def __init__(
-        self, model: KLVCG, memory: torch.Tensor, memory_pad: torch.Tensor | None = None
-    ) -> None:
+    def __init__(self, model: KLVCG, enc: Encoding) -> None:
+        """Hypotheses of the first context of ``enc``."""
         self.model = model
-        # scaled_dot_product_attention's boolean mask: True where a position is attended
-        self.memory_mask = None if memory_pad is None else ~memory_pad[:, None, None, :]
         self.layers = list(model.decoder.layers)
         self.pos = 0
         self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
-        self.memory_kv = []
-        for layer in self.layers:
-            ca = layer.multihead_attn
-            d = ca.embed_dim
-            k = F.linear(memory, ca.in_proj_weight[d : 2 * d], ca.in_proj_bias[d : 2 * d])
-            v = F.linear(memory, ca.in_proj_weight[2 * d :], ca.in_proj_bias[2 * d :])
-            self.memory_kv.append((self._heads(k, ca.num_heads), self._heads(v, ca.num_heads)))
-
-    @staticmethod
-    def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-        """(n, t, d) -> (n, heads, t, d/heads)"""
-        n, t, d = x.shape
-        return x.reshape(n, t, heads, d // heads).transpose(1, 2)
-
-    @staticmethod
-    def _merge(x: torch.Tensor) -> torch.Tensor:
-        n, h, t, hd = x.shape
-        return x.transpose(1, 2).reshape(n, t, h * hd)
+        self.memory_kv = [(k[:1], v[:1]) for k, v in enc.memory_kv]
+        pad = enc.memory_pad[:1] if enc.memory_pad is not None else None
+        self.memory_mask = _allowed(pad)
 
     def step(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder state (n, d) after ``words`` (n,) at the current position, and the
@@ -505,25 +554,9 @@ class StepDecoder:
         x_in = model.norm_in(model.input_words(words) + model.target_pos(pos))
         x = x_in.unsqueeze(1)  # (n, 1, d)
         for i, layer in enumerate(self.layers):
-            sa = layer.self_attn
-            q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, dim=-1)
-            q, k, v = (self._heads(t, sa.num_heads) for t in (q, k, v))
-            if self.cache[i] is not None:
-                k = torch.cat([self.cache[i][0], k], dim=2)
-                v = torch.cat([self.cache[i][1], v], dim=2)
-            self.cache[i] = (k, v)
-            att = self._merge(F.scaled_dot_product_attention(q, k, v))
-            x = layer.norm1(x + sa.out_proj(att))
-            ca = layer.multihead_attn
-            d = ca.embed_dim
-            q = self._heads(F.linear(x, ca.in_proj_weight[:d], ca.in_proj_bias[:d]), ca.num_heads)
+            sa, self.cache[i] = _self_attention(layer, x, None, False, self.cache[i])
             mk, mv = self.memory_kv[i]
-            n = q.shape[0]
-            att = F.scaled_dot_product_attention(
-                q, mk.expand(n, -1, -1, -1), mv.expand(n, -1, -1, -1), attn_mask=self.memory_mask
-            )
-            x = layer.norm2(x + ca.out_proj(self._merge(att)))
-            x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
+            x = _layer_rest(layer, x, sa, mk, mv, self.memory_mask, False)
         self.pos += 1
         return x[:, 0], x_in
 

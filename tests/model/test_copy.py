@@ -93,7 +93,7 @@ def test_mixed_distribution_sums_to_one_and_matches_the_teacher_forced_score():
     enc = model.encode(data.batch([0, 1], space=space))
     seqs = torch.tensor([[BOS, space.vocab_size + 2, 7], [BOS, 9, 9]])
     with torch.no_grad():
-        stepper = StepDecoder(model, enc.memory[:1], enc.memory_pad[:1])
+        stepper = StepDecoder(model, enc)
         for n in range(1, 4):
             lp = model.next_logp(enc, *stepper.step(seqs[:1, n - 1]))
             assert lp.shape[1] == space.vocab_size + enc.source_ext.shape[1]
@@ -208,3 +208,18 @@ def test_copy_report_names_the_fact_a_word_came_from():
         {"fact": 1, "mass": 0.3},
         {"fact": 0, "mass": pytest.approx(0.0667, abs=1e-4)},
     ]
+
+
+def test_padding_rows_of_a_smaller_set_score_inf_with_the_copy_path():
+    torch.manual_seed(0)
+    model = KLVCG(copy_cfg(True)).eval()
+    data = synthetic(NEW_VALUES[:2], seed=0)
+    space = data.space(model.cfg)
+    cands = np.full((2, 3, 8), PAD, dtype=np.int64)
+    cands[0, :, :3] = [[BOS, v, EOS] for v in NEW_VALUES[:3]]
+    cands[1, 0, :3] = [BOS, NEW_VALUES[1], EOS]  # one candidate, then two padding rows
+    ext = torch.as_tensor(space.target_ext(cands, data.source([0, 1])[:, None, :]))
+    with torch.no_grad():
+        scores = model.score(model.encode(data.batch([0, 1], space=space)), ext)
+    assert torch.isfinite(scores[0]).all() and torch.isfinite(scores[1, 0])
+    assert torch.isinf(scores[1, 1:]).all() and not torch.isnan(scores).any()

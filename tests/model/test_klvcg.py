@@ -271,7 +271,7 @@ def test_incremental_decoding_gives_the_full_decoders_logits():
     with torch.no_grad():
         enc = model.encode(batch(1))
         seqs = torch.tensor([[BOS, 7, 9, 11, 13, 6], [BOS, 8, 8, 20, 5, 30]])
-        stepper = StepDecoder(model, enc.memory)
+        stepper = StepDecoder(model, enc)
         for n in range(1, seqs.shape[1] + 1):
             full = model.decode(enc.repeat(2), seqs[:, :n])[:, -1]
             assert torch.allclose(model.out(stepper.step(seqs[:, n - 1])[0]), full, atol=1e-4)
