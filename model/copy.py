@@ -27,34 +27,38 @@ from model.data.vocab import PAD
 
 class PointerHead(nn.Module):
     """The copy attention and the gate (one head: its weights are read back as "which fact
-    word a comment word came from")."""
+    word a comment word came from"). The attention and the context it reads work in ``dim``
+    dimensions (not the model's d): every decoded position attends to every source position
+    of its window, which dominates ranking's cost at d, and one head needs few dimensions."""
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, dim: int = 64) -> None:
         super().__init__()
-        self.query = nn.Linear(d, d)
-        self.key = nn.Linear(d, d)
-        self.gate = nn.Linear(3 * d, 1)
-        self.scale = 1.0 / math.sqrt(d)
+        self.query = nn.Linear(d, dim)
+        self.key = nn.Linear(d, dim)
+        self.value = nn.Linear(d, dim)
+        self.gate = nn.Linear(2 * d + dim, 1)
+        self.scale = 1.0 / math.sqrt(dim)
 
     def keys(self, source: torch.Tensor) -> torch.Tensor:
-        """The attention keys of the source states (B, S, d), computed once per context."""
-        return self.key(source)
+        """The attention keys and values of the source states (B, S, d) -> (B, S, 2 dim),
+        computed once per context."""
+        return torch.cat([self.key(source), self.value(source)], dim=-1)
 
     def forward(
         self,
         h: torch.Tensor,  # (B, L, d) decoder states
         x: torch.Tensor,  # (B, L, d) the input words' embeddings
-        keys: torch.Tensor,  # (B, S, d)
-        source: torch.Tensor,  # (B, S, d)
+        keys: torch.Tensor,  # (B, S, 2 dim): :meth:`keys`
         source_ext: torch.Tensor,  # (B, S) extended ids, PAD where nothing can be copied
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(p_gen (B, L), copy attention (B, L, S))``; the attention sums to one over the
         copyable positions, and is zero (with ``p_gen`` one) where there are none."""
         pad = source_ext.eq(PAD)
-        scores = torch.einsum("bld,bsd->bls", self.query(h), keys) * self.scale
+        k, v = keys.chunk(2, dim=-1)
+        scores = torch.einsum("bld,bsd->bls", self.query(h), k) * self.scale
         scores = scores.masked_fill(pad[:, None, :], torch.finfo(scores.dtype).min)
         att = torch.softmax(scores, dim=-1) * (~pad)[:, None, :]
-        context = torch.einsum("bls,bsd->bld", att, source)
+        context = torch.einsum("bls,bsd->bld", att, v)
         p_gen = torch.sigmoid(self.gate(torch.cat([h, context, x], dim=-1))).squeeze(-1)
         can_copy = (~pad).any(dim=1, keepdim=True)
         return torch.where(can_copy, p_gen, torch.ones_like(p_gen)), att
@@ -83,10 +87,13 @@ def mixed_distribution(
     p_gen: torch.Tensor,  # (n,)
     att: torch.Tensor,  # (n, S)
     source_ext: torch.Tensor,  # (n, S)
+    source_len: int | None = None,
 ) -> torch.Tensor:
-    """P over the extended vocabulary (n, V + S): what beam search picks from."""
+    """P over the extended vocabulary (n, V + source_len): what beam search picks from
+    (``source_len``: the full source's length when ``source_ext`` holds some positions)."""
     n, vocab = logits.shape
-    p = torch.zeros(n, vocab + source_ext.shape[1], device=logits.device)
+    width = vocab + (source_len if source_len is not None else source_ext.shape[1])
+    p = torch.zeros(n, width, device=logits.device)
     p[:, :vocab] = p_gen.unsqueeze(1) * torch.softmax(logits.float(), dim=-1)
     return p.scatter_add(1, source_ext, (1 - p_gen).unsqueeze(1) * att)
 

@@ -29,7 +29,7 @@ scored in one batched decoder pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -94,19 +94,19 @@ class KnowledgeEncoder(nn.Module):
 @dataclass
 class Encoding:
     """W, and with the copy path the decoder's whole memory ([W; source]), its padding, and
-    the source: its states, pointer keys and extended ids (the first ``n_facts`` positions
-    are the fact words, the rest the window's comment words)."""
+    the source's pointer keys and extended ids (the first ``n_facts`` positions are the fact
+    words, the rest the window's comment words)."""
 
     memory: torch.Tensor  # (B, L, d)
     knowledge_attention: torch.Tensor | None  # (B, m+1) or None without KG
     memory_pad: torch.Tensor | None = None  # (B, L) True: not attended
-    source: torch.Tensor | None = None  # (B, S, d)
-    keys: torch.Tensor | None = None  # (B, S, d)
+    keys: torch.Tensor | None = None  # (B, S, 2 dim): the pointer's keys and values
     source_ext: torch.Tensor | None = None  # (B, S)
     n_facts: int = 0
     # per decoder layer, the cross-attention keys and values of the memory (B, heads, L, d/h):
     # computed once per context, however many comments are decoded against it
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    n_source: int = 0  # the source's full length when ``source`` holds only some positions
 
     def select(self, idx: torch.Tensor) -> Encoding:
         """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
@@ -118,11 +118,11 @@ class Encoding:
             self.memory[idx],
             pick(self.knowledge_attention),
             pick(self.memory_pad),
-            pick(self.source),
             pick(self.keys),
             pick(self.source_ext),
             self.n_facts,
             [(k[idx], v[idx]) for k, v in self.memory_kv] if self.memory_kv is not None else None,
+            self.n_source,
         )
 
     def repeat(self, n: int) -> Encoding:
@@ -268,7 +268,6 @@ class KLVCG(nn.Module):
             torch.cat([w, source], dim=1),
             attention,
             memory_pad=pad,
-            source=source,
             keys=self.pointer.keys(source),
             source_ext=source_ext,
             n_facts=n_facts,
@@ -336,7 +335,7 @@ class KLVCG(nn.Module):
         if not self.cfg.copy:
             logp = F.log_softmax(logits.float(), dim=-1)
             return logp.gather(-1, gold.unsqueeze(-1)).squeeze(-1), None
-        p_gen, att = self.pointer(h, x, enc.keys, enc.source, enc.source_ext)
+        p_gen, att = self.pointer(h, x, enc.keys, enc.source_ext)
         return gold_logp(logits, gold, p_gen, att, enc.source_ext), p_gen
 
     def generation_loss(
@@ -404,6 +403,7 @@ class KLVCG(nn.Module):
         finished: list[tuple[list[int], float]] = []
         never = torch.tensor([PAD, BOS, *banned], device=device)
         stepper = StepDecoder(self, enc)
+        enc = self._one_source(enc)
         for step in range(1, g):
             lp = self.next_logp(enc, *stepper.step(seqs[:, -1]))
             lp[:, never] = -math.inf
@@ -440,6 +440,19 @@ class KLVCG(nn.Module):
         finished.sort(key=lambda h: -h[1])
         return finished[:beam]
 
+    def _one_source(self, enc: Encoding) -> Encoding:
+        """The first context of ``enc`` with the copy path's source cut to the positions that
+        hold a word (their extended ids unchanged): what beam search points at."""
+        if enc.source_ext is None:
+            return enc
+        keep = enc.source_ext[0].ne(PAD)
+        return replace(
+            enc.select(torch.zeros(1, dtype=torch.long, device=keep.device)),
+            keys=enc.keys[:1, keep],
+            source_ext=enc.source_ext[:1, keep],
+            n_source=enc.source_ext.shape[1],
+        )
+
     def next_logp(self, enc: Encoding, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log P of the next word ``(n, vocab)`` (``vocab + S`` extended ids with the copy
         path) for ``n`` hypotheses of the first context of ``enc``, from their decoder states
@@ -453,8 +466,9 @@ class KLVCG(nn.Module):
             return t[:1].expand(n, *t.shape[1:])
 
         ext = first(enc.source_ext)
-        p_gen, att = self.pointer(h[:, None], x[:, None], first(enc.keys), first(enc.source), ext)
-        return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext).log()
+        p_gen, att = self.pointer(h[:, None], x[:, None], first(enc.keys), ext)
+        width = enc.n_source or enc.source_ext.shape[1]
+        return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext, width).log()
 
     @torch.no_grad()
     def copy_shares(self, enc: Encoding, hyps: list[list[int]]) -> list[torch.Tensor]:
@@ -470,7 +484,7 @@ class KLVCG(nn.Module):
         one = enc.select(torch.zeros(len(hyps), dtype=torch.long, device=seqs.device))
         h, x = self.decode_states(one, seqs[:, :-1])
         gold = seqs[:, 1:]
-        p_gen, att = self.pointer(h, x, one.keys, one.source, one.source_ext)
+        p_gen, att = self.pointer(h, x, one.keys, one.source_ext)
         p = gold_logp(self.out(h), gold, p_gen, att, one.source_ext).exp()
         hit = one.source_ext[:, None, :].eq(gold.unsqueeze(-1))
         shares = (1 - p_gen).unsqueeze(-1) * att * hit / p.unsqueeze(-1)
@@ -542,9 +556,10 @@ class StepDecoder:
         self.layers = list(model.decoder.layers)
         self.pos = 0
         self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
-        self.memory_kv = [(k[:1], v[:1]) for k, v in enc.memory_kv]
-        pad = enc.memory_pad[:1] if enc.memory_pad is not None else None
-        self.memory_mask = _allowed(pad)
+        # the context's padded memory positions are dropped, not masked: one context needs no
+        # mask, and attention over the positions that hold something is all that is left
+        keep = slice(None) if enc.memory_pad is None else ~enc.memory_pad[0]
+        self.memory_kv = [(k[:1, :, keep], v[:1, :, keep]) for k, v in enc.memory_kv]
 
     def step(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder state (n, d) after ``words`` (n,) at the current position, and the
@@ -556,7 +571,7 @@ class StepDecoder:
         for i, layer in enumerate(self.layers):
             sa, self.cache[i] = _self_attention(layer, x, None, False, self.cache[i])
             mk, mv = self.memory_kv[i]
-            x = _layer_rest(layer, x, sa, mk, mv, self.memory_mask, False)
+            x = _layer_rest(layer, x, sa, mk, mv, None, False)
         self.pos += 1
         return x[:, 0], x_in
 

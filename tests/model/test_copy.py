@@ -17,7 +17,9 @@ from tests.model.test_klvcg import FRAME, tiny
 
 CORPUS = 40  # corpus vocabulary: 0-4 specials, 40 [MASK], 41 [CLS], 42+ a split's unseen words
 MODEL = 25  # the model's own words: 5-24 (25-39 are rare words, <UNK> to the model)
-TRAIN_VALUES = np.arange(5, 15)  # values the training comments state
+# values the training comments state: frequent ones, and rare ones the model has no id for
+# (so that, as in a real corpus, a comment goes on after a word read as <UNK>)
+TRAIN_VALUES = np.concatenate([np.arange(5, 15), np.arange(35, 40)])
 NEW_VALUES = np.arange(25, 35)  # values no training target has: not model words
 RELATION, FILLER = 15, np.arange(16, 25)
 CLS = CORPUS + 1
@@ -115,7 +117,7 @@ def test_a_window_with_nothing_to_copy_never_copies():
     enc = model.encode(data.batch([0], space=space))
     assert enc.source_ext.eq(PAD).all()
     h, x = model.decode_states(enc, torch.tensor([[BOS]]))
-    p_gen, att = model.pointer(h, x, enc.keys, enc.source, enc.source_ext)
+    p_gen, att = model.pointer(h, x, enc.keys, enc.source_ext)
     assert p_gen.eq(1).all() and att.eq(0).all()
     lp = model.next_logp(enc, h[:, 0], x[:, 0])
     assert torch.isfinite(lp[0, :MODEL]).all()
