@@ -106,7 +106,8 @@ class Encoding:
     # per decoder layer, the cross-attention keys and values of the memory (B, heads, L, d/h):
     # computed once per context, however many comments are decoded against it
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-    n_source: int = 0  # the source's full length when ``source`` holds only some positions
+    n_source: int = 0  # the source's full length (the positions extended ids count)
+    source_positions: torch.Tensor | None = None  # (S,) the full-layout position of each kept
 
     def select(self, idx: torch.Tensor) -> Encoding:
         """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
@@ -123,6 +124,7 @@ class Encoding:
             self.n_facts,
             [(k[idx], v[idx]) for k, v in self.memory_kv] if self.memory_kv is not None else None,
             self.n_source,
+            self.source_positions,
         )
 
     def repeat(self, n: int) -> Encoding:
@@ -263,6 +265,11 @@ class KLVCG(nn.Module):
             source_ext = torch.cat(
                 [torch.full_like(source_ext[:, :n_facts], PAD), source_ext[:, n_facts:]], dim=1
             )
+        # only the positions that hold a word in some sample of the batch are kept (a lone
+        # window keeps its own words): extended ids name positions, not the order kept
+        keep = source_ext.ne(PAD).any(dim=0)
+        positions = keep.nonzero()[:, 0]
+        source, source_ext = source[:, positions], source_ext[:, positions]
         pad = torch.cat([torch.zeros_like(w[..., 0], dtype=torch.bool), source_ext.eq(PAD)], 1)
         return Encoding(
             torch.cat([w, source], dim=1),
@@ -270,7 +277,9 @@ class KLVCG(nn.Module):
             memory_pad=pad,
             keys=self.pointer.keys(source),
             source_ext=source_ext,
-            n_facts=n_facts,
+            n_facts=int(keep[:n_facts].sum()),
+            n_source=keep.shape[0],
+            source_positions=positions,
         )
 
     def _timestep(
@@ -450,7 +459,7 @@ class KLVCG(nn.Module):
             enc.select(torch.zeros(1, dtype=torch.long, device=keep.device)),
             keys=enc.keys[:1, keep],
             source_ext=enc.source_ext[:1, keep],
-            n_source=enc.source_ext.shape[1],
+            source_positions=enc.source_positions[keep],
         )
 
     def next_logp(self, enc: Encoding, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -467,14 +476,14 @@ class KLVCG(nn.Module):
 
         ext = first(enc.source_ext)
         p_gen, att = self.pointer(h[:, None], x[:, None], first(enc.keys), ext)
-        width = enc.n_source or enc.source_ext.shape[1]
-        return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext, width).log()
+        return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext, enc.n_source).log()
 
     @torch.no_grad()
     def copy_shares(self, enc: Encoding, hyps: list[list[int]]) -> list[torch.Tensor]:
         """For each comment (extended ids, without <BOS>/<EOS>) of the first context of
         ``enc``: ``(len, S)``, the share of each word's probability that copying it from each
-        source position contributed (rows sum to the word's copied share, at most one)."""
+        source position (of the full layout) contributed (rows sum to the word's copied
+        share, at most one)."""
         if not self.cfg.copy or not hyps:
             return [torch.zeros(len(h), 0) for h in hyps]
         width = max(len(h) for h in hyps) + 1
@@ -488,7 +497,9 @@ class KLVCG(nn.Module):
         p = gold_logp(self.out(h), gold, p_gen, att, one.source_ext).exp()
         hit = one.source_ext[:, None, :].eq(gold.unsqueeze(-1))
         shares = (1 - p_gen).unsqueeze(-1) * att * hit / p.unsqueeze(-1)
-        return [shares[i, : len(hyp)].float().cpu() for i, hyp in enumerate(hyps)]
+        full = shares.new_zeros(*shares.shape[:2], one.n_source)
+        full[..., one.source_positions] = shares  # back to the full layout's positions
+        return [full[i, : len(hyp)].float().cpu() for i, hyp in enumerate(hyps)]
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
