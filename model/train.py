@@ -10,8 +10,9 @@ subset. Running it again resumes an interrupted run, or only re-evaluates a fini
         [--out DIR] [--device auto] [--seed N] [--json]
 
 Defaults (``--preset cpu``, ``--ablation +copy``: the full model with the copy path of
-:mod:`model.copy`) finish within 15 minutes on a 2-core CPU; ``--preset paper`` is the paper's
-model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's full model.
+:mod:`model.copy`) are sized for a 2-core CPU, data building included (the results pages under
+``docs/`` give the measured time); ``--preset paper`` is the paper's model (d = 384, batch 128,
+lr 1e-4), ``--ablation full`` the paper's full model.
 """
 
 from __future__ import annotations

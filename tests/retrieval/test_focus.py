@@ -3,19 +3,17 @@ linker ranking facts by P(entity) * P(fact | entity) with it."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
-from kg.embedded import EmbeddedStore
-from kg.loader import load
 from model.data.schema import Comment, Video
 from retrieval import focus
 from retrieval import relation_cues as rc
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
 from retrieval.relation_cues import examples_from_videos
+from tests.retrieval.kb import load_kb
 
 PEOPLE = ["张三丰", "李四光", "王五岳", "赵六合", "钱七星", "孙八达"]
 YEARS = ["1961年", "1972年", "1983年", "1954年", "1965年", "1976年"]
@@ -33,10 +31,7 @@ def store(tmp_path_factory):
         ]
         for i, p in enumerate(PEOPLE)
     }
-    d = tmp_path_factory.mktemp("kg")
-    (d / "kb.json").write_text(json.dumps(kb, ensure_ascii=False), encoding="utf-8")
-    s = EmbeddedStore(d / "db")
-    load(s, "filmkg", d / "kb.json", progress=False)
+    s = load_kb(tmp_path_factory.mktemp("kg"), kb)
     yield s
     s.close()
 

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from kg.embedded import EmbeddedStore
-from kg.loader import load
 from model.data.schema import Comment, DataError, Video
 from retrieval.comment_index import CommentIndex
 from retrieval.embedders import make_embedder
@@ -17,6 +16,7 @@ from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
 from retrieval.recall import recall
 from tests.conftest import cli_env
+from tests.retrieval.kb import load_kb
 
 FILM = "海上钢琴师（1998年朱塞佩·托纳多雷执导电影）"
 KB = {
@@ -41,10 +41,7 @@ KB = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    d = tmp_path_factory.mktemp("kg")
-    (d / "kb.json").write_text(json.dumps(KB, ensure_ascii=False), encoding="utf-8")
-    s = EmbeddedStore(d / "db")
-    load(s, "filmkg", d / "kb.json", progress=False)
+    s = load_kb(tmp_path_factory.mktemp("kg"), KB)
     yield s
     s.close()
 

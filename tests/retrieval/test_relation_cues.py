@@ -8,14 +8,13 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from kg.embedded import EmbeddedStore
-from kg.loader import load
 from model.data.schema import Comment, Corpus, Video
 from retrieval import relation_cues as rc
 from retrieval.context import build_linker
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
 from retrieval.relation_cues import CueConfig, RelationCues, cached_cues, examples_from_videos
+from tests.retrieval.kb import load_kb
 
 PEOPLE = ["张三丰", "李四光", "王五岳", "赵六合", "钱七星", "孙八达"]
 CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都"]
@@ -37,10 +36,7 @@ def kb() -> dict:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    d = tmp_path_factory.mktemp("kg")
-    (d / "kb.json").write_text(json.dumps(kb(), ensure_ascii=False), encoding="utf-8")
-    s = EmbeddedStore(d / "db")
-    load(s, "filmkg", d / "kb.json", progress=False)
+    s = load_kb(tmp_path_factory.mktemp("kg"), kb())
     yield s
     s.close()
 
