@@ -98,7 +98,8 @@ def test_mixed_distribution_sums_to_one_and_matches_the_teacher_forced_score():
         stepper = StepDecoder(model, enc)
         for n in range(1, 4):
             lp = model.next_logp(enc, *stepper.step(seqs[:1, n - 1]))
-            assert lp.shape[1] == space.vocab_size + enc.source_ext.shape[1]
+            # one extended id per position of the full source: 13 fact words, 10 x 8 comments
+            assert lp.shape[1] == space.vocab_size + enc.n_source == space.vocab_size + 13 + 80
             assert torch.allclose(lp.exp().sum(1), torch.ones(1), atol=1e-5)
             if n < 3:  # the step's log P of the next gold word is the teacher-forced one
                 full, _ = model.token_logp(
