@@ -237,9 +237,20 @@ class Encoded:
         """(len(idx), S) corpus ids a copy path points at: the knowledge row, then the 2l
         context rows flattened (not the other videos' row); ``drop`` (len(idx),) bool blanks
         the facts of those samples (knowledge dropout)."""
-        knowledge = self.knowledge[idx].copy()
+        idx = np.asarray(idx)
+        return self._source_of(idx, self._facts(idx, drop)[0])
+
+    def _facts(self, idx: np.ndarray, drop: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The knowledge rows and their ``fact_part`` of samples ``idx``, ``drop`` blanked."""
+        knowledge, part = self.knowledge[idx], self.fact_part[idx]
         if drop is not None:
-            knowledge[np.asarray(drop, dtype=bool), 1:] = PAD
+            drop = np.asarray(drop, dtype=bool)
+            knowledge, part = knowledge.copy(), part.copy()
+            knowledge[drop, 1:] = PAD
+            part[drop] = PART_NONE
+        return knowledge, part
+
+    def _source_of(self, idx: np.ndarray, knowledge: np.ndarray) -> np.ndarray:
         context = self.rows[idx, : self.rows.shape[1] - 1].reshape(len(knowledge), -1)
         return np.concatenate([knowledge, context], axis=1)
 
@@ -259,11 +270,7 @@ class Encoded:
         def tensor(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(a).to(device=device, dtype=dtype)
 
-        knowledge, part = self.knowledge[idx], self.fact_part[idx]
-        if drop is not None:
-            knowledge, part = knowledge.copy(), part.copy()
-            knowledge[np.asarray(drop, dtype=bool), 1:] = PAD
-            part[np.asarray(drop, dtype=bool)] = PART_NONE
+        knowledge, part = self._facts(idx, drop)
         out = {
             "frames": tensor(self.frames[idx], torch.float32),
             "frame_mask": tensor(self.frame_mask[idx], torch.bool),
@@ -274,7 +281,8 @@ class Encoded:
             "period": tensor(self.period[idx], torch.long),
         }
         if space.copy:
-            out["source_ext"] = tensor(space.source_ext(self.source(idx, drop)), torch.long)
+            source = self._source_of(idx, knowledge)
+            out["source_ext"] = tensor(space.source_ext(source), torch.long)
         return out
 
     _ARRAYS = (
