@@ -97,6 +97,9 @@ class WordSpace:
     corpus_words: int
     model_words: int
     copy: bool = False
+    #: with the copy path, whether a comment word the model has an id for is copyable too
+    #: (See et al.'s pointer over every source word), or only the comment words it lacks
+    copy_known_comment_words: bool = False
 
     @property
     def vocab_size(self) -> int:
@@ -121,15 +124,20 @@ class WordSpace:
         """True where a corpus id is a word (not padding, a special or a model token)."""
         return (ids >= len(SPECIALS)) & (ids != self.corpus_words) & (ids != self.corpus_words + 1)
 
-    def source_ext(self, source: np.ndarray) -> np.ndarray:
+    def source_ext(self, source: np.ndarray, n_facts: int | None = None) -> np.ndarray:
         """Extended ids of a window's source (..., S) corpus ids: a word with a model id keeps
         it, any other word is ``vocab_size +`` its first position in the source; ``<PAD>``
-        where nothing can be copied (padding, separators, ``[CLS]``)."""
+        where nothing can be copied (padding, separators, ``[CLS]``, and unless
+        ``copy_known_comment_words``, a word after the first ``n_facts`` positions, the
+        comments', that the model has an id for)."""
         source = np.asarray(source)
         word = self._word(source)
         same = (source[..., :, None] == source[..., None, :]) & word[..., None, :]
         first = same.argmax(axis=-1)
-        out = np.where(source < self.model_words, source, self.vocab_size + first)
+        known = source < self.model_words
+        out = np.where(known, source, self.vocab_size + first)
+        if n_facts is not None and not self.copy_known_comment_words:
+            word = word & ~(known & (np.arange(source.shape[-1]) >= n_facts))
         return np.where(word, out, PAD)
 
     def target_ext(self, tokens: np.ndarray, source: np.ndarray | None) -> np.ndarray:
@@ -196,7 +204,9 @@ class Encoded:
 
     def space(self, cfg) -> WordSpace:  # cfg: model.config.ModelConfig
         """How the model of ``cfg`` reads this split's ids."""
-        return WordSpace(self.corpus_words, cfg.vocab_size - 2, cfg.copy)
+        return WordSpace(
+            self.corpus_words, cfg.vocab_size - 2, cfg.copy, cfg.copy_known_comment_words
+        )
 
     def unseen(self) -> Unseen:
         """The split's unseen words, to encode more text of it (candidates) consistently."""
@@ -282,7 +292,7 @@ class Encoded:
         }
         if space.copy:
             source = self._source_of(idx, knowledge)
-            out["source_ext"] = tensor(space.source_ext(source), torch.long)
+            out["source_ext"] = tensor(space.source_ext(source, knowledge.shape[1]), torch.long)
         return out
 
     _ARRAYS = (

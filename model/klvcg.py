@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.config import ModelConfig
-from model.copy import PointerHead, gate_targets, gold_logp, mixed_distribution
+from model.copy import PointerHead, gold_logp, mixed_distribution
 from model.data.vocab import BOS, EOS, PAD, UNK
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
@@ -108,6 +108,9 @@ class Encoding:
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     n_source: int = 0  # the source's full length (the positions extended ids count)
     source_positions: torch.Tensor | None = None  # (S,) the full-layout position of each kept
+    # (B, S) the extended id of the word just before each source position (PAD: none): the
+    # pointer's "go on copying" feature (:class:`model.copy.PointerHead`)
+    source_before: torch.Tensor | None = None
 
     def select(self, idx: torch.Tensor) -> Encoding:
         """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
@@ -118,13 +121,16 @@ class Encoding:
         return Encoding(
             self.memory[idx],
             pick(self.knowledge_attention),
-            pick(self.memory_pad),
-            pick(self.keys),
-            pick(self.source_ext),
-            self.n_facts,
-            [(k[idx], v[idx]) for k, v in self.memory_kv] if self.memory_kv is not None else None,
-            self.n_source,
-            self.source_positions,
+            memory_pad=pick(self.memory_pad),
+            keys=pick(self.keys),
+            source_ext=pick(self.source_ext),
+            n_facts=self.n_facts,
+            memory_kv=[(k[idx], v[idx]) for k, v in self.memory_kv]
+            if self.memory_kv is not None
+            else None,
+            n_source=self.n_source,
+            source_positions=self.source_positions,
+            source_before=pick(self.source_before),
         )
 
     def repeat(self, n: int) -> Encoding:
@@ -265,6 +271,7 @@ class KLVCG(nn.Module):
             source_ext = torch.cat(
                 [torch.full_like(source_ext[:, :n_facts], PAD), source_ext[:, n_facts:]], dim=1
             )
+        before = F.pad(source_ext[:, :-1], (1, 0), value=PAD)  # in the full layout
         # only the positions that hold a word in some sample of the batch are kept (a lone
         # window keeps its own words): extended ids name positions, not the order kept
         keep = source_ext.ne(PAD).any(dim=0)
@@ -280,6 +287,7 @@ class KLVCG(nn.Module):
             n_facts=int(keep[:n_facts].sum()),
             n_source=keep.shape[0],
             source_positions=positions,
+            source_before=before[:, positions],
         )
 
     def _timestep(
@@ -344,22 +352,29 @@ class KLVCG(nn.Module):
         if not self.cfg.copy:
             logp = F.log_softmax(logits.float(), dim=-1)
             return logp.gather(-1, gold.unsqueeze(-1)).squeeze(-1), None
-        p_gen, att = self.pointer(h, x, enc.keys, enc.source_ext)
+        p_gen, att = self.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, tgt_in)
         return gold_logp(logits, gold, p_gen, att, enc.source_ext), p_gen
 
     def generation_loss(
-        self, enc: Encoding, targets: torch.Tensor, gate_weight: float = 0.0
+        self,
+        enc: Encoding,
+        targets: torch.Tensor,
+        gate_weight: float = 0.0,
+        gate: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>;
         with the copy path, plus ``gate_weight`` times the copy gate's cross-entropy on the
-        target words only the facts hold (:func:`model.copy.gate_targets`)."""
+        target words ``gate`` (B, g - 1) marks (:func:`model.copy.gate_targets`: the words
+        only the facts hold)."""
         targets = trim(targets, least=2)
         gold = targets[:, 1:]
         logp, p_gen = self.token_logp(enc, targets[:, :-1], gold)
         keep = gold.ne(PAD)
         loss = -(logp * keep).sum() / keep.sum().clamp(min=1)
         if p_gen is not None and gate_weight > 0:
-            want = gate_targets(gold, enc.source_ext, enc.n_facts)
+            if gate is None:
+                raise ValueError("a copy-gate loss needs the gate targets")
+            want = gate[:, : gold.shape[1]].to(p_gen.device) & keep
             if bool(want.any()):
                 loss = loss - gate_weight * torch.log1p(-p_gen[want].clamp(max=1 - 1e-6)).mean()
         return loss
@@ -407,14 +422,16 @@ class KLVCG(nn.Module):
         At most g ids including <BOS> and <EOS>; an empty comment is never finished."""
         g = self.cfg.max_len
         device = enc.memory.device
-        seqs = torch.full((1, 1), BOS, dtype=torch.long, device=device)
+        hyps: list[list[int]] = [[]]  # the open hypotheses' words after <BOS>
+        last = [BOS]
         logp = torch.zeros(1, device=device)
         finished: list[tuple[list[int], float]] = []
         never = torch.tensor([PAD, BOS, *banned], device=device)
         stepper = StepDecoder(self, enc)
         enc = self._one_source(enc)
         for step in range(1, g):
-            lp = self.next_logp(enc, *stepper.step(seqs[:, -1]))
+            words = torch.tensor(last, dtype=torch.long, device=device)
+            lp = self.next_logp(enc, *stepper.step(words), words)
             lp[:, never] = -math.inf
             if step == 1:
                 lp[:, EOS] = -math.inf  # no empty comment
@@ -425,26 +442,26 @@ class KLVCG(nn.Module):
             total = (logp.unsqueeze(1) + lp).reshape(-1)
             top, idx = total.topk(min(beam * 2, total.numel()))
             vocab = lp.shape[1]
-            next_seqs, next_logp, parents = [], [], []
+            next_hyps, next_logp, parents = [], [], []
             for value, i in zip(top.tolist(), idx.tolist(), strict=True):
                 if value == -math.inf:
                     break
                 prev, word = divmod(i, vocab)
                 if word == EOS:
-                    words = seqs[prev, 1:].tolist()
-                    finished.append((words, value / (len(words) + 1)))
+                    finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
                 else:
-                    next_seqs.append(torch.cat([seqs[prev], seqs.new_tensor([word])]))
+                    next_hyps.append([*hyps[prev], word])
                     next_logp.append(value)
                     parents.append(prev)
-                if len(next_seqs) == beam:
+                if len(next_hyps) == beam:
                     break
             best_open = max(next_logp, default=-math.inf) / (step + 1)
             if len(finished) >= beam and max(s for _, s in finished) >= best_open:
                 break
-            if not next_seqs:
+            if not next_hyps:
                 break
-            seqs, logp = torch.stack(next_seqs), torch.tensor(next_logp, device=device)
+            hyps, last = next_hyps, [h[-1] for h in next_hyps]
+            logp = torch.tensor(next_logp, device=device)
             stepper.reorder(torch.tensor(parents, device=device))
         finished.sort(key=lambda h: -h[1])
         return finished[:beam]
@@ -460,12 +477,15 @@ class KLVCG(nn.Module):
             keys=enc.keys[:1, keep],
             source_ext=enc.source_ext[:1, keep],
             source_positions=enc.source_positions[keep],
+            source_before=enc.source_before[:1, keep],
         )
 
-    def next_logp(self, enc: Encoding, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def next_logp(
+        self, enc: Encoding, h: torch.Tensor, x: torch.Tensor, words: torch.Tensor
+    ) -> torch.Tensor:
         """log P of the next word ``(n, vocab)`` (``vocab + S`` extended ids with the copy
         path) for ``n`` hypotheses of the first context of ``enc``, from their decoder states
-        and inputs ``(n, d)`` (:meth:`StepDecoder.step`)."""
+        and inputs ``(n, d)`` (:meth:`StepDecoder.step`) and the words they just read (n,)."""
         logits = self.out(h)
         if not self.cfg.copy:
             return F.log_softmax(logits.float(), dim=-1)
@@ -475,7 +495,10 @@ class KLVCG(nn.Module):
             return t[:1].expand(n, *t.shape[1:])
 
         ext = first(enc.source_ext)
-        p_gen, att = self.pointer(h[:, None], x[:, None], first(enc.keys), ext)
+        before = first(enc.source_before)
+        p_gen, att = self.pointer(
+            h[:, None], x[:, None], first(enc.keys), ext, before, words[:, None]
+        )
         return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext, enc.n_source).log()
 
     @torch.no_grad()
@@ -493,7 +516,7 @@ class KLVCG(nn.Module):
         one = enc.select(torch.zeros(len(hyps), dtype=torch.long, device=seqs.device))
         h, x = self.decode_states(one, seqs[:, :-1])
         gold = seqs[:, 1:]
-        p_gen, att = self.pointer(h, x, one.keys, one.source_ext)
+        p_gen, att = self.pointer(h, x, one.keys, one.source_ext, one.source_before, seqs[:, :-1])
         p = gold_logp(self.out(h), gold, p_gen, att, one.source_ext).exp()
         hit = one.source_ext[:, None, :].eq(gold.unsqueeze(-1))
         shares = (1 - p_gen).unsqueeze(-1) * att * hit / p.unsqueeze(-1)

@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: epoch)")
     p.add_argument("--dev-samples", type=int, help="dev samples for checkpoint selection")
     p.add_argument(
+        "--min-word-count",
+        type=int,
+        help="training words seen fewer times are <UNK> to the model (default: 2; 1 keeps all)",
+    )
+    p.add_argument(
         "--kg-in",
         choices=("both", "pretrain"),
         default="both",
@@ -82,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         canonical_ablation(args.ablation)
     except ValueError as e:
         p.error(str(e))
-    for name in ("epochs", "pretrain_epochs", "max_steps", "batch_size", "lr"):
+    for name in ("epochs", "pretrain_epochs", "max_steps", "batch_size", "lr", "min_word_count"):
         value = getattr(args, name)
         if value is not None and value <= 0 and not (name == "pretrain_epochs" and value == 0):
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         eval_every=args.eval_every,
         dev_samples=args.dev_samples,
+        min_word_count=args.min_word_count,
         seed=args.seed,
         kg_in_finetune=args.kg_in == "both",
     )

@@ -37,6 +37,7 @@ from model.checkpoint import (
     save_checkpoint,
 )
 from model.config import ModelConfig, TrainConfig, ablation_switches
+from model.copy import gate_targets
 from model.data.vocab import BOS, EOS, PAD, SPECIALS
 from model.evaluate import rank
 from model.klvcg import KLVCG
@@ -231,7 +232,11 @@ class Trainer:
             return self.model.mlm_loss(enc, masked.to(self.device), labels.to(self.device))
         source = self.train.source(samples, drop)[owner] if space.copy else None
         targets = torch.as_tensor(space.target_ext(raw, source), dtype=torch.long)
-        return self.model.generation_loss(enc, targets.to(self.device), cfg.copy_gate_weight)
+        gate = None
+        if source is not None:
+            n_facts = self.train.knowledge.shape[1]
+            gate = gate_targets(torch.as_tensor(raw[:, 1:]), torch.as_tensor(source), n_facts)
+        return self.model.generation_loss(enc, targets.to(self.device), cfg.copy_gate_weight, gate)
 
     def dev_mrr(self) -> float:
         if self.dev_cands is None or len(self.dev_idx) == 0:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model.batching import PART_RELATION, PART_VALUE, Encoded, WordSpace, frequent_words
-from model.copy import gate_targets
+from model.copy import PointerHead, gate_targets
 from model.data.vocab import BOS, EOS, PAD, UNK, Vocab
 from model.evaluate import banned_ids
 from model.generate import copy_report
@@ -97,7 +98,7 @@ def test_mixed_distribution_sums_to_one_and_matches_the_teacher_forced_score():
     with torch.no_grad():
         stepper = StepDecoder(model, enc)
         for n in range(1, 4):
-            lp = model.next_logp(enc, *stepper.step(seqs[:1, n - 1]))
+            lp = model.next_logp(enc, *stepper.step(seqs[:1, n - 1]), seqs[:1, n - 1])
             # one extended id per position of the full source: 13 fact words, 10 x 8 comments
             assert lp.shape[1] == space.vocab_size + enc.n_source == space.vocab_size + 13 + 80
             assert torch.allclose(lp.exp().sum(1), torch.ones(1), atol=1e-5)
@@ -118,17 +119,51 @@ def test_a_window_with_nothing_to_copy_never_copies():
     enc = model.encode(data.batch([0], space=space))
     assert enc.source_ext.eq(PAD).all()
     h, x = model.decode_states(enc, torch.tensor([[BOS]]))
-    p_gen, att = model.pointer(h, x, enc.keys, enc.source_ext)
+    bos = torch.tensor([[BOS]])
+    p_gen, att = model.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, bos)
     assert p_gen.eq(1).all() and att.eq(0).all()
-    lp = model.next_logp(enc, h[:, 0], x[:, 0])
+    lp = model.next_logp(enc, h[:, 0], x[:, 0], bos[:, 0])
     assert torch.isfinite(lp[0, :MODEL]).all()
     assert torch.allclose(lp.exp().sum(1), torch.ones(1), atol=1e-5)
 
 
 def test_gate_targets_are_words_only_the_facts_hold():
-    source_ext = torch.tensor([[0, 15, 30, 0, 16, 30, 17, 0]])  # 3 fact positions, then comments
+    source = torch.tensor([[0, 15, 30, 0, 16, 30, 17, 0]])  # 3 fact positions, then comments
     gold = torch.tensor([[15, 30, 17, 2, 0]])
-    assert gate_targets(gold, source_ext, 3).tolist() == [[True, False, False, False, False]]
+    assert gate_targets(gold, source, 3).tolist() == [[True, False, False, False, False]]
+
+
+def test_the_pointer_reaches_only_the_comment_words_the_model_lacks_unless_configured():
+    source = np.array([CLS, RELATION, 30, PAD, 7, 30, 42, 16])  # 4 fact positions, comments
+    v = WordSpace(CORPUS, MODEL, copy=True).vocab_size
+    unseen_only = WordSpace(CORPUS, MODEL, copy=True).source_ext(source, 4)
+    assert unseen_only.tolist() == [PAD, RELATION, v + 2, PAD, PAD, v + 2, v + 6, PAD]
+    every = WordSpace(CORPUS, MODEL, copy=True, copy_known_comment_words=True)
+    assert every.source_ext(source, 4).tolist() == [PAD, RELATION, v + 2, PAD, 7, v + 2, v + 6, 16]
+    data = synthetic(NEW_VALUES[:1], seed=0)
+    space = data.space(copy_cfg(True))
+    ext = data.batch([0], space=space)["source_ext"][0]
+    assert ext[:3].tolist() == [PAD, RELATION, v + 2]  # the facts: every word
+    assert ext[13:].eq(PAD).all()  # the comments: fillers the model knows
+
+
+def test_the_pointer_can_go_on_copying_the_word_after_the_one_just_read():
+    torch.manual_seed(0)
+    head = PointerHead(8, dim=4)
+    with torch.no_grad():
+        head.query.weight.zero_()  # no content match: only the "go on copying" bias
+        head.query.bias.zero_()
+        head.follow.weight.zero_()
+        head.follow.bias.fill_(20.0)
+    source_ext = torch.tensor([[7, 8, 9, PAD, 8, 6]])
+    before = F.pad(source_ext[:, :-1], (1, 0), value=PAD)
+    h, x = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
+    words = torch.tensor([[8, 7, BOS]])  # after 8: positions 2 and 5; after 7: 1; BOS: none
+    with torch.no_grad():
+        _, att = head(h, x, head.keys(torch.randn(1, 6, 8)), source_ext, before, words)
+    assert att[0, 0, [2, 5]].sum() > 0.99 and att[0, 0, 2].item() == pytest.approx(0.5, abs=1e-3)
+    assert att[0, 1, 1] > 0.99
+    assert torch.allclose(att[0, 2], torch.tensor([0.2, 0.2, 0.2, 0.0, 0.2, 0.2]))
 
 
 def train(copy: bool, steps: int = 150) -> KLVCG:
@@ -140,9 +175,15 @@ def train(copy: bool, steps: int = 150) -> KLVCG:
         data = synthetic(rng.choice(TRAIN_VALUES, 32), seed=step)
         space = data.space(model.cfg)
         idx = np.arange(32)
-        targets = space.target_ext(data.targets, data.source(idx) if copy else None)
+        source = data.source(idx) if copy else None
+        targets = space.target_ext(data.targets, source)
         enc = model.encode(data.batch(idx, space=space))
-        loss = model.generation_loss(enc, torch.as_tensor(targets, dtype=torch.long), 1.0)
+        gate = (
+            gate_targets(torch.as_tensor(data.targets[:, 1:]), torch.as_tensor(source), 13)
+            if copy
+            else None
+        )
+        loss = model.generation_loss(enc, torch.as_tensor(targets, dtype=torch.long), 1.0, gate)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -86,7 +86,7 @@ def test_train_prints_the_metrics_table_and_json_contract(trained):
     for name in (WEIGHTS, STATE, VOCAB_FILE, "config.json", "metrics.json"):
         assert (out / name).is_file()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["model"]["d_model"] == 192 and config["train"]["ablation"] == "+copy"
+    assert config["model"]["d_model"] == 144 and config["train"]["ablation"] == "+copy"
     # the default model: the copy path, rare training words cut to <UNK>
     assert config["model"]["copy"] and config["train"]["min_word_count"] == 2
     assert (
@@ -209,7 +209,7 @@ def test_bad_checkpoints_and_runs_are_refused_and_nothing_is_overwritten(env, tr
     other_config = env["root"] / "other-config"
     shutil.copytree(out, other_config)
     saved = torch.load(other_config / WEIGHTS, weights_only=True)
-    saved["model"]["d_model"] = 96  # weights of a d=192 model under a d=96 configuration
+    saved["model"]["d_model"] = 96  # weights of a d=144 model under a d=96 configuration
     torch.save(saved, other_config / WEIGHTS)
     code, _, err = call(evaluate.main, ["--checkpoint", str(other_config), *eval_argv], capsys)
     assert code == 2 and "do not fit their configuration" in err
