@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: epoch)")
     p.add_argument("--dev-samples", type=int, help="dev samples for checkpoint selection")
     p.add_argument(
+        "--copy-known-comment-words",
+        action="store_true",
+        help="+copy: also copy the window's comment words the model has an id for",
+    )
+    p.add_argument(
         "--min-word-count",
         type=int,
         help="training words seen fewer times are <UNK> to the model (default: 2; 1 keeps all)",
@@ -118,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # with a word cut-off (the copy path), the model has ids for the frequent words only
     kept = frequent_words(data.vocab, data.split("train").targets, train_cfg.min_word_count)
-    model_cfg = replace(model_cfg, vocab_size=kept + 2)
+    model_cfg = replace(
+        model_cfg, vocab_size=kept + 2, copy_known_comment_words=args.copy_known_comment_words
+    )
     out = (
         Path(args.out)
         if args.out
