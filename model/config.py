@@ -72,6 +72,11 @@ class ModelConfig:
     # comments outrank the ground truth (TF-IDF-similar candidates came first almost always:
     # docs/results-2026-12-04.md)
     copy_known_comment_words: bool = False
+    # the words read last that the pointer matches against the words before a source position
+    # to go on copying a value (:class:`model.copy.PointerHead`): three tell "三届 香港电影
+    # 金像奖 | 影帝" from "第23届 香港电影 金像奖 | 10项提名", and two the day of one date from
+    # another's ("12 月 | 21"); one word (the checkpoints saved before this setting) cannot
+    follow_span: int = 3
 
     def __post_init__(self) -> None:
         for heads in (self.modality_heads, self.knowledge_heads, self.cross_heads):
@@ -79,6 +84,8 @@ class ModelConfig:
                 raise ValueError(f"d_model={self.d_model} is not divisible by {heads} heads")
         if self.d_model % self.decoder_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by the decoder heads")
+        if self.follow_span < 1:
+            raise ValueError("follow_span counts the words read last: it must be at least 1")
         if self.max_len < 3:
             raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
 
@@ -96,6 +103,8 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model settings {sorted(unknown)}")
+        if "follow_span" not in d:  # saved before the setting: the pointer read one word back
+            d = {**d, "follow_span": 1}
         return cls(**d)
 
 
@@ -116,7 +125,7 @@ class TrainConfig:
     seed: int = 0
     kg_in_finetune: bool = True  # False: the released code's setup (facts in pre-training only)
     # the copy path's training (COPY_TRAINING with +copy; the paper's rows keep these)
-    copy_gate_weight: float = 0.0  # the copy-gate loss on words only the facts hold
+    copy_gate_weight: float = 0.0  # the copy-gate loss (model.copy.gate_targets)
     knowledge_dropout: float = 0.0  # share of training windows whose facts are dropped
     # training words seen fewer times are <UNK> to the model, in every row: the papers keep
     # the 30,000 most frequent words of a corpus of millions of comments, so rare words are
@@ -134,8 +143,9 @@ class TrainConfig:
 #: Training of ``+copy``, with the reasons:
 COPY_TRAINING = {
     # the gate learns from the token loss alone only slowly when the vocabulary already
-    # explains a value a little; words that only the facts hold should come from the facts
-    # (a binary cross-entropy on 1 - p_gen, the same scale as the token loss)
+    # explains a value a little; words that only the facts hold should come from the facts,
+    # words the source does not hold from the vocabulary (a binary cross-entropy on p_gen,
+    # the same scale as the token loss)
     "copy_gate_weight": 1.0,
     # a window without facts still has comments that state values: trained only with facts,
     # the model would learn that a value is always given; one window in ten without them

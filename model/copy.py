@@ -33,18 +33,22 @@ class PointerHead(nn.Module):
 
     A value is several words ("1961 年 12 月 21 日", "三届 香港电影 金像奖 影帝 提名"), and an
     attention that finds the value's first word must then find each next one; from content
-    alone it picks a look-alike ("21" of another date), so a state-dependent bias (``follow``)
-    is added at the source positions whose previous word is the word just read: going on
+    alone it picks a look-alike ("21" of another date), so state-dependent biases (``follow``)
+    are added at the source positions whose previous words are the words just read: going on
     copying is one learned weight away (CopyNet's selective read, Gu et al. 2016, §3.3, in
-    the form of a bias; See et al.'s head has no such path)."""
+    the form of a bias; See et al.'s head has no such path). Bias ``k`` is added where the
+    last ``k + 1`` words read match the ``k + 1`` source words before the position, so the
+    value being copied wins over another fact that shares its last word ("月" of two dates,
+    "香港电影 金像奖" of two awards): CopyNet reads the previous step's attention for this,
+    which a teacher-forced pass cannot compute in parallel; the words can be."""
 
-    def __init__(self, d: int, dim: int = 64) -> None:
+    def __init__(self, d: int, dim: int = 64, span: int = 1) -> None:
         super().__init__()
         self.query = nn.Linear(d, dim)
         self.key = nn.Linear(d, dim)
         self.value = nn.Linear(d, dim)
         self.gate = nn.Linear(2 * d + dim, 1)
-        self.follow = nn.Linear(d, 1)
+        self.follow = nn.Linear(d, span)
         self.scale = 1.0 / math.sqrt(dim)
 
     def keys(self, source: torch.Tensor) -> torch.Tensor:
@@ -58,22 +62,36 @@ class PointerHead(nn.Module):
         x: torch.Tensor,  # (B, L, d) the input words' embeddings
         keys: torch.Tensor,  # (B, S, 2 dim): :meth:`keys`
         source_ext: torch.Tensor,  # (B, S) extended ids, PAD where nothing can be copied
-        before: torch.Tensor,  # (B, S) extended id of the word before each position (PAD: none)
-        words: torch.Tensor,  # (B, L) the extended ids the decoder just read
+        before: torch.Tensor,  # (B, S, span): :func:`words_before` of the source
+        words: torch.Tensor,  # (B, L, span): :func:`words_before` of the words read
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(p_gen (B, L), copy attention (B, L, S))``; the attention sums to one over the
         copyable positions, and is zero (with ``p_gen`` one) where there are none."""
         pad = source_ext.eq(PAD)
         k, v = keys.chunk(2, dim=-1)
         scores = torch.einsum("bld,bsd->bls", self.query(h), k) * self.scale
-        follows = before[:, None, :].eq(words.unsqueeze(-1)) & before.ne(PAD)[:, None, :]
-        scores = scores + self.follow(h) * follows
+        follow = self.follow(h)
+        match = None
+        for i in range(follow.shape[-1]):  # the last i + 1 words read precede the position
+            back = before[:, None, :, i]
+            same = back.eq(words[..., i : i + 1]) & back.ne(PAD)
+            match = same if match is None else match & same
+            scores = scores + follow[..., i : i + 1] * match
         scores = scores.masked_fill(pad[:, None, :], torch.finfo(scores.dtype).min)
         att = torch.softmax(scores, dim=-1) * (~pad)[:, None, :]
         context = torch.einsum("bls,bsd->bld", att, v)
         p_gen = torch.sigmoid(self.gate(torch.cat([h, context, x], dim=-1))).squeeze(-1)
         can_copy = (~pad).any(dim=1, keepdim=True)
         return torch.where(can_copy, p_gen, torch.ones_like(p_gen)), att
+
+
+def words_before(ids: torch.Tensor, span: int) -> torch.Tensor:
+    """(B, L) -> (B, L, span): at each position the ids of the ``span`` positions up to it,
+    nearest first (``[..., 0]`` is ``ids`` itself), PAD before the start: the words a
+    decoder has read, or (of a source shifted by one) the words before each source position."""
+    return torch.stack(
+        [F.pad(ids, (i, 0), value=PAD)[:, : ids.shape[1]] for i in range(span)], dim=-1
+    )
 
 
 def gold_logp(
@@ -110,9 +128,25 @@ def mixed_distribution(
     return p.scatter_add(1, source_ext, (1 - p_gen).unsqueeze(1) * att)
 
 
+#: What :func:`gate_targets` asks of ``p_gen`` at a target word (``GATE_NONE``: nothing).
+GATE_COPY, GATE_GENERATE, GATE_NONE = 0, 1, -1
+
+
 def gate_targets(gold: torch.Tensor, source: torch.Tensor, n_facts: int) -> torch.Tensor:
-    """(B, L) True where the gold word (corpus ids, (B, L)) is among the window's fact words
-    (the first ``n_facts`` positions of its source, (B, S)) and not among its comments' words,
-    known or not: a word only copying explains."""
+    """(B, L) the copy gate's target at each gold word (corpus ids, (B, L)) of a window whose
+    source is ``source`` (B, S; its first ``n_facts`` positions are the fact words):
+    ``GATE_COPY`` where the word is among the fact words and not among the comments' words,
+    known or not (a word only copying explains), ``GATE_GENERATE`` where the source does not
+    hold it (only the vocabulary can say it: ``<EOS>`` and most words), ``GATE_NONE`` where
+    both could (a word of the comments) or there is no word.
+
+    Both sides are supervised: with the copy side alone the gate is pushed toward copying at
+    every state it cannot tell apart, and it cannot at the first word (one decoder state for
+    all of a window's comments): a model so trained put half the first word's probability on
+    copying (a name of the facts) and every comment that starts otherwise paid for it."""
     same = source[:, None, :].eq(gold.unsqueeze(-1)) & gold.ne(PAD).unsqueeze(-1)
-    return same[..., :n_facts].any(-1) & ~same[..., n_facts:].any(-1)
+    in_facts, in_comments = same[..., :n_facts].any(-1), same[..., n_facts:].any(-1)
+    out = torch.full_like(gold, GATE_NONE)
+    out[gold.ne(PAD) & ~in_facts & ~in_comments] = GATE_GENERATE
+    out[in_facts & ~in_comments] = GATE_COPY
+    return out

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.config import ModelConfig
-from model.copy import PointerHead, gold_logp, mixed_distribution
+from model.copy import GATE_NONE, PointerHead, gold_logp, mixed_distribution, words_before
 from model.data.vocab import BOS, EOS, PAD, UNK
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
@@ -108,8 +108,8 @@ class Encoding:
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     n_source: int = 0  # the source's full length (the positions extended ids count)
     source_positions: torch.Tensor | None = None  # (S,) the full-layout position of each kept
-    # (B, S) the extended id of the word just before each source position (PAD: none): the
-    # pointer's "go on copying" feature (:class:`model.copy.PointerHead`)
+    # (B, S, span) the extended ids of the words just before each source position, nearest
+    # first (PAD: none): the pointer's "go on copying" feature (:class:`model.copy.PointerHead`)
     source_before: torch.Tensor | None = None
 
     def select(self, idx: torch.Tensor) -> Encoding:
@@ -172,7 +172,7 @@ class KLVCG(nn.Module):
             self.fact_index = nn.Embedding(cfg.max_facts + 1, d)  # 0: not a fact word
             self.fact_part = nn.Embedding(4, d)  # model.batching.PART_*
             self.source_part = nn.Embedding(5, d)  # PART_* of a fact word; 4: a comment word
-            self.pointer = PointerHead(d)
+            self.pointer = PointerHead(d, span=cfg.follow_span)
         self.apply(self._init)
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
         self.register_buffer("causal", causal, persistent=False)
@@ -271,7 +271,8 @@ class KLVCG(nn.Module):
             source_ext = torch.cat(
                 [torch.full_like(source_ext[:, :n_facts], PAD), source_ext[:, n_facts:]], dim=1
             )
-        before = F.pad(source_ext[:, :-1], (1, 0), value=PAD)  # in the full layout
+        # in the full layout: the words before a position, whatever the batch keeps
+        before = words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), cfg.follow_span)
         # only the positions that hold a word in some sample of the batch are kept (a lone
         # window keeps its own words): extended ids name positions, not the order kept
         keep = source_ext.ne(PAD).any(dim=0)
@@ -352,7 +353,8 @@ class KLVCG(nn.Module):
         if not self.cfg.copy:
             logp = F.log_softmax(logits.float(), dim=-1)
             return logp.gather(-1, gold.unsqueeze(-1)).squeeze(-1), None
-        p_gen, att = self.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, tgt_in)
+        read = words_before(tgt_in, self.cfg.follow_span)
+        p_gen, att = self.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, read)
         return gold_logp(logits, gold, p_gen, att, enc.source_ext), p_gen
 
     def generation_loss(
@@ -363,9 +365,8 @@ class KLVCG(nn.Module):
         gate: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>;
-        with the copy path, plus ``gate_weight`` times the copy gate's cross-entropy on the
-        target words ``gate`` (B, g - 1) marks (:func:`model.copy.gate_targets`: the words
-        only the facts hold)."""
+        with the copy path, plus ``gate_weight`` times the copy gate's binary cross-entropy
+        against ``gate`` (B, g - 1): :func:`model.copy.gate_targets`."""
         targets = trim(targets, least=2)
         gold = targets[:, 1:]
         logp, p_gen = self.token_logp(enc, targets[:, :-1], gold)
@@ -374,9 +375,11 @@ class KLVCG(nn.Module):
         if p_gen is not None and gate_weight > 0:
             if gate is None:
                 raise ValueError("a copy-gate loss needs the gate targets")
-            want = gate[:, : gold.shape[1]].to(p_gen.device) & keep
-            if bool(want.any()):
-                loss = loss - gate_weight * torch.log1p(-p_gen[want].clamp(max=1 - 1e-6)).mean()
+            want = gate[:, : gold.shape[1]].to(p_gen.device)
+            labelled = want.ne(GATE_NONE) & keep
+            if bool(labelled.any()):
+                p = p_gen[labelled].float().clamp(1e-6, 1 - 1e-6)
+                loss = loss + gate_weight * F.binary_cross_entropy(p, want[labelled].float())
         return loss
 
     def mlm_loss(self, enc: Encoding, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -423,15 +426,16 @@ class KLVCG(nn.Module):
         g = self.cfg.max_len
         device = enc.memory.device
         hyps: list[list[int]] = [[]]  # the open hypotheses' words after <BOS>
-        last = [BOS]
+        span = self.cfg.follow_span
         logp = torch.zeros(1, device=device)
         finished: list[tuple[list[int], float]] = []
         never = torch.tensor([PAD, BOS, *banned], device=device)
         stepper = StepDecoder(self, enc)
         enc = self._one_source(enc)
         for step in range(1, g):
-            words = torch.tensor(last, dtype=torch.long, device=device)
-            lp = self.next_logp(enc, *stepper.step(words), words)
+            read = [([PAD] * span + [BOS, *h])[: -span - 1 : -1] for h in hyps]
+            words = torch.tensor(read, dtype=torch.long, device=device)  # (n, span)
+            lp = self.next_logp(enc, *stepper.step(words[:, 0]), words)
             lp[:, never] = -math.inf
             if step == 1:
                 lp[:, EOS] = -math.inf  # no empty comment
@@ -460,7 +464,7 @@ class KLVCG(nn.Module):
                 break
             if not next_hyps:
                 break
-            hyps, last = next_hyps, [h[-1] for h in next_hyps]
+            hyps = next_hyps
             logp = torch.tensor(next_logp, device=device)
             stepper.reorder(torch.tensor(parents, device=device))
         finished.sort(key=lambda h: -h[1])
@@ -485,7 +489,8 @@ class KLVCG(nn.Module):
     ) -> torch.Tensor:
         """log P of the next word ``(n, vocab)`` (``vocab + S`` extended ids with the copy
         path) for ``n`` hypotheses of the first context of ``enc``, from their decoder states
-        and inputs ``(n, d)`` (:meth:`StepDecoder.step`) and the words they just read (n,)."""
+        and inputs ``(n, d)`` (:meth:`StepDecoder.step`) and the words they read last,
+        nearest first (n, span: :func:`model.copy.words_before`)."""
         logits = self.out(h)
         if not self.cfg.copy:
             return F.log_softmax(logits.float(), dim=-1)
@@ -497,7 +502,7 @@ class KLVCG(nn.Module):
         ext = first(enc.source_ext)
         before = first(enc.source_before)
         p_gen, att = self.pointer(
-            h[:, None], x[:, None], first(enc.keys), ext, before, words[:, None]
+            h[:, None], x[:, None], first(enc.keys), ext, before, words[:, None, :]
         )
         return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext, enc.n_source).log()
 
@@ -516,7 +521,8 @@ class KLVCG(nn.Module):
         one = enc.select(torch.zeros(len(hyps), dtype=torch.long, device=seqs.device))
         h, x = self.decode_states(one, seqs[:, :-1])
         gold = seqs[:, 1:]
-        p_gen, att = self.pointer(h, x, one.keys, one.source_ext, one.source_before, seqs[:, :-1])
+        read = words_before(seqs[:, :-1], self.cfg.follow_span)
+        p_gen, att = self.pointer(h, x, one.keys, one.source_ext, one.source_before, read)
         p = gold_logp(self.out(h), gold, p_gen, att, one.source_ext).exp()
         hit = one.source_ext[:, None, :].eq(gold.unsqueeze(-1))
         shares = (1 - p_gen).unsqueeze(-1) * att * hit / p.unsqueeze(-1)

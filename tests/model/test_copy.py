@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from model.batching import PART_RELATION, PART_VALUE, Encoded, WordSpace, frequent_words
-from model.copy import PointerHead, gate_targets
+from model.config import ModelConfig
+from model.copy import GATE_COPY, GATE_GENERATE, GATE_NONE, PointerHead, gate_targets, words_before
 from model.data.vocab import BOS, EOS, PAD, UNK, Vocab
 from model.evaluate import banned_ids
 from model.generate import copy_report
@@ -97,8 +98,9 @@ def test_mixed_distribution_sums_to_one_and_matches_the_teacher_forced_score():
     seqs = torch.tensor([[BOS, space.vocab_size + 2, 7], [BOS, 9, 9]])
     with torch.no_grad():
         stepper = StepDecoder(model, enc)
+        read = words_before(seqs[:1], model.cfg.follow_span)
         for n in range(1, 4):
-            lp = model.next_logp(enc, *stepper.step(seqs[:1, n - 1]), seqs[:1, n - 1])
+            lp = model.next_logp(enc, *stepper.step(seqs[:1, n - 1]), read[:, n - 1])
             # one extended id per position of the full source: 13 fact words, 10 x 8 comments
             assert lp.shape[1] == space.vocab_size + enc.n_source == space.vocab_size + 13 + 80
             assert torch.allclose(lp.exp().sum(1), torch.ones(1), atol=1e-5)
@@ -120,17 +122,20 @@ def test_a_window_with_nothing_to_copy_never_copies():
     assert enc.source_ext.eq(PAD).all()
     h, x = model.decode_states(enc, torch.tensor([[BOS]]))
     bos = torch.tensor([[BOS]])
-    p_gen, att = model.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, bos)
+    read = words_before(bos, model.cfg.follow_span)
+    p_gen, att = model.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, read)
     assert p_gen.eq(1).all() and att.eq(0).all()
-    lp = model.next_logp(enc, h[:, 0], x[:, 0], bos[:, 0])
+    lp = model.next_logp(enc, h[:, 0], x[:, 0], read[:, 0])
     assert torch.isfinite(lp[0, :MODEL]).all()
     assert torch.allclose(lp.exp().sum(1), torch.ones(1), atol=1e-5)
 
 
-def test_gate_targets_are_words_only_the_facts_hold():
+def test_gate_targets_copy_what_only_the_facts_hold_and_generate_what_the_source_lacks():
     source = torch.tensor([[0, 15, 30, 0, 16, 30, 17, 0]])  # 3 fact positions, then comments
-    gold = torch.tensor([[15, 30, 17, 2, 0]])
-    assert gate_targets(gold, source, 3).tolist() == [[True, False, False, False, False]]
+    gold = torch.tensor([[15, 30, 17, 9, 2, 0]])
+    assert gate_targets(gold, source, 3).tolist() == [
+        [GATE_COPY, GATE_NONE, GATE_NONE, GATE_GENERATE, GATE_GENERATE, GATE_NONE]
+    ]
 
 
 def test_the_pointer_reaches_only_the_comment_words_the_model_lacks_unless_configured():
@@ -147,23 +152,50 @@ def test_the_pointer_reaches_only_the_comment_words_the_model_lacks_unless_confi
     assert ext[13:].eq(PAD).all()  # the comments: fillers the model knows
 
 
-def test_the_pointer_can_go_on_copying_the_word_after_the_one_just_read():
+def test_words_before_lists_the_last_words_nearest_first():
+    ids = torch.tensor([[BOS, 7, 8]])
+    assert words_before(ids, 2).tolist() == [[[BOS, PAD], [7, BOS], [8, 7]]]
+    assert words_before(ids, 5)[0, 0].tolist() == [BOS, PAD, PAD, PAD, PAD]
+
+
+def follow_only(span: int) -> PointerHead:
+    """A pointer with no content match: only the "go on copying" biases."""
     torch.manual_seed(0)
-    head = PointerHead(8, dim=4)
+    head = PointerHead(8, dim=4, span=span)
     with torch.no_grad():
-        head.query.weight.zero_()  # no content match: only the "go on copying" bias
+        head.query.weight.zero_()
         head.query.bias.zero_()
         head.follow.weight.zero_()
         head.follow.bias.fill_(20.0)
+    return head
+
+
+def test_the_pointer_can_go_on_copying_the_word_after_the_one_just_read():
+    head = follow_only(1)
     source_ext = torch.tensor([[7, 8, 9, PAD, 8, 6]])
-    before = F.pad(source_ext[:, :-1], (1, 0), value=PAD)
+    before = words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), 1)
     h, x = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
     words = torch.tensor([[8, 7, BOS]])  # after 8: positions 2 and 5; after 7: 1; BOS: none
     with torch.no_grad():
-        _, att = head(h, x, head.keys(torch.randn(1, 6, 8)), source_ext, before, words)
+        _, att = head(h, x, head.keys(torch.randn(1, 6, 8)), source_ext, before, words[..., None])
     assert att[0, 0, [2, 5]].sum() > 0.99 and att[0, 0, 2].item() == pytest.approx(0.5, abs=1e-3)
     assert att[0, 1, 1] > 0.99
     assert torch.allclose(att[0, 2], torch.tensor([0.2, 0.2, 0.2, 0.0, 0.2, 0.2]))
+
+
+def test_the_words_read_before_tell_which_of_two_values_goes_on():
+    # two dates end their month with the same word (月 = 8): after "12 月" only the day of
+    # the date that has "12 月" goes on, where one word back cannot tell them apart
+    source_ext = torch.tensor([[5, 11, 8, 21, PAD, 5, 12, 8, 19]])
+    read = words_before(torch.tensor([[BOS, 5, 12, 8]]), 3)[:, -1:]  # "... 12 月" read
+    h, x = torch.randn(1, 1, 8), torch.randn(1, 1, 8)
+    keys = torch.randn(1, 9, 8)
+    with torch.no_grad():
+        for span, expect in ((1, [0.5, 0.5]), (3, [0.0, 1.0])):
+            head = follow_only(span)
+            before = words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), span)
+            _, att = head(h, x, head.keys(keys), source_ext, before, read[..., :span])
+            assert att[0, 0, [3, 8]].tolist() == pytest.approx(expect, abs=1e-3)
 
 
 def train(copy: bool, steps: int = 150) -> KLVCG:
@@ -267,3 +299,10 @@ def test_padding_rows_of_a_smaller_set_score_inf_with_the_copy_path():
         scores = model.score(model.encode(data.batch([0, 1], space=space)), ext)
     assert torch.isfinite(scores[0]).all() and torch.isfinite(scores[1, 0])
     assert torch.isinf(scores[1, 1:]).all() and not torch.isnan(scores).any()
+
+
+def test_a_configuration_saved_before_follow_span_reads_one_word_back():
+    saved = copy_cfg(True).to_dict()
+    assert ModelConfig.from_dict(saved).follow_span == saved["follow_span"] == 3
+    del saved["follow_span"]
+    assert ModelConfig.from_dict(saved).follow_span == 1
