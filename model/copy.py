@@ -142,8 +142,8 @@ def gate_targets(gold: torch.Tensor, source: torch.Tensor, n_facts: int) -> torc
 
     Both sides are supervised: with the copy side alone the gate is pushed toward copying at
     every state it cannot tell apart, and it cannot at the first word (one decoder state for
-    all of a window's comments): a model so trained put half the first word's probability on
-    copying (a name of the facts) and every comment that starts otherwise paid for it."""
+    all of a window's comments): a model so trained put much of the first word's probability
+    on copying a name of the facts, and every comment that starts otherwise paid for it."""
     same = source[:, None, :].eq(gold.unsqueeze(-1)) & gold.ne(PAD).unsqueeze(-1)
     in_facts, in_comments = same[..., :n_facts].any(-1), same[..., n_facts:].any(-1)
     out = torch.full_like(gold, GATE_NONE)
