@@ -88,10 +88,17 @@ class PointerHead(nn.Module):
 def words_before(ids: torch.Tensor, span: int) -> torch.Tensor:
     """(B, L) -> (B, L, span): at each position the ids of the ``span`` positions up to it,
     nearest first (``[..., 0]`` is ``ids`` itself), PAD before the start: the words a
-    decoder has read, or (of a source shifted by one) the words before each source position."""
+    decoder has read."""
     return torch.stack(
         [F.pad(ids, (i, 0), value=PAD)[:, : ids.shape[1]] for i in range(span)], dim=-1
     )
+
+
+def source_words_before(source_ext: torch.Tensor, span: int) -> torch.Tensor:
+    """(B, S) -> (B, S, span): the extended ids of the ``span`` source words before each
+    position, nearest first, PAD before the start (what :class:`PointerHead` matches the
+    words read against)."""
+    return words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), span)
 
 
 def gold_logp(

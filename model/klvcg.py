@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.config import ModelConfig
-from model.copy import GATE_NONE, PointerHead, gold_logp, mixed_distribution, words_before
+from model.copy import (
+    GATE_NONE,
+    PointerHead,
+    gold_logp,
+    mixed_distribution,
+    source_words_before,
+    words_before,
+)
 from model.data.vocab import BOS, EOS, PAD, UNK
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
@@ -272,7 +279,7 @@ class KLVCG(nn.Module):
                 [torch.full_like(source_ext[:, :n_facts], PAD), source_ext[:, n_facts:]], dim=1
             )
         # in the full layout: the words before a position, whatever the batch keeps
-        before = words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), cfg.follow_span)
+        before = source_words_before(source_ext, cfg.follow_span)
         # only the positions that hold a word in some sample of the batch are kept (a lone
         # window keeps its own words): extended ids name positions, not the order kept
         keep = source_ext.ne(PAD).any(dim=0)

@@ -6,11 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from model.batching import PART_RELATION, PART_VALUE, Encoded, WordSpace, frequent_words
 from model.config import ModelConfig
-from model.copy import GATE_COPY, GATE_GENERATE, GATE_NONE, PointerHead, gate_targets, words_before
+from model.copy import (
+    GATE_COPY,
+    GATE_GENERATE,
+    GATE_NONE,
+    PointerHead,
+    gate_targets,
+    source_words_before,
+    words_before,
+)
 from model.data.vocab import BOS, EOS, PAD, UNK, Vocab
 from model.evaluate import banned_ids
 from model.generate import copy_report
@@ -173,7 +180,7 @@ def follow_only(span: int) -> PointerHead:
 def test_the_pointer_can_go_on_copying_the_word_after_the_one_just_read():
     head = follow_only(1)
     source_ext = torch.tensor([[7, 8, 9, PAD, 8, 6]])
-    before = words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), 1)
+    before = source_words_before(source_ext, 1)
     h, x = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
     words = torch.tensor([[8, 7, BOS]])  # after 8: positions 2 and 5; after 7: 1; BOS: none
     with torch.no_grad():
@@ -193,7 +200,7 @@ def test_the_words_read_before_tell_which_of_two_values_goes_on():
     with torch.no_grad():
         for span, expect in ((1, [0.5, 0.5]), (3, [0.0, 1.0])):
             head = follow_only(span)
-            before = words_before(F.pad(source_ext[:, :-1], (1, 0), value=PAD), span)
+            before = source_words_before(source_ext, span)
             _, att = head(h, x, head.keys(keys), source_ext, before, read[..., :span])
             assert att[0, 0, [3, 8]].tolist() == pytest.approx(expect, abs=1e-3)
 
