@@ -37,7 +37,8 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.copy import (
-    GATE_NONE,
+    GATE_COPY,
+    GATE_GENERATE,
     PointerHead,
     gold_logp,
     mixed_distribution,
@@ -373,7 +374,7 @@ class KLVCG(nn.Module):
     ) -> torch.Tensor:
         """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>;
         with the copy path, plus ``gate_weight`` times the copy gate's binary cross-entropy
-        against ``gate`` (B, g - 1): :func:`model.copy.gate_targets`."""
+        against ``gate`` (B, g - 1: :func:`model.copy.gate_targets`), each side averaged apart."""
         targets = trim(targets, least=2)
         gold = targets[:, 1:]
         logp, p_gen = self.token_logp(enc, targets[:, :-1], gold)
@@ -383,10 +384,13 @@ class KLVCG(nn.Module):
             if gate is None:
                 raise ValueError("a copy-gate loss needs the gate targets")
             want = gate[:, : gold.shape[1]].to(p_gen.device)
-            labelled = want.ne(GATE_NONE) & keep
-            if bool(labelled.any()):
-                p = p_gen[labelled].float().clamp(1e-6, 1 - 1e-6)
-                loss = loss + gate_weight * F.binary_cross_entropy(p, want[labelled].float())
+            p = p_gen.float().clamp(1e-6, 1 - 1e-6)
+            # Each side's mean, summed: words to copy are few next to words to generate, and
+            # one pooled mean let the many generated words drown the few copied ones.
+            for side, term in ((GATE_COPY, torch.log1p(-p)), (GATE_GENERATE, torch.log(p))):
+                mask = want.eq(side) & keep
+                if bool(mask.any()):
+                    loss = loss - gate_weight * term[mask].mean()
         return loss
 
     def mlm_loss(self, enc: Encoding, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
