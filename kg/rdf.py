@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from rdflib import Literal, URIRef
 
+from common.atomic import atomic_open
 from kg.sources import ENTITY_NS, RELATION_NS, rdf_format
 from kg.store import GraphStore
 from kg.triples import KGError
@@ -43,8 +44,7 @@ def export_rdf(store: GraphStore, path: str | Path) -> int:
     if fmt not in ("nt", "turtle"):
         raise KGError(f"{path}: export writes Turtle (.ttl) or N-Triples (.nt), not {fmt}")
     n = 0
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:  # never leave a half-written export under the final name
         for chunk in _chunks(store.iter_facts(), 1000):
             heads = store.heads_among([fact.tail for fact in chunk])
             for fact in chunk:
@@ -52,5 +52,4 @@ def export_rdf(store: GraphStore, path: str | Path) -> int:
                 head, rel = entity_iri(fact.head).n3(), relation_iri(fact.relation).n3()
                 f.write(f"{head} {rel} {tail.n3()} .\n")
             n += len(chunk)
-    tmp.replace(path)  # never leave a half-written export under the final name
     return n

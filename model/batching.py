@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.atomic import atomic_open, write_json
 from kg.triples import bare_name
-from model.data.fileio import atomic_json
 from model.data.samples import Sample, build_samples
+from model.data.schema import DataError
 from model.data.vocab import BOS, EOS, PAD, SEP, SPECIALS, UNK, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
@@ -310,9 +312,8 @@ class Encoded:
     )
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **{k: getattr(self, k) for k in self._ARRAYS})
+        """The arrays to ``path`` (``.npz``), the rest to its ``.json``, each atomically and
+        the ``.json`` first: a cache entry counts once its ``.npz`` exists."""
         meta = {
             "video": self.video,
             "facts": self.facts,
@@ -322,15 +323,33 @@ class Encoded:
             "linked": self.linked,
             "stated": self.stated,
         }
-        atomic_json(path.with_suffix(".json"), meta)
-        tmp.replace(path)
+        write_json(path.with_suffix(".json"), meta)
+        with atomic_open(path) as f:
+            np.savez(f, **{k: getattr(self, k) for k in self._ARRAYS})
 
     @classmethod
     def load(cls, path: Path) -> Encoded:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in cls._ARRAYS}
-        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        return cls(**meta, **arrays)
+        """A saved split; any damage (truncated or foreign ``.npz``, bad ``.json``, arrays
+        and records that disagree) is a :class:`DataError` naming the file."""
+        meta_path = path.with_suffix(".json")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in cls._ARRAYS}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: damaged encoded split ({type(e).__name__}: {e})") from None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            encoded = cls(**meta, **arrays)
+        except (OSError, ValueError, TypeError) as e:  # UnicodeDecodeError is a ValueError
+            raise DataError(
+                f"{meta_path}: damaged encoded split ({type(e).__name__}: {e})"
+            ) from None
+        n, pairs = len(encoded.t), len(encoded.targets)
+        sizes = [(encoded.video, n), (encoded.facts, n), (encoded.ac, n)]
+        sizes += [(encoded.linked, n), (encoded.stated, pairs)] if encoded.linked else []
+        if any(len(records) != size for records, size in sizes):
+            raise DataError(f"{meta_path}: damaged encoded split (records and arrays disagree)")
+        return encoded
 
 
 class Featurizer:
@@ -500,7 +519,10 @@ def encode_split(
 
     path = encoded_path(cache_dir, cache_key, split) if cache_dir else None
     if path is not None and path.exists() and path.with_suffix(".json").exists():
-        return Encoded.load(path)
+        try:
+            return Encoded.load(path)
+        except DataError as e:  # a cache: build it again
+            log.warning("%s: encoding the %s split again", e, split)
     samples = list(build_samples(ctx.corpus, split, radius=featurizer.lengths.radius))
     knowledge = []
     bar = tqdm(total=len(samples), desc=f"recall {split}", unit=" windows", disable=not progress)

@@ -6,19 +6,24 @@ A checkpoint directory holds::
                        the vocabulary's fingerprint, what data it was trained on, dev metrics
     dicts-30000.json   the vocabulary (LiveBot format) the ids refer to
     config.json        the same configs and data record, readable
-    metrics.json       test metrics written by training and ``model.evaluate``
+    metrics.json       the test metrics ``model.train`` printed
     state.pt           the training state for resuming (model, optimiser, schedule, step)
 
-Loading checks the format version, the configs, and that the vocabulary in the directory is
-the one the weights were trained with; :func:`check_compatible` refuses a corpus whose
-vocabulary differs. Every failure is a :class:`CheckpointError` naming the file and reason.
-Files are written to a temporary name and renamed, so an interrupted save never leaves a
-half-written checkpoint and a failed load never touches the directory.
+Loading checks every stored CRC-32 of the file (``torch.save`` writes a zip archive, and
+``torch.load`` reads it without checking them), then the format version, the configs, the
+weights against the digest written beside them at save time (a checkpoint saved before
+digests existed loads with a warning that its weights cannot be verified), and that the
+vocabulary in the directory is the one the weights were trained with; :func:`check_compatible`
+refuses a corpus whose vocabulary differs. Every failure is a :class:`CheckpointError` naming
+the file and reason. Files are written to a temporary name and renamed
+(:mod:`common.atomic`), so an interrupted save never leaves a half-written checkpoint and a
+failed load never touches the directory.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import logging
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -26,9 +31,9 @@ from pathlib import Path
 
 import torch
 
+from common.atomic import atomic_open, write_json
 from kg.errors import UserError
 from model.config import ModelConfig, TrainConfig
-from model.data.fileio import atomic_json
 from model.data.schema import DataError
 from model.data.vocab import VOCAB_FILE, Vocab
 
@@ -36,6 +41,9 @@ FORMAT = "danmaku-klvcg-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS = "checkpoint.pt"
 STATE = "state.pt"
+DIGEST = "weights_digest"
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(UserError):
@@ -54,16 +62,40 @@ class Checkpoint:
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    """``torch.save`` through :func:`common.atomic.atomic_open`."""
+    with atomic_open(path) as f:
+        torch.save(obj, f)
+
+
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}\t{t.dtype}\t{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_crcs(path: Path) -> None:
+    """Every member's CRC-32 of a zip-format torch file (older non-zip files have none)."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupted or not a checkpoint ({e})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupted: {bad} fails its CRC-32 check")
 
 
 def safe_torch_load(path: Path) -> dict:
-    """``torch.load`` restricted to tensors and plain containers; any damage -> one line."""
+    """``torch.load`` restricted to tensors and plain containers, after the file's CRC-32s
+    are checked; any damage -> one line."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    _check_crcs(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as e:
@@ -100,10 +132,16 @@ def save_checkpoint(
     }
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save(
-        {"format": FORMAT, "version": FORMAT_VERSION, **record, "state_dict": weights},
+        {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            **record,
+            "state_dict": weights,
+            DIGEST: weights_digest(weights),
+        },
         directory / WEIGHTS,
     )
-    atomic_json(directory / "config.json", record)
+    write_json(directory / "config.json", record)
 
 
 def load_checkpoint(directory: str | Path) -> Checkpoint:
@@ -111,6 +149,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
     obj = safe_torch_load(directory / WEIGHTS)
+    _check_weights(directory / WEIGHTS, obj)
     try:
         model_config = ModelConfig.from_dict(obj["model"])
         train_config = TrainConfig(**obj["train"])
@@ -136,6 +175,25 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     )
 
 
+def _check_weights(path: Path, obj: dict) -> None:
+    """The weights against the digest saved with them."""
+    weights = obj.get("state_dict")
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise CheckpointError(f"{path}: corrupted: no weights (state_dict) in the file")
+    saved = obj.get(DIGEST)
+    if saved is None:
+        log.warning(
+            "%s: saved before checkpoints carried a weights digest: its weights cannot be verified",
+            path,
+        )
+    elif saved != weights_digest(weights):
+        raise CheckpointError(
+            f"{path}: corrupted: the weights differ from the digest written when it was saved"
+        )
+
+
 def check_compatible(ckpt: Checkpoint, vocab: Vocab | None, frame_dim: int) -> None:
     """Refuse data the checkpoint cannot read: another vocabulary (when the caller has built
     one for its corpus) or another frame-feature size."""
@@ -153,4 +211,4 @@ def check_compatible(ckpt: Checkpoint, vocab: Vocab | None, frame_dim: int) -> N
 
 
 def write_metrics(directory: Path, metrics: dict) -> None:
-    atomic_json(directory / "metrics.json", metrics)
+    write_json(directory / "metrics.json", metrics)

@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.atomic import atomic_open, write_json
 from kg.cli import print_json, run
 from kg.settings import data_dir
 from model.backbones_visual import (
@@ -221,8 +221,9 @@ class FrameFeatureExtractor:
         feats = self._compute(path, bar)
         if cache is not None:
             meta = {**self.settings, "video": str(path), "seconds": len(feats), "dim": self.dim}
-            _atomic_write(cache, lambda f: np.save(f, feats))
-            _atomic_write(cache.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
+            with atomic_open(cache) as f:
+                np.save(f, feats)
+            write_json(cache.with_suffix(".json"), meta)
         return feats, False
 
     def _load_cached(self, cache: Path) -> np.ndarray | None:
@@ -308,21 +309,10 @@ def extract(
     return result, summary
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_features(features: VideoFeatures, out: Path) -> None:
     """``torch.save`` the ``image.pkl`` dict to ``out`` atomically (old ``out`` kept on failure)."""
-    _atomic_write(out, lambda f: torch.save(features, f))
+    with atomic_open(out) as f:
+        torch.save(features, f)
 
 
 # --- command line ------------------------------------------------------------------------------

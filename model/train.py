@@ -3,7 +3,8 @@ FilmKG sample in the embedded store, the demo corpus, keyword sets, the FAISS in
 videos' comments, the vocabulary and candidate sets, the recalled knowledge of every sample),
 pre-trains (MLM) and fine-tunes KLVCG, selects the checkpoint on dev MRR, evaluates it on the
 test split and prints the metrics with 95 % intervals, overall and on the knowledge-bearing
-subset. Running it again resumes an interrupted run, or only re-evaluates a finished one.
+subset. Running it again resumes an interrupted run, or only re-evaluates a finished one; one
+run at a time per output directory (it holds ``run.lock`` there: :func:`run_lock`).
 
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
         [--ablation basic|+mlm|+kg|+ac|+period|full|+copy] [--epochs N] [--max-steps N]
@@ -18,15 +19,19 @@ lr 1e-4), ``--ablation full`` the paper's full model.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from common.lock import LockHeld, describe_holder, hold_lock
 from kg.cli import print_json, run
 from kg.settings import data_dir
 from model.batching import frequent_words
-from model.checkpoint import load_checkpoint, write_metrics
+from model.checkpoint import CheckpointError, load_checkpoint, write_metrics
 from model.config import (
     ABLATIONS,
     DEFAULT_ABLATION,
@@ -39,14 +44,77 @@ from model.evaluate import GENERATION_SAMPLES, format_table
 from model.pipeline import add_data_args, build_data, preset_lengths, seed_everything
 from model.runner import build_model, evaluate_model
 from model.trainer import Trainer
+from retrieval.context import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
+RUN_LOCK = "run.lock"
+#: Options named in the default run name when given (name -> short form).
+NAMED_OPTIONS = {
+    "lr": "lr",
+    "max_steps": "steps",
+    "epochs": "ep",
+    "pretrain_epochs": "pep",
+    "batch_size": "bs",
+}
+#: Other options that change what is trained, and their defaults: when one differs, the run
+#: name ends with a short hash of them.
+OTHER_OPTIONS = {
+    "eval_every": None,
+    "dev_samples": None,
+    "min_word_count": None,
+    "kg_in": "both",
+    "copy_known_comment_words": False,
+    "embedder": DEFAULT_EMBEDDER,
+    "kg": "filmkg",
+    "store": "embedded",
+    "db": None,
+    "neo4j_uri": None,
+    "neo4j_database": None,
+}
 
 
-def run_name(args: argparse.Namespace, corpus_fingerprint: str) -> str:
+def legacy_run_name(args: argparse.Namespace, corpus_fingerprint: str) -> str:
+    """The default run name before the seed and the settings were part of it."""
     ablation = canonical_ablation(args.ablation)
     slug = "full" if ablation == "+period" else ablation.lstrip("+")
     return f"klvcg-{slug}-{args.preset}-{args.format}-{corpus_fingerprint[:8]}"
+
+
+def run_name(args: argparse.Namespace, corpus_fingerprint: str) -> str:
+    """The default ``--out`` name: model, preset, corpus, seed and every setting given that
+    changes what is trained, so two runs that differ never share a directory
+    (``klvcg-copy-cpu-demo-1a2b3c4d-seed0-lr0.001-steps50``)."""
+    parts = [legacy_run_name(args, corpus_fingerprint), f"seed{args.seed}"]
+    for name, short in NAMED_OPTIONS.items():
+        if getattr(args, name) is not None:
+            parts.append(f"{short}{getattr(args, name):g}")
+    other = {k: getattr(args, k, v) for k, v in OTHER_OPTIONS.items()}
+    changed = {k: v for k, v in other.items() if v != OTHER_OPTIONS[k]}
+    if changed:
+        blob = json.dumps(changed, sort_keys=True, default=str).encode()
+        parts.append("o" + hashlib.sha256(blob).hexdigest()[:6])
+    return "-".join(parts)
+
+
+@contextmanager
+def run_lock(out: Path):
+    """Hold ``out/run.lock`` (:mod:`common.lock`) while the block runs: a second run into the
+    same directory is refused at once, naming the holder; a lock left by a run that died is
+    taken over."""
+    try:
+        with hold_lock(out / RUN_LOCK, command="model.train") as left_behind:
+            if left_behind:
+                log.warning(
+                    "%s: taking over from a run that ended without finishing (%s)",
+                    out,
+                    describe_holder(left_behind),
+                )
+            yield
+    except LockHeld as e:
+        raise CheckpointError(
+            f"{out}: another model.train run is using this directory "
+            f"({describe_holder(e.holder)}); wait for it to end or pass another --out"
+        ) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,6 +170,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    with ExitStack() as held:
+        if args.out:  # known now: refuse a second run before building any data
+            held.enter_context(run_lock(Path(args.out)))
+        return _train(args, started, held)
+
+
+def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     seed_everything(args.seed)
     device = resolve_device(args.device)
     data = build_data(args, preset_lengths(args.preset))
@@ -126,11 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg = replace(
         model_cfg, vocab_size=kept + 2, copy_known_comment_words=args.copy_known_comment_words
     )
-    out = (
-        Path(args.out)
-        if args.out
-        else data_dir() / "checkpoints" / run_name(args, data.encoding_key["corpus"])
-    )
+    if args.out:
+        out = Path(args.out)
+    else:
+        runs = data_dir() / "checkpoints"
+        out = runs / run_name(args, data.encoding_key["corpus"])
+        legacy = runs / legacy_run_name(args, data.encoding_key["corpus"])
+        if not out.exists() and legacy.is_dir():
+            log.warning(
+                "%s holds a run named the way runs were before the seed and settings were in "
+                "the name; pass --out %s to resume or re-evaluate it",
+                legacy,
+                legacy,
+            )
+        held.enter_context(run_lock(out))
     progress = not args.no_progress
     trainer = Trainer(model_cfg, train_cfg, data, device, out, progress=progress)
     trainer.fit(overwrite=args.overwrite)

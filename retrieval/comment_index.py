@@ -27,15 +27,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from common.atomic import atomic_open, atomic_path, write_text
 from kg.errors import UserError
 from model.data.schema import Corpus
-from retrieval.embedders import Embedder, atomic_path, l2_normalise
+from retrieval.embedders import Embedder, l2_normalise
 from retrieval.faiss_ops import (
     IVF_THRESHOLD,
     build_faiss_index,
@@ -60,6 +62,16 @@ class CommentIndexError(UserError):
 
 class StaleIndexError(CommentIndexError):
     """A saved index built from other inputs than the caller's."""
+
+
+class DamagedIndexError(CommentIndexError):
+    """A saved index with a damaged, missing or unreadable file: derived data, so the caller
+    that built it (:func:`retrieval.context.cached_index`) builds it again; the message tells
+    anyone else how to have it rebuilt."""
+
+    def __init__(self, path: Path, directory: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}: delete {directory} and it is built again on next use")
 
 
 @dataclass(frozen=True)
@@ -341,7 +353,7 @@ class CommentIndex:
         offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
         np.cumsum([len(b) for b in blobs], out=offsets[1:])
         blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-        with atomic_path(directory / IDMAP_FILE) as tmp, open(tmp, "wb") as f:
+        with atomic_open(directory / IDMAP_FILE) as f:
             arrays = {k: getattr(table, k) for k in ("starts", "times", "text_ids")}
             videos = np.array(table.videos, dtype=str)
             np.savez(f, videos=videos, text_offsets=offsets, text_blob=blob, **arrays)
@@ -351,8 +363,9 @@ class CommentIndex:
             name: {"bytes": (directory / name).stat().st_size, "sha256": _sha256(directory / name)}
             for name in (INDEX_FILE, IDMAP_FILE)
         }
-        with atomic_path(directory / MANIFEST) as tmp:
-            tmp.write_text(json.dumps({**self.manifest, "files": files}, indent=2) + "\n")
+        write_text(
+            directory / MANIFEST, json.dumps({**self.manifest, "files": files}, indent=2) + "\n"
+        )
         return directory
 
     @classmethod
@@ -378,10 +391,12 @@ class CommentIndex:
         try:
             index = faiss.read_index(str(directory / INDEX_FILE))
         except RuntimeError as e:
-            raise CommentIndexError(f"{directory / INDEX_FILE}: unreadable ({e})") from e
+            raise DamagedIndexError(directory / INDEX_FILE, directory, f"unreadable ({e})") from e
         table = _read_idmap(directory / IDMAP_FILE, manifest["fingerprint"])
         if index.ntotal != len(table.text_ids) or index.ntotal != manifest["entries"]:
-            raise CommentIndexError(f"{directory}: index and id map disagree on the entry count")
+            raise DamagedIndexError(
+                directory, directory, "index and id map disagree on the entry count"
+            )
         return cls(index, table, embedder, {k: v for k, v in manifest.items() if k != "files"})
 
 
@@ -392,7 +407,7 @@ def _read_manifest(directory: Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest["format"] != FORMAT_VERSION:
-            raise CommentIndexError(
+            raise StaleIndexError(
                 f"{path}: format {manifest['format']}, this code reads {FORMAT_VERSION}: rebuild it"
             )
         missing = {"embedder", "entries", "index_type", "nlist", "nprobe", "fingerprint"}
@@ -401,15 +416,18 @@ def _read_manifest(directory: Path) -> dict:
         if missing:
             raise KeyError(", ".join(sorted(missing)))
     except (ValueError, KeyError, TypeError) as e:
-        raise CommentIndexError(f"{path}: corrupt manifest ({type(e).__name__}: {e})") from e
+        raise DamagedIndexError(
+            path, directory, f"corrupt manifest ({type(e).__name__}: {e})"
+        ) from e
     return manifest
 
 
 def _check_file(path: Path, expected: dict) -> None:
     if not path.is_file():
-        raise CommentIndexError(f"{path}: missing: rebuild the index")
+        raise DamagedIndexError(path, path.parent, "missing")
     if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
-        raise CommentIndexError(f"{path}: corrupt (size or checksum differs from the manifest)")
+        reason = "corrupt (size or checksum differs from the manifest)"
+        raise DamagedIndexError(path, path.parent, reason)
 
 
 def _read_idmap(path: Path, fingerprint: str) -> _Table:
@@ -419,5 +437,5 @@ def _read_idmap(path: Path, fingerprint: str) -> _Table:
             texts = [blob[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
             videos = [str(v) for v in z["videos"]]
             return _Table(videos, z["starts"], z["times"], z["text_ids"], texts, fingerprint)
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
-        raise CommentIndexError(f"{path}: unreadable id map ({e})") from e
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise DamagedIndexError(path, path.parent, f"unreadable id map ({e})") from e

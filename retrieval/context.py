@@ -16,13 +16,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.atomic import write_json
 from kg.settings import BUNDLED_FILMKG, data_dir
 from kg.store import GraphStore
-from model.data.fileio import atomic_json
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus, DataError
 from retrieval.comment_index import (
     CommentIndex,
+    DamagedIndexError,
     StaleIndexError,
     entries_fingerprint,
     entries_from_corpus,
@@ -72,12 +73,17 @@ def ensure_kg(store: GraphStore, args: argparse.Namespace) -> None:
 
 
 def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dict:
+    """The keyword sets of ``corpus``, from ``folder`` when saved there; a damaged file is
+    derived data, so it is built again (with a warning), never an error."""
     path = folder / f"keywords-{lexicon.fingerprint}.json"
     if path.exists():
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return {v: [Keyword(*k) for k in ks] for v, ks in raw.items()}
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return {v: [Keyword(*k) for k in ks] for v, ks in raw.items()}
+        except (ValueError, TypeError, AttributeError) as e:  # UnicodeDecodeError included
+            log.warning("%s: damaged keyword sets (%s): building them again", path, e)
     keywords = video_keywords(corpus, lexicon)
-    atomic_json(path, {v: [[k.word, k.score, k.entity] for k in ks] for v, ks in keywords.items()})
+    write_json(path, {v: [[k.word, k.score, k.entity] for k in ks] for v, ks in keywords.items()})
     return keywords
 
 
@@ -93,6 +99,8 @@ def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentInd
             return CommentIndex.load(directory, embedder, entries_fingerprint(entries))
         except StaleIndexError:
             log.info("%s was built from other comments: rebuilding it", directory)
+        except DamagedIndexError as e:
+            log.warning("%s: %s: building the comment index again", e.path, e.reason)
     index = CommentIndex.build(entries, embedder)
     index.save(directory)
     return index

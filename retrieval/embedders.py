@@ -28,16 +28,15 @@ import json
 import logging
 import os
 import re
-import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from common.atomic import atomic_open, write_text
 from kg.errors import UserError
 from kg.settings import data_dir
 
@@ -83,21 +82,8 @@ def dedup(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return list(first), inverse
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         np.save(f, array)
 
 
@@ -305,12 +291,14 @@ class _DiskCache:
             try:
                 found = json.loads(meta.read_text(encoding="utf-8"))
             except (OSError, ValueError) as e:
-                raise EmbedderError(f"{meta}: unreadable embedding cache metadata ({e})") from e
+                raise EmbedderError(
+                    f"{meta}: unreadable embedding cache metadata ({e}): delete "
+                    f"{self.directory} and the vectors are computed again"
+                ) from e
             if found != wanted:
                 raise EmbedderError(f"{meta}: cache of {found}, not of {wanted}")
         else:
-            with atomic_path(meta) as tmp:
-                tmp.write_text(json.dumps(wanted), encoding="utf-8")
+            write_text(meta, json.dumps(wanted))
         self._shards: list[np.ndarray] = []
         self._where: dict[bytes, tuple[int, int]] = {}
         self._pending: dict[bytes, np.ndarray] = {}

@@ -445,7 +445,7 @@ def cached_cues(
 ) -> RelationCues:
     """The cue model of ``videos`` (a corpus's training split), learned once and saved as
     ``relation-cues-<lexicon>-<key>.json`` in ``folder`` (the corpus's retrieval folder)."""
-    from model.data.fileio import atomic_json
+    from common.atomic import write_json
 
     config = config or CueConfig()
     key = cues_key(linker, config, videos)
@@ -456,5 +456,5 @@ def cached_cues(
         except (ValueError, KeyError, TypeError):
             pass  # an older or damaged file: learn again
     cues = learn(examples_from_videos(linker, videos, config), config, lexicon=linker.lexicon)
-    atomic_json(path, cues.as_json())
+    write_json(path, cues.as_json())
     return cues

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from common.atomic import atomic_open
 from model.data.schema import Candidate, DataError
 
 TRUTH, POPULAR, PLAUSIBLE, RANDOM = 1, 2, 3, 4
@@ -196,10 +197,10 @@ def build_all(
 
 
 def save_candidate_sets(path: str | Path, sets: Iterable[CandidateSet]) -> int:
-    """Write ``sets`` as JSON lines ``{"video", "t", "candidates": [{"text", "label"}]}``;
-    returns the number written."""
+    """Write ``sets`` as JSON lines ``{"video", "t", "candidates": [{"text", "label"}]}``
+    (atomically); returns the number written."""
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:
         for s in sets:
             f.write(s.to_json() + "\n")
             n += 1
@@ -251,11 +252,15 @@ def load_candidate_sets(path: str | Path, size: int | None = None) -> list[Candi
     """
     sets: list[CandidateSet] = []
     seen: dict[tuple[str, int], int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             s = parse_candidate_set(line, where, size)
             size = len(s.candidates) if size is None else size
             if (s.video, s.t) in seen:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import warnings
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from common.atomic import write_json as atomic_json  # noqa: F401  (model.value_swap's import)
 from model.data.schema import DataError
 
 log = logging.getLogger(__name__)
@@ -102,16 +102,6 @@ def ident(rec: dict, field: str, loc: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
         raise bad(loc, field, "an id (string or integer)", value)
     return str(value).strip()
-
-
-def atomic_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as UTF-8 JSON to ``path`` through a temporary file and a rename, so a
-    reader never sees a half-written file (parent folders are created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def as_second(value: Any) -> int | None:

@@ -27,12 +27,12 @@ read only from the directory the user names (DESIGN.md §3).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from model.data.fileio import PickledFeatures, atomic_json, load_json
+from common.atomic import atomic_open, write_json, write_text
+from model.data.fileio import PickledFeatures, load_json
 from model.data.movielc_records import read_records
 from model.data.schema import Comment, Corpus, DataError, Segment, Video
 
@@ -131,10 +131,29 @@ def read_movielc(path: str | Path) -> Corpus:
             category=m.get("category"),
             split=split.get(vid),
         )
+    if videos and not any(v.split for v in videos.values()):
+        raise DataError(_no_split(root))
     corpus = Corpus("movielc", str(root), videos, features=_read_features(root))
     if records is not None:
         corpus.candidates, corpus.knowledge = records.candidates, records.knowledge
     return corpus
+
+
+def _no_split(root: Path) -> str:
+    """Why no video of ``root`` has a split (training, evaluation and candidate sets all need
+    one, and a guessed split would not be the released one), and what to add."""
+    division = root / "division"
+    files = ", ".join(SPLIT_FILES.values())
+    if not division.is_dir():
+        what = "division/ is missing"
+    elif not any((division / f).exists() for f in SPLIT_FILES.values()):
+        what = f"division/ has none of {files}"
+    else:
+        what = "division/ names none of its videos"
+    return (
+        f"{root}: no usable split: {what} (and no processed_data/setup*/ records give one): "
+        f'add division/{{{files}}}, one {{"video": ID}} per line'
+    )
 
 
 def _extra(path: Path) -> dict:
@@ -156,27 +175,25 @@ def write_movielc(
         {"video": v.id, "title": v.title, "duration": v.duration_s, "category": v.category}
         for v in corpus
     ]
-    atomic_json(root / "meta.json", meta)
-    atomic_json(root / "processed_data" / "vid_duration.json", {v.id: v.duration_s for v in corpus})
+    write_json(root / "meta.json", meta)
+    write_json(root / "processed_data" / "vid_duration.json", {v.id: v.duration_s for v in corpus})
     for v in corpus:
         texts: dict[str, list[str]] = {}
         metas: dict[str, list[dict]] = {}
         for c in v.comments:
             texts.setdefault(str(c.second), []).append(c.text)
             metas.setdefault(str(c.second), []).append({"likes": c.likes, "knowledge": c.knowledge})
-        atomic_json(root / "comment" / f"{v.id}.json", texts)
-        atomic_json(root / "extras" / "comment_meta" / f"{v.id}.json", metas)
+        write_json(root / "comment" / f"{v.id}.json", texts)
+        write_json(root / "extras" / "comment_meta" / f"{v.id}.json", metas)
     for name, file in SPLIT_FILES.items():
         lines = [json.dumps({"video": v.id}) for v in corpus if v.split == name]
-        (root / "division").mkdir(parents=True, exist_ok=True)
-        (root / "division" / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_text(root / "division" / file, "\n".join(lines) + "\n")
     for name, attr in (("subtitles.json", "subtitles"), ("transcripts.json", "transcript")):
         rows = {v.id: [[s.start_s, s.end_s, s.text] for s in getattr(v, attr)] for v in corpus}
-        atomic_json(root / "extras" / name, rows)
+        write_json(root / "extras" / name, rows)
     if features is not None:
         import torch
 
-        tmp = root / "processed_data" / (FEATURES_FILE + ".part")
-        torch.save(features, tmp)
-        os.replace(tmp, root / "processed_data" / FEATURES_FILE)
+        with atomic_open(root / "processed_data" / FEATURES_FILE) as f:
+            torch.save(features, f)
     return root

@@ -6,7 +6,11 @@ artefacts record the inputs and settings they came from and are rebuilt when tho
 
     dicts-30000.json        the word vocabulary (LiveBot format) of the training comments
     candidates/<split>.jsonl  one 100-candidate set per sample of the split
-    manifest.json           what they were built from: corpus fingerprint, seed, sizes, spec
+    manifest.json           what they were built from: corpus fingerprint, seed, sizes, spec,
+                            and the size in bytes of each file above (written last)
+
+They are derived data: a damaged or cut file (its size differs from the manifest's, or it does
+not parse) is built again, with a warning.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from common.atomic import write_text
 from model.data.candidates import (
     LIVEBOT_SPEC,
     CandidatePool,
@@ -30,7 +35,7 @@ from model.data.candidates import (
     save_candidate_sets,
 )
 from model.data.samples import build_samples
-from model.data.schema import Corpus
+from model.data.schema import Corpus, DataError
 from model.data.vocab import DEFAULT_SIZE, VOCAB_FILE, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
@@ -84,17 +89,18 @@ def prepare(
         "tokenizer": tokenizer_key,
     }
     manifest = out / "manifest.json"
-    if manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")) == wanted:
-        return Prepared(
-            Vocab.load(out / VOCAB_FILE),
-            {s: load_candidate_sets(out / "candidates" / f"{s}.jsonl") for s in splits},
-            out,
-        )
+    files = [VOCAB_FILE, *(f"candidates/{s}.jsonl" for s in splits)]
+    found = _read_manifest(manifest)
+    if found is not None and {k: v for k, v in found.items() if k != "files"} == wanted:
+        try:
+            return _load_prepared(out, splits, files, found.get("files"))
+        except DataError as e:
+            log.warning("%s: building the vocabulary and candidate sets again", e)
     manifest.unlink(missing_ok=True)  # a half-rebuilt directory must not look complete
     tokenizer = tokenizer or Tokenizer()
     train = [c.text for v in corpus.split("train") for c in v.comments]
     if not train:
-        raise ValueError(f"{corpus.path}: no training comments to build a vocabulary from")
+        raise DataError(f"{corpus.path}: no training comments to build a vocabulary from")
     vocab = Vocab.build((tokenizer(t) for t in train), size=vocab_size)
     vocab.save(out / VOCAB_FILE)
     pool = CandidatePool(train, tokenizer, spec)
@@ -108,8 +114,39 @@ def prepare(
         bar = tqdm(requests, desc=f"candidates {split}", unit=" samples", disable=not progress)
         candidates[split] = build_all(pool, bar, seed)
         save_candidate_sets(out / "candidates" / f"{split}.jsonl", candidates[split])
-    manifest.write_text(json.dumps(wanted, indent=1), encoding="utf-8")
+    sizes = {name: (out / name).stat().st_size for name in files}
+    write_text(manifest, json.dumps({**wanted, "files": sizes}, indent=1))
     log.info(
         "prepared %s: %d words, %s", out, len(vocab), {s: len(c) for s, c in candidates.items()}
     )
     return Prepared(vocab, candidates, out)
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """The manifest, or None when it is missing or damaged (everything is built again)."""
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        log.warning("%s: damaged manifest (%s)", path, e)
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _load_prepared(
+    out: Path, splits: tuple[str, ...], files: list[str], sizes: dict | None
+) -> Prepared:
+    """The saved artefacts; a :class:`DataError` when one is cut or damaged. ``sizes`` (bytes
+    per file) is absent from manifests written before it was recorded."""
+    for name in files if isinstance(sizes, dict) else ():
+        path = out / name
+        if not path.is_file() or path.stat().st_size != sizes.get(name):
+            raise DataError(f"{path}: missing, or not the size the manifest records")
+    try:
+        vocab = Vocab.load(out / VOCAB_FILE)
+    except (UnicodeDecodeError, OSError) as e:
+        raise DataError(f"{out / VOCAB_FILE}: unreadable ({e})") from None
+    return Prepared(
+        vocab, {s: load_candidate_sets(out / "candidates" / f"{s}.jsonl") for s in splits}, out
+    )

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from model.data.fileio import atomic_json
+from common.atomic import write_json
 from model.data.schema import DataError
 
 SPECIALS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>", "<&&&>")
@@ -109,7 +109,7 @@ class Vocab:
 
     def save(self, path: str | Path) -> None:
         doc = {"word2id": self.ids, "id2word": {str(i): w for i, w in enumerate(self.words)}}
-        atomic_json(path, doc)
+        write_json(path, doc)
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
