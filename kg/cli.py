@@ -39,11 +39,15 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neo4j-database", help="database name (default: $NEO4J_DATABASE)")
 
 
-def store_from_args(args: argparse.Namespace, create: bool = True) -> GraphStore:
+def store_from_args(
+    args: argparse.Namespace, create: bool = True, mode: str = "auto"
+) -> GraphStore:
+    """The store the options name; ``mode``: how an embedded store is opened
+    (:data:`kg.embedded.MODES`)."""
     neo4j = Neo4jSettings.from_env(
         args.neo4j_uri, args.neo4j_user, args.neo4j_password, args.neo4j_database
     )
-    return open_store(args.store, args.db, kg=args.kg, neo4j=neo4j, create=create)
+    return open_store(args.store, args.db, kg=args.kg, neo4j=neo4j, create=create, mode=mode)
 
 
 def print_json(obj: object) -> None:

@@ -71,7 +71,9 @@ where it stopped, ids being re-derived from what was committed.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -96,6 +98,12 @@ SORT_CACHE_KIB, SORT_THREADS = 1024, 2  # page cache and sorter threads for inde
 BULK_CACHE_KIB = 4096  # page cache while a load writes
 _PREFIX_END = "\U0010ffff"
 _COUNTERS = ("triples", "entities", "relations", "aliases")
+#: How a store is opened: ``read`` never writes (SQLite ``mode=ro``, or ``immutable=1`` on
+#: read-only media, where no WAL index can be made), ``write`` must be able to, ``load`` is
+#: ``write`` with the load lock taken before the database is touched, ``auto`` is ``write``
+#: where this process may write the store and ``read`` elsewhere.
+MODES = ("auto", "read", "write", "load")
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity (
@@ -127,6 +135,8 @@ _DEFERRED_INDEXES = {
     "entity_by_name": "CREATE INDEX IF NOT EXISTS entity_by_name ON entity (name) WHERE head = 1",
     "alias_by_name": "CREATE INDEX IF NOT EXISTS alias_by_name ON alias (name, entity)",
 }
+#: Every index of a clean load: the deferred ones and the tail index, which stays live.
+_INDEXES = (*_DEFERRED_INDEXES, "triple_by_tail")
 _ALIAS_V4 = (
     """CREATE TABLE alias_v4 (
         name TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY (entity, name)
@@ -151,36 +161,130 @@ _REAL_HEAD = f"""SELECT 1 FROM triple JOIN relation rr ON rr.id = triple.r
     WHERE triple.h = ? AND {_NOT_DISAMBIGUATION} LIMIT 1"""
 
 
+def _source_file(source_key: str) -> str:
+    """``kind:path`` of a load's key ``kind:path:size:mtime`` (:func:`kg.loader.source_key`):
+    the same for every version of one file (any other key stands for itself)."""
+    parts = source_key.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].lstrip("-").isdigit():
+        return parts[0]
+    return source_key
+
+
+def _source_path(source_key: str) -> str:
+    kind_path = _source_file(source_key)
+    return kind_path.split(":", 1)[-1]
+
+
 class EmbeddedStore(StoreBase):
-    """A :class:`kg.store.GraphStore` in one SQLite file under ``directory``."""
+    """A :class:`kg.store.GraphStore` in one SQLite file under ``directory``, opened as
+    ``mode`` says (:data:`MODES`)."""
 
     kind = "embedded"
 
-    def __init__(self, directory: str | Path, cache_mib: int = 16, create: bool = True) -> None:
+    def __init__(
+        self, directory: str | Path, cache_mib: int = 16, create: bool = True, mode: str = "auto"
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise KGError(f"{self.directory}: --db must be a directory")
-        if not create and not (self.directory / DB_FILE).exists():
-            raise KGError(
-                f"{self.directory}: no knowledge-graph store here (run python -m kg.load)"
-            )
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.location = self.directory / DB_FILE
+        if not create and not self.path.exists():
+            raise self._no_store()
+        if mode == "auto":  # read-only: a store that exists and cannot be written
+            mode = "read" if self.path.exists() and not self._writable() else "write"
+        self.read_only = mode == "read"
+        self.cache_mib = cache_mib
+        self._bulk = False
+        self._lock = None
+        self._next_ids: tuple[int, int] | None = None  # next entity and relation id
+        if self.read_only:
+            self._open_read_only()
+            return
+        self._make_directory()
+        if not self._writable():
+            raise KGError(f"{self.directory}: the store is read-only here; it cannot be written")
+        if mode == "load":  # first: a second load must meet the lock, not a busy database
+            self._lock_for_load()
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise KGError(f"{self.path}: not a usable knowledge-graph store ({e})") from None
+            self._unlock()
+            raise self._unusable(e) from None
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.cache_mib = cache_mib
         self.conn.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")
         self._check_version()
-        self._bulk = False
-        self._lock = None
-        self._next_ids: tuple[int, int] | None = None  # next entity and relation id
-        if not self._loads_unfinished():
-            self._build_indexes()
+        self._build_indexes_if_idle()
+
+    def _no_store(self) -> KGError:
+        return KGError(f"{self.directory}: no knowledge-graph store here (run python -m kg.load)")
+
+    def _unusable(self, why: object) -> KGError:
+        return KGError(f"{self.path}: not a usable knowledge-graph store ({why})")
+
+    def _writable(self) -> bool:
+        """Whether this process may write the store (the directory, for the WAL files and the
+        lock, and the database file when there is one); false on read-only media."""
+        return os.access(self.directory, os.W_OK) and (
+            not self.path.exists() or os.access(self.path, os.W_OK)
+        )
+
+    def _make_directory(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno in _NOT_WRITABLE:
+                parent = next(p for p in self.directory.parents if p.exists())
+                why = f"{parent} is read-only ({e.strerror})"
+            else:
+                why = e.strerror or str(e)
+            raise KGError(f"{self.directory}: cannot create the store: {why}") from None
+
+    def _open_read_only(self) -> None:
+        """A connection that never writes: ``mode=ro``; on read-only media, where SQLite
+        cannot make the WAL index a WAL database needs for ``mode=ro``, ``immutable=1`` (no
+        process can change the file there either)."""
+        if not self.path.exists():
+            raise self._no_store()
+        uri = self.path.resolve().as_uri()
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(
+                    f"{uri}?{query}", uri=True, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.DatabaseError as e:
+                raise self._unusable(e) from None
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                break
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                if query == "immutable=1" or os.access(self.directory, os.W_OK):
+                    raise self._unusable(e) from None
+        self.conn = conn
+        self.conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+        if row is not None and row[0] in ("3", "4"):
+            self._upgrade_for_reading(row[0])
+        elif row is None or row[0] != SCHEMA_VERSION:
+            conn.close()
+            version = "none" if row is None else row[0]
+            raise KGError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
+
+    def _upgrade_for_reading(self, version: str) -> None:
+        """An older schema is upgraded by a writable open, once; on read-only media it cannot
+        be."""
+        self.conn.close()
+        if not self._writable():
+            raise KGError(
+                f"{self.path}: schema version {version} must be upgraded to {SCHEMA_VERSION}, "
+                "which writes, and the store is read-only: open a writable copy once "
+                "(python -m kg.query stats --db COPY)"
+            )
+        EmbeddedStore(self.directory, self.cache_mib, create=False, mode="write").close()
+        self._open_read_only()
 
     def _check_version(self) -> None:
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -277,12 +381,36 @@ class EmbeddedStore(StoreBase):
             self.conn.execute("PRAGMA threads=0")
             self.conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
 
+    def _missing_indexes(self) -> list[str]:
+        present = {
+            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        return [name for name in _INDEXES if name not in present]
+
+    def _build_indexes_if_idle(self) -> None:
+        """Build missing indexes on opening, unless a load will (one is unfinished: its resume
+        would drop them again) or is running (it holds the load lock; building now would
+        write under it)."""
+        if not self._missing_indexes() or self._loads_unfinished():
+            return
+        held = self._lock is not None
+        if not held and not self._try_lock():
+            return
+        try:
+            self._build_indexes()
+        finally:
+            if not held:
+                self._unlock()
+
     def batch_preparer(self, source_key: str) -> BatchIds:
         """A :class:`kg.interning.BatchIds` for this store; takes the store's load lock (held
         until :meth:`finish_load` or :meth:`close`), since two loads would assign the same
         ids."""
+        if self.read_only:
+            raise KGError(f"{self.directory}: the store is opened read-only; a load writes it")
         self._check_json()
         self._lock_for_load()
+        self._supersede(source_key)
         entities = self.stats()["entities"]
         if entities >= 1_000_000:  # the preparer's start is otherwise a silent pause
             log.info(
@@ -303,19 +431,64 @@ class EmbeddedStore(StoreBase):
                 "embedded store use (they are built in from SQLite 3.38 on)"
             ) from None
 
-    def _lock_for_load(self) -> None:
+    def _supersede(self, source_key: str) -> None:
+        """Drop the load records of other versions of this load's file. A changed file is a
+        new load, so an unfinished load of its old version can never resume; its record kept
+        the indexes from being rebuilt on opening and made the store read as mid-load."""
+        rows = self.conn.execute(
+            "SELECT source, records_done, complete FROM load_state WHERE source != ?",
+            (source_key,),
+        ).fetchall()
+        for key, done, complete in rows:
+            if _source_file(key) != _source_file(source_key):
+                continue
+            if not complete:
+                log.warning(
+                    "%s: the unfinished load of an earlier version of this file (%d records in) "
+                    "is replaced by this one; facts of the earlier version that this one lacks "
+                    "stay in the store",
+                    _source_path(key),
+                    done,
+                )
+            self.conn.execute("DELETE FROM load_state WHERE source = ?", (key,))
+
+    def _try_lock(self) -> bool:
+        """Take the load lock if no other process holds it."""
         if self._lock is not None or fcntl is None:
-            return
-        lock = (self.directory / LOCK_FILE).open("a")
+            return True
+        try:
+            lock = (self.directory / LOCK_FILE).open("a")
+        except OSError as e:
+            raise KGError(f"{self.directory / LOCK_FILE}: cannot open ({e.strerror})") from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
+            return False
+        self._lock = lock
+        return True
+
+    def _lock_for_load(self) -> None:
+        if not self._try_lock():
             raise KGError(
                 f"{self.directory}: another load into this store is running "
                 f"(it holds {LOCK_FILE}); wait for it to finish"
-            ) from None
-        self._lock = lock
+            )
+
+    def _load_running(self) -> bool:
+        """Whether a load holds the load lock (this process's own included)."""
+        if self._lock is not None:
+            return True
+        lock_path = self.directory / LOCK_FILE
+        if fcntl is None or not lock_path.exists():
+            return False
+        with lock_path.open("rb") as f:  # a read-only descriptor locks as well
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
     def _unlock(self) -> None:
         if self._lock is not None:
@@ -367,13 +540,45 @@ class EmbeddedStore(StoreBase):
             "UPDATE load_state SET complete = 1, updated = ? WHERE source = ?",
             (time.time(), source_key),
         )
-        if not self._loads_unfinished():
-            self._build_indexes()
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.conn.execute("PRAGMA optimize")
-            self._bulk = False
+        # Always, even while another file's load is unfinished: a completed load leaves an
+        # indexed store (that load's resume drops them again).
+        self._build_indexes()
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("PRAGMA optimize")
+        self._bulk = False
         self._unlock()
+
+    def index_state(self) -> dict[str, object]:
+        """Whether every index of a clean load is there, and if not why: what ``kg.query
+        stats`` reports (without them every name lookup scans the whole table)."""
+        missing = self._missing_indexes()
+        unfinished = [
+            {"source": _source_path(key), "records_done": done}
+            for key, done in self.conn.execute(
+                "SELECT source, records_done FROM load_state WHERE complete = 0 ORDER BY updated"
+            )
+        ]
+        reason = None
+        if missing and self._load_running():
+            reason = "a load is running; it rebuilds them when it ends"
+        elif missing and unfinished:
+            first = unfinished[0]
+            reason = (
+                f"the load of {first['source']} stopped after {first['records_done']} records; "
+                "they are rebuilt when a load completes: run the same kg.load command again"
+            )
+        elif missing:
+            reason = (
+                "their build was interrupted; opening the store writable (python -m kg.load, "
+                "or any reader on writable media) rebuilds them"
+            )
+        return {
+            "indexed": not missing,
+            "missing_indexes": missing,
+            "unfinished_loads": unfinished,
+            "unindexed_reason": reason,
+        }
 
     # -- queries ---------------------------------------------------------------------------
     def _id(self, name: str) -> int | None:

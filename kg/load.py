@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 from kg.cli import add_store_args, print_json, run, store_from_args
-from kg.loader import DEFAULT_BATCH, load
-from kg.settings import BUNDLED_FILMKG, data_dir
+from kg.loader import DEFAULT_BATCH, bad_rows_report, load
+from kg.settings import BUNDLED_FILMKG
 from kg.sources import check_source
 from kg.triples import KGError
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_json(summary) if args.json else print(_table(summary))
         return 0
-    store = store_from_args(args)
+    store = store_from_args(args, mode="load")  # the load lock first, then the database
+    bad_rows_path = bad_rows_report(store, args.path)
     try:
         report = load(
             store,
@@ -72,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
             strict=args.strict,
             batch_size=args.batch_size,
             progress=not args.no_progress,
-            bad_rows_path=data_dir() / "kg" / "bad_rows" / f"{Path(args.path).name}.tsv",
+            bad_rows_path=bad_rows_path,
             parser_process={"auto": None, "yes": True, "no": False}[args.parser_process],
         )
     finally:
         store.close()
-    summary = report.as_dict() | {"store_location": str(getattr(store, "location", ""))}
+    summary = report.as_dict() | {
+        "store_location": str(getattr(store, "location", "")),
+        "bad_rows_file": str(bad_rows_path),
+    }
     print(_table(summary))
     if args.json:
         print_json(summary)

@@ -9,12 +9,16 @@ batch and ends with exactly the full data. Triples are unique in every store, so
 same source twice changes no count.
 
 Bad rows are counted, logged with file and line, and written in full to ``bad_rows_path`` when
-one is given; with ``strict`` the first one stops the load.
+one is given (:func:`bad_rows_report`: one per store and source file); with ``strict`` the first
+one stops the load. A resumed load reports the bad rows of the whole file, those before its
+position included (found again while skipping the records already loaded), so its count and
+its report are those of a load that was never interrupted.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from kg.settings import data_dir
 from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
 from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs
@@ -49,16 +54,35 @@ def source_key(kind: str, path: str | Path) -> str:
     return f"{kind}:{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
-class BadRowSink:
-    """Counts bad rows, logs the first few, writes all of them to a file if asked (appending
-    when a load resumes: the interrupted run already listed the rows before its position)."""
+def bad_rows_report(store: GraphStore, path: str | Path) -> Path:
+    """Where ``kg.load`` lists the bad rows of ``path`` loaded into ``store``: one report per
+    store and source file, so that no other load overwrites it. An embedded store keeps its
+    reports in its own directory, other stores under ``$DANMAKU_DATA/kg/bad_rows/<kind>-<digest
+    of their location>``; the name is the file's, then a digest of its absolute path (files
+    of one name in two directories)."""
+    source = Path(path).resolve()
+    name = f"{source.name}.{_digest(str(source))}.tsv"
+    directory = getattr(store, "directory", None)
+    if directory is not None:
+        return Path(directory) / "bad_rows" / name
+    where = str(getattr(store, "location", ""))
+    return data_dir() / "kg" / "bad_rows" / f"{store.kind}-{_digest(where)}" / name
 
-    def __init__(self, path: Path | None, strict: bool, append: bool = False) -> None:
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+class BadRowSink:
+    """Counts bad rows, logs the first few, writes all of them to a file if asked. The file is
+    written afresh by every load: a resumed one re-reports the rows before its position."""
+
+    def __init__(self, path: Path | None, strict: bool) -> None:
         self.count, self.examples, self.strict = 0, [], strict
         self.file = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = path.open("a" if append else "w", encoding="utf-8")
+            self.file = path.open("w", encoding="utf-8")
         self.path = path
 
     def add(self, bad: BadRow) -> None:
@@ -91,10 +115,16 @@ class _Batch:
 
 def _batches(
     records: Iterator[Record], skip: int, batch_size: int, prepare: Callable
-) -> Iterator[int | _Batch]:
-    """Yields the number of records skipped (a resumed load), then a batch for every
-    ``batch_size`` records (with the bad ones among them), at least one."""
-    yield sum(1 for _ in islice(records, skip))
+) -> Iterator[tuple[int, list[BadRow]] | _Batch]:
+    """Yields the number of records skipped (a resumed load) and the bad rows among them,
+    then a batch for every ``batch_size`` records (with the bad ones among them), at least
+    one."""
+    skipped, bad_skipped = 0, []
+    for record in islice(records, skip):
+        skipped += 1
+        if type(record) is BadRow:
+            bad_skipped.append(record)
+    yield skipped, bad_skipped
     position = skip
     while chunk := list(islice(records, batch_size)):
         position += len(chunk)
@@ -145,7 +175,7 @@ def _main_is_importable() -> bool:
 
 def _batches_from_process(
     kind: str, path: str | Path, skip: int, batch_size: int, prepare: Callable
-) -> Iterator[int | _Batch]:
+) -> Iterator[tuple[int, list[BadRow]] | _Batch]:
     """:func:`_batches` computed in a child process, two batches ahead at most."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue(maxsize=2)
@@ -211,7 +241,7 @@ def load(
         items = _batches(read_source(kind, path), done, batch_size, prepare)
     from tqdm import tqdm  # here: the parser process, which imports this module, needs none
 
-    sink = BadRowSink(bad_rows_path, strict, append=done > 0)
+    sink = BadRowSink(bad_rows_path, strict)
     bar = tqdm(
         desc=f"load {Path(path).name}",
         unit=" rows",
@@ -220,7 +250,9 @@ def load(
         mininterval=0.5,
     )
     try:
-        report.resumed_from = next(items)
+        report.resumed_from, bad_skipped = next(items)
+        for bad in bad_skipped:  # the whole file's bad rows, as an uninterrupted load has them
+            sink.add(bad)
         for batch in items:
             for bad in batch.bad:
                 sink.add(bad)

@@ -58,6 +58,27 @@ def _print_facts(facts: list[Fact], as_json: bool) -> None:
         print_json(f.as_dict()) if as_json else print(f"{f.head}\t{f.relation}\t{f.tail}")
 
 
+def _print_stats(store: GraphStore, as_json: bool) -> None:
+    """The counts, and for a store that can tell (the embedded one) whether its name indexes
+    are there and why not: without them every lookup scans a whole table."""
+    counts = store.stats()
+    index_state = getattr(store, "index_state", None)
+    stats: dict[str, object] = counts | (index_state() if index_state is not None else {})
+    if as_json:
+        print_json(stats)
+        return
+    lines = [f"{k}\t{v}" for k, v in counts.items()]
+    if index_state is not None:
+        lines.append(
+            "indexed\tyes" if stats["indexed"] else f"indexed\tno: {stats['unindexed_reason']}"
+        )
+        lines += [
+            f"unfinished load\t{u['source']} ({u['records_done']} records in)"
+            for u in stats["unfinished_loads"]
+        ]
+    print("\n".join(lines))
+
+
 def _execute(args: argparse.Namespace, store: GraphStore) -> int:
     if getattr(args, "limit", 1) < 1 or getattr(args, "offset", 0) < 0:
         raise KGError("--limit must be at least 1 and --offset at least 0")
@@ -77,8 +98,7 @@ def _execute(args: argparse.Namespace, store: GraphStore) -> int:
         names = store.search(args.prefix, args.limit)
         print_json(names) if args.json else print("\n".join(names))
     elif args.command == "stats":
-        stats = store.stats()
-        print_json(stats) if args.json else print("\n".join(f"{k}\t{v}" for k, v in stats.items()))
+        _print_stats(store, args.json)
     elif args.command == "export":
         from kg.rdf import export_rdf
 
@@ -91,7 +111,7 @@ def _execute(args: argparse.Namespace, store: GraphStore) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    store = store_from_args(args, create=False)
+    store = store_from_args(args, create=False, mode="read")  # queries never write
     try:
         return _execute(args, store)
     finally:

@@ -19,7 +19,7 @@ import csv
 import io
 import json
 import re
-import sys
+from collections import deque
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
@@ -46,8 +46,15 @@ _SURROGATE = re.compile("[\udc80-\udcff]")  # undecodable bytes, as surrogateesc
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # no UTF-8 can store one
 _JSON_CHUNK = 1 << 20
 
-# csv refuses fields over 128 KiB by default; Ownthink descriptions can be long.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+# Bounds on one Ownthink field. csv holds a field in memory until its closing quote, so an
+# unclosed quote would take every following row into one value, to the end of the file.
+# Ownthink's values, long descriptions included, stay far below both: a field beyond them is a
+# runaway quote (a bad row) rather than a value. csv counts characters, not bytes (a character
+# is at most 4 bytes of UTF-8); its limit is process-wide, and csv's default (128 Ki characters)
+# is below what descriptions reach.
+MAX_FIELD_CHARS = 1 << 23
+MAX_FIELD_LINES = 1000
+csv.field_size_limit(MAX_FIELD_CHARS)
 
 
 def _check_file(path: Path) -> None:
@@ -110,39 +117,109 @@ class _CheckedText:
             self.dirty = True
             return data.decode("utf-8", "surrogateescape")
 
-    def lines(self) -> Iterator[str]:
-        """Lines as ``open(newline='')`` would give them (csv needs untranslated newlines)."""
-        return chain.from_iterable(io.StringIO(t, newline="") for t in self.chunks())
-
 
 def read_ownthink(path: str | Path) -> Iterator[Record]:
-    """Rows of an Ownthink CSV (``实体,属性,值``; the header line is optional)."""
+    """Rows of an Ownthink CSV (``实体,属性,值``; the header line is optional).
+
+    A row that spans lines (a quoted value holding newlines) is checked apart, since a quote
+    that never closes turns every row after it into one value: it must close before the end
+    of the file, within :data:`MAX_FIELD_LINES` lines, and parse under strict quoting. One
+    that does not, or a value longer than :data:`MAX_FIELD_CHARS`, is a bad row at its first
+    line, and reading starts again on the next line, so that the rows it swallowed load.
+    Restarting needs the text from the current row's first line on: the chunks that hold it
+    are kept (``kept``), each with the number of its first line.
+    """
     path = Path(path)
     _check_file(path)
     source = str(path)
     with path.open("rb") as raw:
         text = _CheckedText(raw)
-        reader = csv.reader(text.lines())
-        last_line = 0
-        try:
-            for row in reader:
-                line, last_line = last_line + 1, reader.line_num
-                if len(row) != 3:
-                    if not row or row == [""]:
-                        continue  # a blank line carries no data
-                    yield BadRow(source, line, f"expected 3 columns (实体,属性,值), got {len(row)}")
-                elif text.dirty and _undecodable(*row):
-                    yield BadRow(source, line, "undecodable bytes (not UTF-8)")
-                elif line == 1 and [c.strip() for c in row] == OWNTHINK_HEADER:
-                    continue
-                else:  # _triple_or_bad inlined: this is the hot loop of a 140 M-row load
-                    head, relation, tail = row[0].strip(), row[1].strip(), row[2].strip()
-                    if head and relation and tail:
-                        yield Triple(head, relation, tail, source, line)
-                    else:
-                        yield _triple_or_bad(head, relation, tail, source, line)
-        except csv.Error as e:
-            yield BadRow(source, last_line + 1, f"CSV syntax: {e}")
+        chunks = text.chunks()
+        kept: deque[tuple[int, str]] = deque()  # (first line, text) from the current row's on
+        end_line = 0  # the blank line a reader is handed after the file's last (0: not yet)
+        base = last_line = 0  # lines before the reader's first; last line of the last row
+        reader = None
+
+        def feed(replayed: list[str]) -> Iterator[str]:
+            """Chunks for ``reader``, kept while they hold lines of the row being read."""
+            nonlocal end_line
+            for chunk in chain(replayed, chunks, [None]):
+                first = base + reader.line_num + 1  # the reader has used every earlier line
+                if chunk is None:  # the end: one blank line, which closes no quote
+                    if end_line:
+                        return
+                    chunk, end_line = "\n", first
+                while kept and (kept[1][0] if len(kept) > 1 else first) <= last_line + 1:
+                    kept.popleft()
+                kept.append((first, chunk))
+                yield chunk
+
+        def kept_lines(lo: int) -> Iterator[tuple[int, str]]:
+            """The kept lines from line ``lo`` on, numbered."""
+            for first, chunk in list(kept):
+                for number, line in enumerate(io.StringIO(chunk, newline=""), first):
+                    if number >= lo:
+                        yield number, line
+
+        def restart(after: int) -> csv.Reader:
+            """A reader of the lines after line ``after``."""
+            nonlocal base, last_line
+            replayed = []  # chunk by chunk: the last line of the file may have no newline
+            for first, chunk in kept:
+                rest = list(io.StringIO(chunk, newline=""))[max(0, after + 1 - first) :]
+                if rest:
+                    replayed.append("".join(rest))
+            kept.clear()
+            base = last_line = after
+            lines = feed(replayed)
+            return csv.reader(chain.from_iterable(io.StringIO(c, newline="") for c in lines))
+
+        def spanning_row_problem(first: int, last: int) -> str | None:
+            if last == end_line:
+                return "a quoted value is not closed before the end of the file"
+            if last - first >= MAX_FIELD_LINES:
+                return f"a quoted value spans more than {MAX_FIELD_LINES} lines (unclosed quote?)"
+            lines = [line for number, line in kept_lines(first) if number <= last]
+            try:
+                list(csv.reader(lines, strict=True))
+            except csv.Error as e:
+                return f"CSV syntax in a value over lines {first}-{last} (unclosed quote?): {e}"
+            return None
+
+        reader = restart(0)
+        while reader is not None:
+            try:
+                for row in reader:
+                    line, last_line = last_line + 1, base + reader.line_num
+                    if line != last_line and (why := spanning_row_problem(line, last_line)):
+                        yield BadRow(source, line, why)
+                        reader = restart(line)
+                        break
+                    if len(row) != 3:
+                        if not row or row == [""]:
+                            continue  # a blank line carries no data
+                        yield BadRow(
+                            source, line, f"expected 3 columns (实体,属性,值), got {len(row)}"
+                        )
+                    elif text.dirty and _undecodable(*row):
+                        yield BadRow(source, line, "undecodable bytes (not UTF-8)")
+                    elif line == 1 and [c.strip() for c in row] == OWNTHINK_HEADER:
+                        continue
+                    else:  # _triple_or_bad inlined: this is the hot loop of a 140 M-row load
+                        head, relation, tail = row[0].strip(), row[1].strip(), row[2].strip()
+                        if head and relation and tail:
+                            yield Triple(head, relation, tail, source, line)
+                        else:
+                            yield _triple_or_bad(head, relation, tail, source, line)
+                else:
+                    reader = None
+            except csv.Error as e:
+                line = last_line + 1
+                why = str(e)
+                if why.startswith("field larger than field limit"):
+                    why = f"a value longer than {MAX_FIELD_CHARS} characters (unclosed quote?)"
+                yield BadRow(source, line, f"CSV syntax: {why}")
+                reader = restart(line)
 
 
 class _JsonStream:
@@ -319,10 +396,22 @@ def _read_rdf_graph(path: Path, fmt: str) -> Iterator[Record]:
     try:
         graph.parse(path, format=fmt)
     except Exception as e:  # rdflib's parsers raise many types; all mean "bad file"
-        raise KGError(f"{path}: cannot parse as {fmt}: {e}") from None
+        raise KGError(_rdf_parse_error(path, fmt, e)) from None
     source = str(path)
     for i, (s, p, o) in enumerate(sorted(graph), 1):
         yield _triple_or_bad(term_name(s), term_name(p), term_name(o), source, i)
+
+
+def _rdf_parse_error(path: Path, fmt: str, e: Exception) -> str:
+    """One line for a parser's error: rdflib's Turtle parser (``BadSyntax``) writes three,
+    with a line number of its own count and an excerpt of the document; the line is counted
+    here from the offset it gives, and the reason kept."""
+    text, offset, why = (getattr(e, attr, None) for attr in ("_str", "_i", "_why"))
+    if isinstance(text, (bytes, str)) and isinstance(offset, int) and why:
+        newline = b"\n" if isinstance(text, bytes) else "\n"
+        line = text.count(newline, 0, offset) + 1
+        return f"{path}:{line}: cannot parse as {fmt}: {' '.join(str(why).split())}"
+    return f"{path}: cannot parse as {fmt}: {' '.join(str(e).split())}"
 
 
 def read_source(kind: str, path: str | Path) -> Iterator[Record]:

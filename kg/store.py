@@ -186,19 +186,21 @@ def open_store(
     kg: str = "filmkg",
     neo4j=None,
     create: bool = True,
+    mode: str = "auto",
 ) -> GraphStore:
     """Open a store by ``--store`` kind.
 
     ``embedded``: the SQLite store under ``db`` (default ``data/kg/<kg>``; with
-    ``create=False`` it must already exist). ``neo4j``: a server reached with
-    :class:`kg.settings.Neo4jSettings` (default: from the environment).
+    ``create=False`` it must already exist), opened as ``mode`` says
+    (:data:`kg.embedded.MODES`: ``read`` for readers, ``load`` for loads). ``neo4j``: a
+    server reached with :class:`kg.settings.Neo4jSettings` (default: from the environment).
     """
     from kg.settings import Neo4jSettings, default_db
 
     if kind == "embedded":
         from kg.embedded import EmbeddedStore
 
-        return EmbeddedStore(db if db is not None else default_db(kg), create=create)
+        return EmbeddedStore(db if db is not None else default_db(kg), create=create, mode=mode)
     if kind == "neo4j":
         from kg.neo4j_store import Neo4jStore
 
