@@ -1,18 +1,23 @@
 """Dependencies the routers declare once: the state built at start-up, the settings, the API
-key, the video a path names, and a time-limited way to run blocking work."""
+key (and a route class that checks it before the body is read), the video a path names, and
+a time-limited way to run blocking work."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi import Depends, HTTPException, Path, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
+from api.deadline import run_until
 from api.errors import invalid
 from api.schemas import MAX_NAME_CHARS
 from api.settings import Settings
@@ -41,10 +46,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def require_api_key(
-    settings: SettingsDep, key: Annotated[str | None, Security(_api_key)] = None
-) -> None:
-    """401 unless the request carries the configured API key (no key configured: open)."""
+def check_api_key(settings: Settings, key: str | None) -> None:
+    """401 unless ``key`` is the configured API key (no key configured: open)."""
     if settings.api_key is None:
         return
     if key is None or not hmac.compare_digest(key.encode(), settings.api_key.encode()):
@@ -53,6 +56,29 @@ def require_api_key(
             f"this endpoint needs the API key in the {API_KEY_HEADER} header",
             headers={"WWW-Authenticate": API_KEY_HEADER},
         )
+
+
+def require_api_key(
+    settings: SettingsDep, key: Annotated[str | None, Security(_api_key)] = None
+) -> None:
+    """The key check as a dependency, which is how OpenAPI documents it; FastAPI reads and
+    parses the body before it runs dependencies, so routes behind the key also use
+    :class:`KeyFirstRoute`."""
+    check_api_key(settings, key)
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that checks the API key before anything else, the body included: a caller
+    without the key gets 401 whatever it sends, never a 422 that describes the body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[None, None, Response]]:
+        handler = super().get_route_handler()
+
+        async def key_first(request: Request) -> Response:
+            check_api_key(get_settings(request), request.headers.get(API_KEY_HEADER))
+            return await handler(request)
+
+        return key_first
 
 
 #: How a video id parameter is declared, in a path or a query.
@@ -85,8 +111,15 @@ def check_second(video: Video, t: int, loc: tuple[str, ...]) -> None:
         raise invalid(loc, msg, t)
 
 
-async def run_blocking(settings: Settings, fn: Callable[..., R], *args) -> R:
-    """``fn(*args)`` in a worker thread, given up after ``settings.timeout_s`` (TimeoutError,
-    answered 504); the abandoned thread finishes on its own."""
+async def run_blocking(
+    settings: Settings, fn: Callable[..., R], *args, lock: threading.Lock | None = None
+) -> R:
+    """``fn(*args)`` in a worker thread (under ``lock`` when given), given up after
+    ``settings.timeout_s`` (TimeoutError, answered 504). The worker gives up too
+    (:func:`api.deadline.run_until`): it waits for ``lock`` and for its turn only until the
+    deadline, so work nobody waits for any more does not hold the lock or a thread."""
+    deadline = time.monotonic() + settings.timeout_s
     with anyio.fail_after(settings.timeout_s):
-        return await anyio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(
+            partial(run_until, deadline, partial(fn, *args), lock), abandon_on_cancel=True
+        )

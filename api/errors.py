@@ -7,11 +7,18 @@ or the model refused) is a 422 of the same shape. Other errors are ``{"detail": 
 400 an unreadable body, 404 unknown entity or video, 401 missing API key, 503 no model, 504 a
 request that ran past ``API_TIMEOUT_S`` (:func:`api.deps.run_blocking`); a body over
 ``API_MAX_BODY_BYTES`` is answered 413 in plain text (by FastAPI).
+
+A 422 echoes the refused input, which may be a number JSON cannot write (``NaN``,
+``Infinity``, ``1e400`` parsed as infinity): such numbers are echoed as the strings
+``"NaN"``, ``"Infinity"``, ``"-Infinity"``, so the answer is valid JSON and never a 500.
 """
 
 from __future__ import annotations
 
+import math
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -37,7 +44,22 @@ def invalid(loc: tuple[str, ...], msg: str, value: object) -> RequestValidationE
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
 
 
+def json_safe(value: object) -> object:
+    """``value`` (JSON-encodable data) with every non-finite float spelled as a string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def install_error_handlers(app: FastAPI, settings: Settings) -> None:
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = json_safe(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": errors}, status_code=422)
+
     async def user_error(_: Request, exc: Exception) -> JSONResponse:
         error = {"type": "value_error", "loc": [], "msg": str(exc)}
         return JSONResponse({"detail": [error]}, status_code=422)
@@ -48,5 +70,6 @@ def install_error_handlers(app: FastAPI, settings: Settings) -> None:
             status_code=504,
         )
 
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(UserError, user_error)
     app.add_exception_handler(TimeoutError, timed_out)

@@ -3,7 +3,8 @@
 The model code (:mod:`model.generate`) is imported only when a checkpoint is configured, so
 the API starts, and serves everything else, on a machine that has never trained a model.
 A missing or broken checkpoint does not stop the API: ``/health`` and ``POST /generate``
-say why there is no model.
+say why there is no model. A generation whose request has timed out stops at the model's
+next module call (:func:`stop_at_deadline`) instead of running on in its abandoned thread.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from api.deadline import check_deadline
 from api.schemas import PartHealth
 from api.settings import Settings
 from kg.errors import UserError
@@ -37,5 +39,15 @@ def load_generator(settings: Settings, ctx: RetrievalContext) -> tuple[Any | Non
     except UserError as e:
         log.error("no model: %s", e)
         return None, PartHealth(ok=False, detail=f"cannot load {directory}: {e}")
+    stop_at_deadline(generator.model)
     log.info("generator loaded from %s on %s", directory, settings.device)
     return generator, PartHealth(ok=True, detail=f"loaded from {directory} on {settings.device}")
+
+
+def stop_at_deadline(model: Any) -> None:
+    """Make every module of ``model`` (a ``torch.nn.Module``) check the running request's
+    deadline before it runs: beam search is many small module calls, so a timed-out request
+    stops within one of them (:class:`api.deadline.DeadlinePassed`). Outside a request the
+    check does nothing, so the model works as before for any other caller."""
+    for module in model.modules():
+        module.register_forward_pre_hook(lambda *_: check_deadline())

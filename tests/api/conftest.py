@@ -3,13 +3,19 @@ on first start, as on a fresh install), a 4-film demo corpus and the fast hashin
 
 One state is built per session (``api_state``) and shared by every app the tests make;
 environment variables that configure the API are cleared while it is built, so the tests do
-not depend on the caller's shell.
+not depend on the caller's shell. ``trained_state`` is the same with a checkpoint trained for
+one step; :func:`serve` runs ``python -m api`` as a real server process.
 """
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +27,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings, load_settings
 from api.state import ApiState, build_state
+from kg.cli import run
 from model.data.demo import DemoConfig, ensure_demo
 from tests.bolt_server import free_port
+from tests.conftest import cli_env
 
 EMBEDDER = "hashing:64"
 API_ENV = [
@@ -55,6 +63,24 @@ def api_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def api_state(api_data, demo_corpus) -> Iterator[ApiState]:
     with api_env(api_data):
+        state = build_state(load_settings(corpus=str(demo_corpus), embedder=EMBEDDER))
+    yield state
+    state.close()
+
+
+@pytest.fixture(scope="session")
+def trained_state(tmp_path_factory, api_data, demo_corpus) -> Iterator[ApiState]:
+    """The API over a checkpoint trained for one step on the same corpus by model.train."""
+    from model import train
+
+    out = tmp_path_factory.mktemp("api-ckpt") / "klvcg"
+    argv = ["--corpus", str(demo_corpus), "--format", "demo", "--embedder", EMBEDDER]
+    argv += ["--out", str(out), "--max-steps", "1", "--batch-size", "4", "--no-progress"]
+    argv += ["--dev-samples", "4", "--eval-samples", "4", "--generation-samples", "0"]
+    with api_env(api_data), pytest.raises(SystemExit) as done:
+        run(train.main, argv)
+    assert done.value.code == 0
+    with api_env(api_data, DANMAKU_CHECKPOINT=str(out)):
         state = build_state(load_settings(corpus=str(demo_corpus), embedder=EMBEDDER))
     yield state
     state.close()
@@ -102,3 +128,40 @@ def window_with_facts(client, api_state) -> tuple[str, int, dict]:
             if found["facts"] and found["comments"]:
                 return video.id, t, found
     raise AssertionError("no window of the demo corpus recalls facts")
+
+
+def server_env(api_data: Path, **extra: str) -> dict:
+    """The environment of a ``python -m api`` process: the caller's, less every API variable,
+    with DANMAKU_DATA at ``api_data`` and ``extra``."""
+    env = {k: v for k, v in cli_env().items() if k not in API_ENV}
+    return {**env, "DANMAKU_DATA": str(api_data), **extra}
+
+
+@contextmanager
+def serve(env: dict, log: Path, start_timeout_s: float = 90) -> Iterator[tuple[str, dict]]:
+    """``python -m api`` on a free loopback port with ``env``, its output in ``log``: yields
+    the base URL and the first ``/health`` answer; stopped with Ctrl-C, which must exit 0."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health, deadline = None, time.monotonic() + start_timeout_s
+        while health is None:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "python -m api did not start"
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    health = json.load(r)
+            except OSError:
+                time.sleep(0.2)
+        yield base, health
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()

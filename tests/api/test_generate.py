@@ -8,7 +8,6 @@ import pytest
 from api.generation import NOT_CONFIGURED
 from api.settings import load_settings
 from api.state import build_state
-from kg.cli import run
 from tests.api.conftest import EMBEDDER, api_env, client_with
 
 BODY = {"video": "demo0000", "t": 30, "beam": 3}
@@ -77,24 +76,6 @@ def test_a_broken_checkpoint_does_not_stop_the_api(tmp_path, api_data, demo_corp
             assert c.get("/health").json()["model"]["ok"] is False
     finally:
         state.close()
-
-
-@pytest.fixture(scope="module")
-def trained_state(tmp_path_factory, api_data, demo_corpus):
-    """The API over a checkpoint trained for one step on the same corpus by model.train."""
-    from model import train
-
-    out = tmp_path_factory.mktemp("api-ckpt") / "klvcg"
-    argv = ["--corpus", str(demo_corpus), "--format", "demo", "--embedder", EMBEDDER]
-    argv += ["--out", str(out), "--max-steps", "1", "--batch-size", "4", "--no-progress"]
-    argv += ["--dev-samples", "4", "--eval-samples", "4", "--generation-samples", "0"]
-    with api_env(api_data), pytest.raises(SystemExit) as done:
-        run(train.main, argv)
-    assert done.value.code == 0
-    with api_env(api_data, DANMAKU_CHECKPOINT=str(out)):
-        state = build_state(load_settings(corpus=str(demo_corpus), embedder=EMBEDDER))
-    yield state
-    state.close()
 
 
 def test_generate_answers_comments_and_the_facts_they_copied(trained_state):

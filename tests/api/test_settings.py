@@ -74,9 +74,22 @@ def test_bad_settings_name_the_variable(tmp_path, variable, value):
 
 
 def test_empty_variables_are_unset(tmp_path):
-    with api_env(tmp_path, API_KEY="", DANMAKU_CORPUS=""):
+    with api_env(tmp_path, DANMAKU_CORPUS="", DANMAKU_DB=""):
         s = load_settings()
-        assert s.api_key is None and s.corpus is None
+        assert s.corpus is None and s.db is None
+
+
+@pytest.mark.parametrize("key", ["", " s3cret", "s3cret\n", "clé", "a\tb"])
+def test_an_empty_or_unsendable_api_key_is_refused(tmp_path, key):
+    """An empty API_KEY used to mean "no key": generation open to anyone by a typo. A key a
+    header cannot carry would lock generation for everyone. Both are refused."""
+    with api_env(tmp_path, API_KEY=key), pytest.raises(SettingsError, match="API_KEY") as e:
+        load_settings()
+    assert "\n" not in str(e.value)
+    with api_env(tmp_path), pytest.raises(SettingsError, match="API_KEY"):
+        load_settings(api_key=key)
+    with api_env(tmp_path):
+        assert load_settings().api_key is None  # unset: open, as documented
 
 
 def _checkpoint(directory: Path, age_s: float) -> Path:
