@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kg.cli import run
 from model.data.demo import DemoConfig, ensure_demo
 from model.data.movielc import read_movielc
 
@@ -16,3 +17,26 @@ def demo_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo(demo_dir):
     return read_movielc(demo_dir)
+
+
+METRICS = ("r1", "r5", "r10", "mr", "mrr")
+
+
+# the train CLI tests: a small demo corpus and a data directory of their own per module
+def call(main, argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        run(main, argv)
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DANMAKU_DATA", str(root / "data"))
+    corpus = ensure_demo(root / "corpus", DemoConfig(films=4))
+    common = ["--corpus", str(corpus), "--format", "demo", "--embedder", "hashing:32"]
+    common += ["--no-progress", "--device", "cpu"]
+    yield {"root": root, "corpus": corpus, "common": common}
+    mp.undo()

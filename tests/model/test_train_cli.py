@@ -18,28 +18,9 @@ from model.checkpoint import STATE, WEIGHTS
 from model.data.demo import DemoConfig, ensure_demo
 from model.data.vocab import VOCAB_FILE
 from model.trainer import Trainer
+from tests.model.conftest import METRICS, call
 
 pytestmark = pytest.mark.slow
-METRICS = ("r1", "r5", "r10", "mr", "mrr")
-
-
-def call(main, argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        run(main, argv)
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DANMAKU_DATA", str(root / "data"))
-    corpus = ensure_demo(root / "corpus", DemoConfig(films=4))
-    common = ["--corpus", str(corpus), "--format", "demo", "--embedder", "hashing:32"]
-    common += ["--no-progress", "--device", "cpu"]
-    yield {"root": root, "corpus": corpus, "common": common}
-    mp.undo()
 
 
 def train_args(env, out, *extra) -> list[str]:
