@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.atomic import write_json
 from model.batching import Encoded, Featurizer, Unseen
-from model.data.fileio import atomic_json
 from model.data.vocab import PAD
 from retrieval.linker import Linker
 from retrieval.stated import stateable
@@ -94,7 +94,7 @@ def build_swap_sets(
 
 
 def save_swap_sets(path: Path, sets: list[SwapSet]) -> None:
-    atomic_json(path, [asdict(s) for s in sets])
+    write_json(path, [asdict(s) for s in sets])
 
 
 def load_swap_sets(path: Path) -> list[SwapSet]:

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.atomic import write_json
 from model.data.schema import Comment, Video
 from retrieval import focus
 from retrieval.lexicon import EntityLexicon
@@ -445,8 +446,6 @@ def cached_cues(
 ) -> RelationCues:
     """The cue model of ``videos`` (a corpus's training split), learned once and saved as
     ``relation-cues-<lexicon>-<key>.json`` in ``folder`` (the corpus's retrieval folder)."""
-    from common.atomic import write_json
-
     config = config or CueConfig()
     key = cues_key(linker, config, videos)
     path = folder / f"relation-cues-{linker.lexicon.fingerprint}-{key}.json"

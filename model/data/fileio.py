@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from common.atomic import write_json as atomic_json  # noqa: F401  (model.value_swap's import)
 from model.data.schema import DataError
 
 log = logging.getLogger(__name__)

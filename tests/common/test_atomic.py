@@ -47,7 +47,7 @@ WRITER = textwrap.dedent(
     import numpy as np
 
     from model.batching import Encoded
-    from model.data.fileio import atomic_json
+    from common.atomic import write_json
 
     out, n = Path(sys.argv[1]), int(sys.argv[2])
     doc = {"rows": [[i, "值" * 20] for i in range(3000)]}
@@ -58,7 +58,7 @@ WRITER = textwrap.dedent(
         z(1, bool), z((2, 7), np.int32), z(2, np.int32), [[]], [[]], 10,
     )
     for _ in range(n):
-        atomic_json(out / "train-key.json", doc)
+        write_json(out / "train-key.json", doc)
         enc.save(out / "test-key.npz")
     """
 )

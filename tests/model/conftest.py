@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pytest
 
 from kg.cli import run
@@ -40,3 +43,15 @@ def env(tmp_path_factory):
     common += ["--no-progress", "--device", "cpu"]
     yield {"root": root, "corpus": corpus, "common": common}
     mp.undo()
+
+
+def train_quietly(argv: list[str]) -> str:
+    """``model.train`` with ``argv`` in this process, its stdout kept (module-scope fixtures
+    have no capsys); it must succeed."""
+    from model import train
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), pytest.raises(SystemExit) as exit_:
+        run(train.main, argv)
+    assert exit_.value.code == 0
+    return buf.getvalue()

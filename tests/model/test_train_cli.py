@@ -4,21 +4,18 @@ resumption and the errors, not the quality)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 
 import pytest
 import torch
 
-from kg.cli import run
 from model import evaluate, generate, train
 from model.checkpoint import STATE, WEIGHTS
 from model.data.demo import DemoConfig, ensure_demo
 from model.data.vocab import VOCAB_FILE
 from model.trainer import Trainer
-from tests.model.conftest import METRICS, call
+from tests.model.conftest import METRICS, call, train_quietly
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +43,8 @@ def train_args(env, out, *extra) -> list[str]:
 @pytest.fixture(scope="module")
 def trained(env):
     out = env["root"] / "ckpt"
-    buf = io.StringIO()  # module scope: no capsys
-    with contextlib.redirect_stdout(buf), pytest.raises(SystemExit) as exit_:
-        run(train.main, train_args(env, out, "--max-steps", "2"))
-    assert exit_.value.code == 0
-    lines = buf.getvalue().strip().splitlines()
-    return out, json.loads(lines[-1]), buf.getvalue()
+    stdout = train_quietly(train_args(env, out, "--max-steps", "2"))
+    return out, json.loads(stdout.strip().splitlines()[-1]), stdout
 
 
 def test_train_prints_the_metrics_table_and_json_contract(trained):

@@ -6,8 +6,6 @@ built again with the same figures."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import shutil
@@ -20,12 +18,11 @@ import time
 import pytest
 import torch
 
-from kg.cli import run
 from kg.settings import data_dir
 from model import evaluate, train
 from model.checkpoint import DIGEST, WEIGHTS
 from tests.conftest import cli_env
-from tests.model.conftest import METRICS, call
+from tests.model.conftest import METRICS, call, train_quietly
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +42,7 @@ def eval_args(env, checkpoint) -> list[str]:
 @pytest.fixture(scope="module")
 def trained(env):
     out = env["root"] / "ckpt"
-    buf = io.StringIO()  # module scope: no capsys
-    with contextlib.redirect_stdout(buf), pytest.raises(SystemExit) as exit_:
-        run(train.main, train_args(env, out, "--max-steps", "2"))
-    assert exit_.value.code == 0
+    train_quietly(train_args(env, out, "--max-steps", "2"))
     return out
 
 
