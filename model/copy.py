@@ -70,19 +70,25 @@ class PointerHead(nn.Module):
         pad = source_ext.eq(PAD)
         k, v = keys.chunk(2, dim=-1)
         scores = torch.einsum("bld,bsd->bls", self.query(h), k) * self.scale
-        follow = self.follow(h)
-        match = None
-        for i in range(follow.shape[-1]):  # the last i + 1 words read precede the position
-            back = before[:, None, :, i]
-            same = back.eq(words[..., i : i + 1]) & back.ne(PAD)
-            match = same if match is None else match & same
-            scores = scores + follow[..., i : i + 1] * match
+        scores = scores + follow_bias(before[:, None], words[:, :, None], self.follow(h))
         scores = scores.masked_fill(pad[:, None, :], torch.finfo(scores.dtype).min)
         att = torch.softmax(scores, dim=-1) * (~pad)[:, None, :]
         context = torch.einsum("bls,bsd->bld", att, v)
         p_gen = torch.sigmoid(self.gate(torch.cat([h, context, x], dim=-1))).squeeze(-1)
         can_copy = (~pad).any(dim=1, keepdim=True)
         return torch.where(can_copy, p_gen, torch.ones_like(p_gen)), att
+
+
+def follow_bias(
+    before: torch.Tensor,  # (..., 1 or L, S, span) the source words before each position
+    words: torch.Tensor,  # (..., L, 1 or S, span) the words read last, nearest first
+    follow: torch.Tensor,  # (..., L, span) the state's biases
+) -> torch.Tensor:
+    """(..., L, S): at each source position, the sum of the biases ``follow[k]`` for which the
+    last ``k + 1`` words read are the ``k + 1`` source words before it (:class:`PointerHead`)."""
+    same = before.eq(words) & before.ne(PAD)
+    run = same.to(follow.dtype).cumprod(dim=-1)  # the first k + 1 all match
+    return (run @ follow.unsqueeze(-1)).squeeze(-1)
 
 
 def words_before(ids: torch.Tensor, span: int) -> torch.Tensor:
@@ -119,20 +125,52 @@ def gold_logp(
     return p.clamp_min(1e-12).log()
 
 
-def mixed_distribution(
-    logits: torch.Tensor,  # (n, V)
-    p_gen: torch.Tensor,  # (n,)
-    att: torch.Tensor,  # (n, S)
-    source_ext: torch.Tensor,  # (n, S)
-    source_len: int | None = None,
-) -> torch.Tensor:
-    """P over the extended vocabulary (n, V + source_len): what beam search picks from
-    (``source_len``: the full source's length when ``source_ext`` holds some positions)."""
-    n, vocab = logits.shape
-    width = vocab + (source_len if source_len is not None else source_ext.shape[1])
-    p = torch.zeros(n, width, device=logits.device)
-    p[:, :vocab] = p_gen.unsqueeze(1) * torch.softmax(logits.float(), dim=-1)
-    return p.scatter_add(1, source_ext, (1 - p_gen).unsqueeze(1) * att)
+class PointerStep:
+    """:class:`PointerHead` and the mixed distribution for the hypotheses of ONE context, one
+    position at a time (beam search). What a search does not change is prepared once: the
+    copyable positions (the rest dropped, not masked), their keys, and the three products that
+    read the decoder state (query, follow biases, the gate's share), fused into one; a step is
+    then a few operations on small tensors, and their number, not their size, is what a step
+    costs on a CPU. Gives the teacher-forced head's log P (tested)."""
+
+    def __init__(
+        self,
+        head: PointerHead,
+        keys: torch.Tensor,  # (S, 2 dim) one context's :meth:`PointerHead.keys`
+        source_ext: torch.Tensor,  # (S,) its extended ids, PAD where nothing can be copied
+        before: torch.Tensor,  # (S, span): :func:`source_words_before`
+        n_source: int,  # the full source's length (the extended ids it counts)
+    ) -> None:
+        keep = source_ext.ne(PAD)
+        k, v = keys[keep].chunk(2, dim=-1)
+        self.ext, self.before, self.v = source_ext[keep], before[keep], v
+        self.k_t = (k * head.scale).t()
+        d, dim, span = head.query.in_features, head.query.out_features, head.follow.out_features
+        gate = head.gate.weight  # (1, 2 d + dim) over [h; context; x]
+        self.w_h = torch.cat([head.query.weight, head.follow.weight, gate[:, :d]])
+        self.b_h = torch.cat([head.query.bias, head.follow.bias, head.gate.bias])
+        self.w_cx = gate[0, d:].unsqueeze(1)  # (dim + d, 1)
+        self.parts = (dim, span, 1)
+        self.n_source = n_source
+
+    def log_probs(
+        self,
+        logits: torch.Tensor,  # (n, V) the vocabulary's
+        h: torch.Tensor,  # (n, d) the decoder states
+        x: torch.Tensor,  # (n, d) the input words' embeddings
+        words: torch.Tensor,  # (n, span) the words read last, nearest first
+    ) -> torch.Tensor:
+        """log P of the next word over the extended vocabulary, (n, V + n_source)."""
+        p_vocab = torch.softmax(logits.float(), dim=-1)
+        if not len(self.ext):  # nothing to copy: p_gen = 1
+            return F.pad(p_vocab, (0, self.n_source)).log_()
+        q, follow, gate_h = F.linear(h, self.w_h, self.b_h).split(self.parts, dim=-1)
+        scores = (q @ self.k_t).add_(follow_bias(self.before, words[:, None], follow))
+        att = torch.softmax(scores, dim=-1)
+        p_gen = torch.sigmoid(torch.addmm(gate_h, torch.cat([att @ self.v, x], dim=-1), self.w_cx))
+        p = F.pad(p_vocab.mul_(p_gen), (0, self.n_source))
+        copy = att.mul_(1 - p_gen).float()
+        return p.scatter_add_(1, self.ext.expand(len(copy), -1), copy).log_()
 
 
 #: What :func:`gate_targets` asks of ``p_gen`` at a target word (``GATE_NONE``: nothing).

@@ -29,7 +29,8 @@ scored in one batched decoder pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +41,17 @@ from model.copy import (
     GATE_COPY,
     GATE_GENERATE,
     PointerHead,
+    PointerStep,
     gold_logp,
-    mixed_distribution,
     source_words_before,
     words_before,
 )
 from model.data.vocab import BOS, EOS, PAD, UNK
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
+
+# the encoders' nested-tensor fast path (inference) warns that its API is a prototype
+warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors", category=UserWarning)
 
 
 def trim(ids: torch.Tensor, least: int = 1) -> torch.Tensor:
@@ -58,7 +62,11 @@ def trim(ids: torch.Tensor, least: int = 1) -> torch.Tensor:
     return ids[..., : max(n, least)]
 
 
-def _encoder(cfg: ModelConfig, layers: int, heads: int) -> nn.TransformerEncoder:
+def _encoder(
+    cfg: ModelConfig, layers: int, heads: int, nested: bool = False
+) -> nn.TransformerEncoder:
+    """``nested``: in inference, rows of different lengths go through the layers as one nested
+    tensor, so their padding costs nothing (PyTorch's fast path; training pads as before)."""
     layer = nn.TransformerEncoderLayer(
         cfg.d_model,
         heads,
@@ -67,7 +75,7 @@ def _encoder(cfg: ModelConfig, layers: int, heads: int) -> nn.TransformerEncoder
         batch_first=True,
         norm_first=False,
     )
-    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=nested)
 
 
 class KnowledgeEncoder(nn.Module):
@@ -161,7 +169,7 @@ class KLVCG(nn.Module):
         self.step_pos = nn.Embedding(2 * cfg.radius + 1, d)
         self.target_pos = nn.Embedding(cfg.max_len, d)
         self.visual = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
-        self.timestep = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.timestep = _encoder(cfg, cfg.modality_layers, cfg.modality_heads, nested=True)
         self.timespan = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
         self.knowledge = KnowledgeEncoder(cfg) if cfg.use_kg else None
         self.token_type = nn.Embedding(3, d)
@@ -304,17 +312,18 @@ class KLVCG(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """M: the [CLS] output of each row (N, n), and with ``words`` every position's output
         (N, n, d; zero for the rows without a comment). Rows with no comment (most seconds)
-        all get the encoding of a lone [CLS], computed once; only the others go through the
-        encoder."""
+        all get the encoding of a lone [CLS], computed once, in the same pass as the rows
+        that hold a comment (the encoder's weights are read once)."""
         filled = flat[:, 1:].ne(PAD).any(dim=1)
-        lone = self.timestep(self._words(flat[:1, :1]))[0, 0]
+        rows = trim(flat[filled])
+        rows = torch.cat([F.pad(flat[:1, :1], (0, rows.shape[1] - 1), value=PAD), rows])
+        out = self.timestep(self._words(rows), src_key_padding_mask=rows.eq(PAD))
+        lone, out = out[0, 0], out[1:]
         m = lone.expand(flat.shape[0], -1)
         states = None
         if words:
             states = torch.zeros(*flat.shape, lone.shape[-1], device=flat.device, dtype=lone.dtype)
-        if bool(filled.any()):
-            rows = trim(flat[filled])
-            out = self.timestep(self._words(rows), src_key_padding_mask=rows.eq(PAD))
+        if len(out):
             at = (filled.nonzero()[:, 0],)
             m = torch.where(filled.unsqueeze(1), m.index_put(at, out[:, 0]), m)
             if words:
@@ -440,28 +449,25 @@ class KLVCG(nn.Module):
         span = self.cfg.follow_span
         logp = torch.zeros(1, device=device)
         finished: list[tuple[list[int], float]] = []
-        never = torch.tensor([PAD, BOS, *banned], device=device)
         stepper = StepDecoder(self, enc)
-        enc = self._one_source(enc)
+        # what each step adds to the log P: -inf for the words never said, and for <EOS> at
+        # the first step (no empty comment); at the last only <EOS> (the comment must close)
+        width = self.cfg.vocab_size + (enc.n_source if self.cfg.copy else 0)
+        ban = torch.zeros(width, device=device)
+        ban[[PAD, BOS, *banned]] = -math.inf
+        first, last = ban.clone(), torch.full_like(ban, -math.inf)
+        first[EOS], last[EOS] = -math.inf, 0.0
         for step in range(1, g):
             read = [([PAD] * span + [BOS, *h])[: -span - 1 : -1] for h in hyps]
             words = torch.tensor(read, dtype=torch.long, device=device)  # (n, span)
-            lp = self.next_logp(enc, *stepper.step(words[:, 0]), words)
-            lp[:, never] = -math.inf
-            if step == 1:
-                lp[:, EOS] = -math.inf  # no empty comment
-            if step == g - 1:  # the last position can only close the comment
-                keep = lp[:, EOS].clone()
-                lp.fill_(-math.inf)
-                lp[:, EOS] = keep
+            lp = stepper.next_logp(words) + (first if step == 1 else last if step == g - 1 else ban)
             total = (logp.unsqueeze(1) + lp).reshape(-1)
             top, idx = total.topk(min(beam * 2, total.numel()))
-            vocab = lp.shape[1]
             next_hyps, next_logp, parents = [], [], []
             for value, i in zip(top.tolist(), idx.tolist(), strict=True):
                 if value == -math.inf:
                     break
-                prev, word = divmod(i, vocab)
+                prev, word = divmod(i, width)
                 if word == EOS:
                     finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
                 else:
@@ -480,42 +486,6 @@ class KLVCG(nn.Module):
             stepper.reorder(torch.tensor(parents, device=device))
         finished.sort(key=lambda h: -h[1])
         return finished[:beam]
-
-    def _one_source(self, enc: Encoding) -> Encoding:
-        """The first context of ``enc`` with the copy path's source cut to the positions that
-        hold a word (their extended ids unchanged): what beam search points at."""
-        if enc.source_ext is None:
-            return enc
-        keep = enc.source_ext[0].ne(PAD)
-        return replace(
-            enc.select(torch.zeros(1, dtype=torch.long, device=keep.device)),
-            keys=enc.keys[:1, keep],
-            source_ext=enc.source_ext[:1, keep],
-            source_positions=enc.source_positions[keep],
-            source_before=enc.source_before[:1, keep],
-        )
-
-    def next_logp(
-        self, enc: Encoding, h: torch.Tensor, x: torch.Tensor, words: torch.Tensor
-    ) -> torch.Tensor:
-        """log P of the next word ``(n, vocab)`` (``vocab + S`` extended ids with the copy
-        path) for ``n`` hypotheses of the first context of ``enc``, from their decoder states
-        and inputs ``(n, d)`` (:meth:`StepDecoder.step`) and the words they read last,
-        nearest first (n, span: :func:`model.copy.words_before`)."""
-        logits = self.out(h)
-        if not self.cfg.copy:
-            return F.log_softmax(logits.float(), dim=-1)
-        n = h.shape[0]
-
-        def first(t: torch.Tensor) -> torch.Tensor:
-            return t[:1].expand(n, *t.shape[1:])
-
-        ext = first(enc.source_ext)
-        before = first(enc.source_before)
-        p_gen, att = self.pointer(
-            h[:, None], x[:, None], first(enc.keys), ext, before, words[:, None, :]
-        )
-        return mixed_distribution(logits, p_gen[:, 0], att[:, 0], ext, enc.n_source).log()
 
     @torch.no_grad()
     def copy_shares(self, enc: Encoding, hyps: list[list[int]]) -> list[torch.Tensor]:
@@ -594,38 +564,73 @@ def _layer_rest(layer, x, sa_out, mk, mv, memory_mask, training: bool) -> torch.
 
 
 class StepDecoder:
-    """Incremental decoding with the weights of ``model.decoder``, one position at a time.
+    """Incremental decoding with the weights of ``model.decoder``, one position at a time, for
+    the hypotheses of ONE context (beam search; eval mode).
 
-    Each layer keeps the self-attention keys and values of the positions decoded so far
-    (with the causal mask, earlier positions never change) and uses the memory's keys and
-    values of the encoding (computed once). The states equal :meth:`KLVCG.decode_states`'s at
-    the last position (eval mode), at a cost independent of the prefix length."""
+    Each layer keeps the self-attention keys and values of the positions decoded so far (with
+    the causal mask, earlier positions never change) in one buffer, and uses the memory's keys
+    and values of the encoding (computed once), its padded positions dropped, not masked. All
+    hypotheses read the same memory, so its cross-attention is one attention with the
+    hypotheses as the queries. The states equal :meth:`KLVCG.decode_states`'s at the last
+    position, at a cost independent of the prefix length."""
 
     def __init__(self, model: KLVCG, enc: Encoding) -> None:
-        """Hypotheses of the first context of ``enc``."""
         self.model = model
         self.layers = list(model.decoder.layers)
+        if any(layer.norm_first for layer in self.layers):
+            raise ValueError("StepDecoder follows post-norm decoder layers")
         self.pos = 0
-        self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
-        # the context's padded memory positions are dropped, not masked: one context needs no
-        # mask, and attention over the positions that hold something is all that is left
         keep = slice(None) if enc.memory_pad is None else ~enc.memory_pad[0]
         self.memory_kv = [(k[:1, :, keep], v[:1, :, keep]) for k, v in enc.memory_kv]
+        d = model.cfg.d_model
+        self.cross_q = [
+            (layer.multihead_attn.in_proj_weight[:d], layer.multihead_attn.in_proj_bias[:d])
+            for layer in self.layers
+        ]
+        # per layer (n, 2, heads, g, d/heads): the keys [:, 0] and values [:, 1] so far
+        self.cache: list[torch.Tensor] = []
+        self.pointer = None
+        if model.cfg.copy:
+            self.pointer = PointerStep(
+                model.pointer, enc.keys[0], enc.source_ext[0], enc.source_before[0], enc.n_source
+            )
 
     def step(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder state (n, d) after ``words`` (n,) at the current position, and the
-        input it read (:meth:`KLVCG.next_logp` turns them into the next word's log P)."""
-        model = self.model
-        pos = torch.full_like(words, self.pos)
-        x_in = model.norm_in(model.input_words(words) + model.target_pos(pos))
-        x = x_in.unsqueeze(1)  # (n, 1, d)
+        input it read (the copy gate's ``x``)."""
+        model, t = self.model, self.pos
+        x_in = model.norm_in(model.input_words(words) + model.target_pos.weight[t])
+        x, n = x_in, len(words)
         for i, layer in enumerate(self.layers):
-            sa, self.cache[i] = _self_attention(layer, x, None, False, self.cache[i])
+            sa, ca = layer.self_attn, layer.multihead_attn
+            heads, d = sa.num_heads, sa.embed_dim
+            qkv = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).view(n, 3, heads, d // heads)
+            if t == 0:
+                self.cache.append(x.new_zeros(n, 2, heads, self.model.cfg.max_len, d // heads))
+            cache = self.cache[i]
+            cache[:, :, :, t] = qkv[:, 1:]
+            att = F.scaled_dot_product_attention(
+                qkv[:, 0, :, None], cache[:, 0, :, : t + 1], cache[:, 1, :, : t + 1]
+            )
+            x = layer.norm1(x + sa.out_proj(att.reshape(n, d)))
+            q = F.linear(x, *self.cross_q[i]).view(n, heads, d // heads).transpose(0, 1)
             mk, mv = self.memory_kv[i]
-            x = _layer_rest(layer, x, sa, mk, mv, None, False)
+            att = F.scaled_dot_product_attention(q[None], mk, mv)  # (1, heads, n, d/heads)
+            x = layer.norm2(x + ca.out_proj(att[0].transpose(0, 1).reshape(n, d)))
+            x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
         self.pos += 1
-        return x[:, 0], x_in
+        return x, x_in
+
+    def next_logp(self, words: torch.Tensor) -> torch.Tensor:
+        """log P of the next word, ``(n, vocab)`` (``vocab + n_source`` extended ids with the
+        copy path), after the words read last (n, span, nearest first:
+        :func:`model.copy.words_before`); decodes the position of ``words[:, 0]``."""
+        h, x = self.step(words[:, 0])
+        logits = self.model.out(h)
+        if self.pointer is None:
+            return F.log_softmax(logits.float(), dim=-1)
+        return self.pointer.log_probs(logits, h, x, words)
 
     def reorder(self, parents: torch.Tensor) -> None:
         """Keep the caches of the hypotheses that go on (``parents``: their rows now)."""
-        self.cache = [(k[parents], v[parents]) for k, v in self.cache]
+        self.cache = [c.index_select(0, parents) for c in self.cache]
