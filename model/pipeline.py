@@ -95,7 +95,10 @@ class ModelData:
             ".value-swap.json"
         )
         if path.exists():
-            return load_swap_sets(path)
+            try:
+                return load_swap_sets(path)
+            except (ValueError, TypeError) as e:  # derived data: built again
+                log.warning("%s: damaged value-swap sets (%s): building them again", path, e)
         sets = build_swap_sets(encoded, self.ctx.corpus, self.ctx.linker, seed=0)
         save_swap_sets(path, sets)
         return sets

@@ -98,7 +98,13 @@ def save_swap_sets(path: Path, sets: list[SwapSet]) -> None:
 
 
 def load_swap_sets(path: Path) -> list[SwapSet]:
-    return [SwapSet(**d) for d in json.loads(path.read_text(encoding="utf-8"))]
+    """The sets :func:`save_swap_sets` wrote; a ``ValueError`` when the file is not that."""
+    sets = [SwapSet(**d) for d in json.loads(path.read_text(encoding="utf-8"))]
+    for s in sets:
+        ints = isinstance(s.sample, int) and isinstance(s.target, int)
+        if not ints or not all(isinstance(t, str) for t in s.texts) or len(s.texts) < 2:
+            raise ValueError(f"not a value-swap set: {s}")
+    return sets
 
 
 def swap_arrays(

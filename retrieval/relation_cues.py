@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections import defaultdict
@@ -52,6 +53,7 @@ from retrieval.lexicon import EntityLexicon
 if TYPE_CHECKING:
     from retrieval.linker import Linker
 
+log = logging.getLogger(__name__)
 CUES_VERSION = 3
 ENTITY = "<ENT>"  # an entity name in a cue comment: never a cue, breaks word pairs
 _NOISE = re.compile(r"^[\W\d_]+$")
@@ -452,8 +454,8 @@ def cached_cues(
     if path.exists():
         try:
             return RelationCues.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError):
-            pass  # an older or damaged file: learn again
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # derived: learned again
+            log.warning("%s: damaged or older relation cues (%s): learning them again", path, e)
     cues = learn(examples_from_videos(linker, videos, config), config, lexicon=linker.lexicon)
     write_json(path, cues.as_json())
     return cues

@@ -165,6 +165,10 @@ def test_damaged_caches_are_built_again_with_the_same_figures(env, trained, caps
     (keywords,) = root.glob("retrieval/*/keywords-*.json")
     (candidates,) = root.glob("model/*/prepared/candidates/test.jsonl")
     (index,) = root.glob("retrieval/*/index-*/index.faiss")
+    (swaps,) = root.glob("model/*/encoded/test-*.value-swap.json")
+    (cues,) = root.glob("retrieval/*/relation-cues-*.json")
+    swaps.write_bytes(swaps.read_bytes()[:-7])
+    cues.write_bytes(cues.read_bytes()[:-9])
     encoded.write_bytes(encoded.read_bytes()[:1000])
     keywords.write_bytes(keywords.read_bytes()[:-5])
     text = candidates.read_bytes()
@@ -179,6 +183,7 @@ def test_damaged_caches_are_built_again_with_the_same_figures(env, trained, caps
     assert code == 0 and "Traceback" not in err, err
     again = json.loads(out.strip().splitlines()[-1])
     assert {k: again[k] for k in METRICS} == {k: expected[k] for k in METRICS}
+    assert again["value_swap"] == expected["value_swap"] and again["value_swap"]["n"] > 0
     warned = " | ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    for path in (encoded, keywords, candidates, index):
+    for path in (encoded, keywords, candidates, index, swaps, cues):
         assert str(path) in warned
