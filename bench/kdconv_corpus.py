@@ -4,10 +4,10 @@ facts of films and people it never saw in training?
 Usage: ``python bench/kdconv_corpus.py [--workdir DIR] [--spacing 2] [--seed 0]
 [--ablations +copy +mlm] [-- TRAIN-ARGS...]``
 
-Each dialogue of ``../shared/research-data/kdconv/film/dev.json`` becomes a video without a
-title (a title would name the film), message k at second ``k * spacing``. The film KB subset
-the dialogues use is loaded into an embedded store in the work directory, and training reads
-that store only.
+Each dialogue of KdConv's film ``dev.json`` (not part of this repository: read from the
+folder :data:`FILM` names) becomes a video without a title (a title would name the film),
+message k at second ``k * spacing``. The film KB subset the dialogues use is loaded into an
+embedded store in the work directory, and training reads that store only.
 
 Split: a dialogue mentions the heads of its ``attrs`` (names, and values that are heads), its
 topic and the heads the entity lexicon finds in its messages. Dialogues sharing an entity are

@@ -2,10 +2,11 @@
 
 Usage: ``python bench/kdconv_recall.py [--spacing 2] [--limit N]``
 
-Each dialogue of ``../shared/research-data/kdconv/film/dev.json`` is a video, one message
-every ``--spacing`` seconds. The film KB subset the dialogues use is loaded into an embedded
-store. For every message with annotated ``attrs``, knowledge is recalled from the window of
-the *preceding* messages only ([t-5, t)) plus the video so far, and we report:
+Each dialogue of KdConv's film ``dev.json`` (not part of this repository: read from the
+folder :data:`FILM` names) is a video, one message every ``--spacing`` seconds. The film KB
+subset the dialogues use is loaded into an embedded store. For every message with annotated
+``attrs``, knowledge is recalled from the window of the *preceding* messages only ([t-5, t))
+plus the video so far, and we report:
 
 - entity recall: annotated ``name`` among the heads of the recalled facts;
 - fact recall: annotated ``(name, attrname)`` among the recalled facts;

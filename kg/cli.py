@@ -1,4 +1,5 @@
-"""Command-line conventions shared by every entry point (DESIGN.md section 9).
+"""Command-line conventions shared by every entry point (docs/data-contracts.md, section
+"Command-line conventions").
 
 The same options mean the same thing everywhere (``--kg``, ``--store``, ``--db``, the Neo4j
 connection, ``--json``); user errors print one line naming the file/record and the reason and

@@ -1,72 +1,28 @@
 """``EmbeddedStore``: the default knowledge-graph store, one SQLite file, no server.
 
-DESIGN.md section 2. Entity and relation names are interned to sequential integer ids; triples are a
-``WITHOUT ROWID`` table clustered by head (``PRIMARY KEY (h, r, t)``, which also makes loads
-idempotent) with a second index by tail. Exact lookup of a name goes through an index of its CRC-32
-(``entity.crc``), which stays small where an index of the names themselves does not (tails include
-every long description), then the name among the few sharing it (about 0.02 others each at 1e8
-names); one row per name is the loader's guarantee (:mod:`kg.interning`). Prefix search goes through
-an index of head names only (``entity.head`` flags entities with facts of their own). Aliases are
-clustered by entity, with a second index by name. Counts are kept in ``meta`` inside each load
-transaction, so ``stats()`` is O(1) even at Ownthink scale.
+Design: docs/architecture.md, section "Knowledge-graph stores"; the measurements behind these
+choices: docs/results-kg-store.md.
 
-Bulk loading (each choice measured with ``bench/kg_load.py`` and statement by statement, in
-CPU seconds per million rows of its synthetic Ownthink rows, on a 2-core VM; figures vary by
-about 10%, more when the other core is busy):
-
-* The process that prepares batches (the loader's parser process for files of 8 MiB and more)
-  assigns every id from the name keys it holds in memory (:mod:`kg.interning`, 0.85-1.0 s there), so
-  the writer only appends rows with known ids, one transaction per batch together with the load
-  position: new entities 0.55 s, triples 0.55 s, aliases 0.35 s, commits 0.3 s. Triples go in as one
-  ``INSERT ... SELECT`` over ``json_each`` of a JSON array of packed ids per batch
-  (:meth:`kg.interning.IdBatch.packed_triples`), which SQLite reads in C: bound row by row through
-  ``executemany`` they took 1.1 s, half of it the sqlite3 module's per-row work (the same rows from
-  a staging table insert in 0.44 s). Names and ids cross between the processes as a few byte strings
-  per batch (0.1 s, against 1.0 s to pickle and unpickle lists of names). This replaced staging
-  tables resolved by SQL joins in the writer (5.7 of its 13.8 s). A lock file in the store directory
-  keeps a second load from assigning the same ids. Work moved from the parser to the writer gains
-  less than it saves there, as a busier writer slows the parser process: with alias extraction in
-  the writer, the parser took 3.3 s in the load against 2.9 s alone, and the load got slower. Schema
-  4 found names by a unique index of 128-bit BLAKE2b digests, which cost 0.25 s a million rows to
-  compute (in either process) and 0.19 s to index (the CRC-32s, which the parser process computes
-  for its keys anyway, 0.17 s).
-* The indexes whose insert order is random (name CRCs, head names, alias names) are dropped during a
-  load and rebuilt by one sort each at its end: 0.17 + 0.05 + 0.12 s, with 2 sorter threads (the
-  parser process has ended by then) in a 1 MiB page cache, where SQLite sorts several runs in
-  parallel and merges them, against 0.43 + 0.07 + 0.24 s on one thread in the 16 MiB cache of
-  queries; kept live, the digest index alone cost the writer 1.1 s. The tail index stays live: new
-  tails take increasing ids, so most of its inserts append, and they fall in time the writer
-  otherwise spends waiting for the parser (4.9 s to 4.5 s at 1 M rows, against a 0.37 s rebuild).
-  Indexing only head names cut the name index build from 0.7 s (tails include every long
-  description); clustering aliases by entity, the order a load adds them in, cut their inserts from
-  0.65 s.
-* Altogether, ``--rows 1000000``: 2.5-2.9 s through the CLI, 340-398 k rows/s, 0.30-0.34x the
-  parse-only rate (ten runs). Along the way: 4.1-4.2 s and 0.20-0.21x with triples bound row by
-  row, digests, single-threaded index builds and batches of 50k rows; 4.9 s with the digest index
-  live, the Bloom filter and lists of names; earlier 10.3 s when the other core was busy and
-  14.8 s with staging tables. The benchmark also times the two halves apart: the writer alone,
-  with its 0.35 s of index builds, would reach 440-494 k rows/s (0.39-0.42x), parsing and
-  preparing alone 424-489 k rows/s (0.38-0.43x: CSV 0.9 s, alias extraction 0.3 s and ids
-  0.85-1.0 s, in Python); the two-process bound (the slower half, then the index builds) is
-  0.33-0.37x. The rest goes to the parser process's start (0.11 s to spawn) and to the two
-  processes slowing each other.
-* Tried and not kept: a 4x larger page cache during loads and a 4x longer WAL between checkpoints
-  (no clear gain), pages of 16 KiB (commits -0.2 s), batches of 100k rows (slower since batches of
-  10k, and 1.8x the peak memory), the head name index live (no gain), the alias index live (+0.2 s;
-  with packed triples, +0.65 s of writer time for -0.07 s at the end), new entities as a JSON
-  object ``{name: crc}`` read by ``json_each`` (the insert falls from 1.0 to 0.3 s, but making the
-  JSON costs the parser process 0.6 s, and ``json_each`` cuts names at a NUL), other ways to hand
-  SQLite the triples in bulk (arrays of arrays through ``->>``, a window function or self-joins
-  over a flat array: all slower than ``executemany``), the ``fork`` start method for the parser
-  process (0.08 s sooner, not clearly faster overall, and unsafe beside the progress bar's thread
-  and an open connection). With schema 4's digests: an index on their first half only (-0.1 s at
-  the end), ids in digest order within a batch (the digest index then builds in 0.21 s, but
-  triples insert 0.25 s slower), the digest index live with such ids (+0.5 s). Earlier: interning
-  through an index on names, the 64-bit hash as rowid (writer 5.2 s against 2.9 s: random inserts
-  of whole rows), a writer thread, one sort of all names at the end.
-
-Each batch commits together with its load position, so an interrupted load resumes exactly
-where it stopped, ids being re-derived from what was committed.
+- Entity and relation names are interned to sequential integer ids. Triples are a
+  ``WITHOUT ROWID`` table clustered by head (``PRIMARY KEY (h, r, t)``, which also makes
+  loads idempotent), with a second index by tail.
+- A name is found by an index of its CRC-32 (``entity.crc``), then among the few names sharing
+  it: an index of 4-byte keys stays small, where one of the names would hold every long
+  description. One row per name is the loader's guarantee (:mod:`kg.interning`). Prefix
+  search uses an index of head names only (``entity.head``: entities with facts of their own).
+  Aliases are clustered by entity, the order a load adds them in, with a second index by name.
+- Counts are kept in ``meta``, updated in each load transaction, so ``stats()`` reads them
+  instead of counting.
+- During a load the preparing process (the loader's parser process for large files) assigns
+  every id and CRC-32, so the writer only appends rows: work stays on that side because a
+  busier writer slows the whole load. A batch's triples go in as one ``INSERT ... SELECT`` over
+  ``json_each`` of packed ids, which SQLite reads in C instead of binding row by row.
+- Indexes whose insert order is random (name CRCs, head names, alias names) are dropped during
+  a load and rebuilt by one sort each at its end. The tail index stays live: new tails take
+  increasing ids, so its inserts mostly append.
+- Each batch commits in one transaction together with the load position, so an interrupted
+  load resumes exactly where it stopped, ids re-derived from what was committed. A lock file
+  (``load.lock``) in the store directory keeps a second load from assigning the same ids.
 """
 
 from __future__ import annotations
@@ -369,9 +325,8 @@ class EmbeddedStore(StoreBase):
 
     def _build_indexes(self) -> None:
         # SQLite's sorter fills runs of at most the page cache's size and, with worker
-        # threads, sorts them in parallel before it merges them: in a 1 MiB cache with 2
-        # threads the three builds of a million-row load take 0.33-0.37 s, against 0.5 s in
-        # 4 MiB without threads and 0.7 s in the 16 MiB cache of queries.
+        # threads, sorts them in parallel before it merges them: a small cache with two
+        # threads builds these indexes faster than the larger cache of queries.
         self.conn.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
         self.conn.execute(f"PRAGMA threads={SORT_THREADS}")
         try:

@@ -1,5 +1,6 @@
 """The one user-error type every entry point turns into a one-line message and exit status 2
-(DESIGN.md section 9). Packages subclass it (``KGError``, ``DataError``)."""
+(docs/data-contracts.md, section "Command-line conventions"). Packages subclass it
+(``KGError``, ``DataError``)."""
 
 
 class UserError(Exception):

@@ -1,24 +1,19 @@
 """Entity and relation ids for a bulk load into :class:`kg.embedded.EmbeddedStore`.
 
-DESIGN.md section 2. During a load, the process that prepares batches (the loader's parser
-process for large files) is the only one that assigns ids: :class:`BatchIds` maps every name of
-a batch to the id it already has or to the next free one, so the writing process only appends
-rows (:class:`IdBatch`). The preparer keeps a 96-bit key of every name in the store in memory
-(:class:`_KeyMap`, 16 bytes an entity: 11 MB for the 687 k entities of a million
-``bench/kg_load.py`` rows, 1.6 GB per 100 M names), made from the store's names when it starts
-and extended batch by batch. The store therefore needs no index of names during a load (it
-builds its index of name CRCs when the load ends, see :mod:`kg.embedded`), and no name costs a
-query. Being exact, the map is also what keeps one row per name in the store.
+Design: docs/architecture.md, section "Knowledge-graph stores"; the measurements behind these
+choices: docs/results-kg-store.md.
+
+During a load the process that prepares batches (the loader's parser process for large files)
+is the only one that assigns ids: :class:`BatchIds` maps every name of a batch to the id it
+already has or to the next free one, so the writing process only appends rows
+(:class:`IdBatch`). The preparer keeps a 96-bit key of every name in the store in memory
+(:class:`_KeyMap`), made from the store's names when it starts and extended batch by batch.
+That costs memory per name, but the store then needs no name index during a load (it builds
+its CRC-32 index when the load ends, see :mod:`kg.embedded`) and no name costs a query. Being
+exact, the map is also what keeps one row per name in the store.
 
 Ids follow the order in which names first appear in the source, whatever the batch size or
 process, so a load resumed after a kill ends with the same ids as an uninterrupted one.
-
-Per million rows of ``bench/kg_load.py`` this takes 0.85-1.0 s in the parser process in batches of
-10k rows (1.2-1.4 s in batches of 50k, whose names and arrays outgrow the CPU caches), next to 0.9 s
-of CSV parsing and 0.3 s of alias extraction. It replaced a window of recent batches, a Bloom filter
-of stored names and queries of the store's digest index for the rest, which kept memory at ~1.5
-bytes a name but made the writer maintain that index (1.1 s of its 3.2 s), and then 128-bit BLAKE2b
-digests as keys (0.15 s more in the parser process).
 """
 
 from __future__ import annotations
@@ -71,7 +66,7 @@ def _json_ints(values) -> str:
 
 def _split(joined: bytes, n: int) -> list[bytearray]:
     """The names again, as bytearrays: sqlite3 binds those without looking for an adapter,
-    which for bytes cost 0.3 us a row (0.2 s of 0.9 s for the entities of a million rows)."""
+    which it does for every bytes value."""
     return bytearray(joined).split(_SEP) if n else []
 
 
@@ -81,8 +76,8 @@ class IdBatch:
 
     New entities have consecutive ids from ``first_entity``, new relations from
     ``first_relation``. Names travel as UTF-8 joined into one bytes object and ids as arrays,
-    so a batch pickles as a few plain byte strings: handing it from the parser process to the
-    writer costs about 0.1 s per million rows, against 1.0 s for lists of names.
+    so a batch pickles as a few plain byte strings, much cheaper to hand from the parser
+    process to the writer than lists of names.
     """
 
     first_entity: int
@@ -125,12 +120,11 @@ class IdBatch:
         """The triples as parameters of :data:`kg.embedded._INSERT_TRIPLES`: each a JSON array
         of ints ``head << head_shift | relation << relation_shift | tail`` and how to unpack
         them (shifts, masks, a relation added to all), which SQLite's ``json_each`` reads in
-        C: writing the triples of a million rows then takes 0.6 s, against 1.1 s to bind them
-        row by row with ``executemany``.
+        C, faster than binding the triples row by row with ``executemany``.
 
         Heads, relations and tails that fit in 63 bits together make one array, in the
         batch's order. Otherwise there is an array per relation (heads and tails fit, since
-        entity ids are below 2**31); inserting them relation by relation costs 0.2 s more.
+        entity ids are below 2**31), inserted relation by relation, which is slower.
         """
         if not self.rels:
             return []
@@ -197,7 +191,7 @@ class _KeyMap:
 
     def get(self, keys):
         """Ids of the (n, 2) int64 ``keys``, -1 for those not in the map."""
-        # Searched in order, the keys find their places 5x faster (numpy's binary search
+        # Searched in sorted order, the keys find their places faster (numpy's binary search
         # starts from the previous key's place, and the run's pages stay in the CPU caches).
         order = np.argsort(keys[:, 0])
         key, low = keys[order, 0], keys[order, 1].astype(np.int32)
@@ -304,8 +298,8 @@ class BatchIds:
         """The names' keys in the map: an (n, 2) int64 array of their ``hash()`` and the
         CRC-32 of their UTF-8, 96 bits in all (two names would need the same 96 to be
         confused). Both are cheap: ``hash`` is computed once per string and cached (the
-        batch's dictionary has computed it already), and a CRC-32 costs a fifth of a BLAKE2b
-        digest; the store indexes the CRC-32 too (:func:`name_crc`).
+        batch's dictionary has computed it already), and a CRC-32 is much cheaper than a
+        digest such as BLAKE2b; the store indexes the CRC-32 too (:func:`name_crc`).
         ``hash`` differs from process to process, so the map lives in one process, and a
         load that starts reads the store's names again (see :meth:`_open`)."""
         keys = np.empty((len(names), 2), dtype=np.int64)

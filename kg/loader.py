@@ -1,18 +1,21 @@
 """Streaming, resumable, idempotent loading of a KG source into any ``GraphStore``.
 
-Records are read one at a time (:mod:`kg.sources`), grouped into batches and prepared by the
-store's ``batch_preparer`` (in a child process for large files, so that parsing and preparing
-overlap with writing; the embedded store's preparer also assigns the ids there), and every
-batch is written together with the position it reaches
-(``GraphStore.write_prepared``), so an interrupted load resumes after the last committed
-batch and ends with exactly the full data. Triples are unique in every store, so loading the
-same source twice changes no count.
+Design: docs/architecture.md, section "Knowledge-graph stores"; the measurements behind these
+choices: docs/results-kg-store.md.
+
+Records are read one at a time (:mod:`kg.sources`) and grouped into batches, which the store's
+``batch_preparer`` prepares (for large files in a child process, so that parsing and preparing
+overlap with writing; the embedded store's preparer assigns the ids there). Each batch is
+written in one transaction together with the position it reaches
+(``GraphStore.write_prepared``), so an interrupted load resumes after the last committed batch
+and ends with exactly the full data. Triples are unique in every store, so loading the same
+source twice changes no count.
 
 Bad rows are counted, logged with file and line, and written in full to ``bad_rows_path`` when
 one is given (:func:`bad_rows_report`: one per store and source file); with ``strict`` the first
-one stops the load. A resumed load reports the bad rows of the whole file, those before its
-position included (found again while skipping the records already loaded), so its count and
-its report are those of a load that was never interrupted.
+one stops the load. A resumed load reports the bad rows of the whole file (those before its
+position are found again while the records already loaded are skipped), so its count and its
+report are those of an uninterrupted load.
 """
 
 from __future__ import annotations
@@ -38,10 +41,9 @@ from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs
 
 log = logging.getLogger(__name__)
 
-# Rows per batch (one transaction each). Measured with bench/kg_load.py at 1 M rows: 10k loads
-# 9% faster than 50k (2.9-3.0 s against 3.2-3.3 s) in less memory (141 against 206 MiB), as a
-# batch's names and arrays then stay in the CPU caches (the parser process's time falls from
-# 2.75 to 2.35 s); below 8k the writer's per-batch work (commits, statements) takes over.
+# Rows per batch (one transaction each): small enough that a batch's names and arrays stay in
+# the CPU caches, which loads faster and in less memory than larger batches; with much smaller
+# ones the writer's per-batch work (commits, statements) takes over.
 DEFAULT_BATCH = 10_000
 MAX_LOGGED_BAD_ROWS = 20
 PARSER_PROCESS_BYTES = 8 << 20
@@ -141,7 +143,7 @@ def _parser_process(kind, path, skip, batch_size, prepare, out, parent: int) -> 
     """Body of the parser process: batches into ``out``, then None (or the exception)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the loading process decides on Ctrl-C
     # Parsing makes no reference cycles, and with automatic collection on, repeated scans of
-    # the batch being built took 15-25% of this process's time (bench/kg_load.py).
+    # the batch being built take a sizeable share of this process's time.
     gc.disable()
 
     def put(item) -> None:

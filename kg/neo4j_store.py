@@ -1,6 +1,8 @@
 """``Neo4jStore``: the knowledge graph in a Neo4j server, through the official driver.
 
-DESIGN.md section 2. The driver is passed in (or built by :meth:`Neo4jStore.connect` from
+Design: docs/architecture.md, section "Knowledge-graph stores".
+
+The driver is passed in (or built by :meth:`Neo4jStore.connect` from
 :class:`kg.settings.Neo4jSettings`); every statement is a parameterised constant of
 :mod:`kg.cypher`; writes are batched ``UNWIND $rows`` upserts in managed transactions, which
 the driver retries on transient errors; a uniqueness constraint on entity names makes the

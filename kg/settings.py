@@ -1,8 +1,10 @@
 """Where generated state lives and how to reach Neo4j: the project's one settings module.
 
-DESIGN.md section 9: all generated state lives under one data directory, ``./data`` unless
-``DANMAKU_DATA`` says otherwise; Neo4j connection settings come from the environment
-(``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``) or the command line.
+Design: docs/architecture.md, section "Data flow".
+
+All generated state lives under one data directory, ``./data`` unless ``DANMAKU_DATA`` says
+otherwise; Neo4j connection settings come from the environment (``NEO4J_URI``,
+``NEO4J_USER``, ``NEO4J_PASSWORD``, ``NEO4J_DATABASE``) or the command line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Streaming parsers for the knowledge-graph sources (DESIGN.md section 2).
+"""Streaming parsers for the knowledge-graph sources.
+
+Formats: docs/data-contracts.md, section "Knowledge-graph sources".
 
 Every parser yields :class:`Triple` or :class:`BadRow` items in file order, with the file and
 line of each, in constant memory (Ownthink is 140,919,781 lines). Bad rows are yielded, never

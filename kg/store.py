@@ -1,4 +1,6 @@
-"""The ``GraphStore`` protocol every knowledge-graph backend implements (DESIGN.md section 2).
+"""The ``GraphStore`` protocol every knowledge-graph backend implements.
+
+Design: docs/architecture.md, section "Knowledge-graph stores".
 
 Two real backends: :class:`kg.embedded.EmbeddedStore` (SQLite, the default, no server) and
 :class:`kg.neo4j_store.Neo4jStore` (the official ``neo4j`` driver). One contract test suite

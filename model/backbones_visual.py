@@ -1,4 +1,6 @@
-"""Image backbones that turn one frame into one feature vector (DESIGN.md §3 "Frame features").
+"""Image backbones that turn one frame into one feature vector.
+
+Formats: docs/data-contracts.md, section "Frame features".
 
 One small interface, :class:`VisualEncoder` (``forward(images (B, 3, S, S)) -> (B, dim)``, plus
 a :class:`VisualSpec` saying which input size and normalisation the weights expect), and a
@@ -14,7 +16,8 @@ registry of named builders:
   VideoIC and KLVCG: ResNet-101): the torchvision architecture written here in plain torch with
   torchvision's parameter names, so a torchvision weights file (``resnet18-f37072fd.pth``,
   ``resnet101-63fe2227.pth``) given with ``--weights`` loads with ``strict=True``, without
-  torchvision (installing it replaces the CPU torch with a CUDA build, DESIGN.md §8).
+  torchvision (installing it replaces the CPU torch with a CUDA build: docs/architecture.md,
+  section "Layers").
 
 Every encoder returns the globally average-pooled output of its last convolution stage; the
 ImageNet classifier is kept only so that the weight files load strictly, and never runs.

@@ -1,4 +1,6 @@
-"""Samples plus recalled knowledge -> the arrays KLVCG reads (DESIGN.md §1 "Sample -> Batch").
+"""Samples plus recalled knowledge -> the arrays KLVCG reads.
+
+Design: docs/architecture.md, section "Data flow".
 
 For a sample at second t (KLVCG §IV-A):
 

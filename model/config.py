@@ -1,12 +1,14 @@
 """Model and training configuration of KLVCG, its presets and its ablations.
 
-Paper defaults (KLVCG, Chen et al., §V-A "Training setup", and DESIGN.md §5): hidden size
-d = 384; visual, Comment@TimeStep and Comment@TimeSpan encoders of 2 layers x 6 heads; a
-knowledge encoder of one self-attention and one cross-attention block, 6 heads each; a cross
-encoder of 2 layers x 12 heads; a decoder of 1 layer x 12 heads; context window [t-5, t+5];
-g = 20 words including ``<BOS>``/``<EOS>``; beam 5; pre-training masks 30 % of the target
-words (80 % ``[MASK]``, 10 % random, 10 % kept); lr 1e-4 with warm-up and linear decay (UniVL's
-``warmup_linear``), AdamW; batch 128.
+Design: docs/architecture.md, section "Model".
+
+Paper defaults (KLVCG, Chen et al., §V-A "Training setup"): hidden size d = 384; visual,
+Comment@TimeStep and Comment@TimeSpan encoders of 2 layers x 6 heads; a knowledge encoder of
+one self-attention and one cross-attention block, 6 heads each; a cross encoder of 2 layers x
+12 heads; a decoder of 1 layer x 12 heads; context window [t-5, t+5]; g = 20 words including
+``<BOS>``/``<EOS>``; beam 5; pre-training masks 30 % of the target words (80 % ``[MASK]``,
+10 % random, 10 % kept); lr 1e-4 with warm-up and linear decay (UniVL's ``warmup_linear``),
+AdamW; batch 128.
 
 ``--preset paper`` is exactly that. The default ``cpu`` preset keeps the architecture (every
 encoder, the same layer counts and the window) at d = 144 with 6/12/12 heads and a higher
@@ -126,6 +128,7 @@ class TrainConfig:
     kg_in_finetune: bool = True  # False: the released code's setup (facts in pre-training only)
     # the copy path's training (COPY_TRAINING with +copy; the paper's rows keep these)
     copy_gate_weight: float = 0.0  # the copy-gate loss (model.copy.gate_targets)
+    gate_copy_side: float = 1.0  # its copy side's mean, weighted against the generate side's
     knowledge_dropout: float = 0.0  # share of training windows whose facts are dropped
     # training words seen fewer times are <UNK> to the model, in every row: the papers keep
     # the 30,000 most frequent words of a corpus of millions of comments, so rare words are

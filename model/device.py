@@ -1,4 +1,5 @@
-"""``--device``: ``auto`` is CUDA when available, else the CPU (DESIGN.md §9)."""
+"""``--device``: ``auto`` is CUDA when available, else the CPU (docs/data-contracts.md, section
+"Command-line conventions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ranking and generation evaluation (DESIGN.md §6; KLVCG §V-A; LiveBot §5).
+"""Ranking and generation evaluation (docs/evaluation.md; KLVCG §V-A; LiveBot §5).
 
 Ranking: each test sample's candidates (100, or what the dataset ships) are scored by their
 mean token cross-entropy under teacher forcing; lower ranks first, ties pessimistic

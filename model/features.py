@@ -1,7 +1,9 @@
 """Per-second frame features from video files: ``python -m model.features VIDEO... --out FILE``.
 
-DESIGN.md §3 ("Frame features"): the corpora ship one visual vector per second of video, from
-an ImageNet CNN run on frames sampled at 1 fps (LiveBot: ResNet-18, 512-d, ``res18.pkl``;
+Formats: docs/data-contracts.md, section "Frame features".
+
+The corpora ship one visual vector per second of video, from an ImageNet CNN run on frames
+sampled at 1 fps (LiveBot: ResNet-18, 512-d, ``res18.pkl``;
 VideoIC and KLVCG/MovieLC: ResNet-101, 2048-d, ``image.pkl`` / ``*101.pkl``). This module makes
 the same kind of file from the user's own videos: decoding with PyAV, a backbone from
 :mod:`model.backbones_visual` (EfficientNet-Lite0 with its bundled weights by default; ResNet-18
@@ -19,12 +21,13 @@ timestamp and ``duration`` the container's (when it reports one), so a 3.5 s cli
 the end covers the seconds it is shown. Each frame is resized (shorter side to the backbone's
 ``resize``), centre-cropped to ``crop`` x ``crop`` and normalised as its weights expect.
 
-Cache (DESIGN.md §9: generated state under ``$DANMAKU_DATA``): one ``(N, dim)`` float32 array
-per video at ``$DANMAKU_DATA/features/<backbone>/<key>.npy``, with a ``<key>.json`` saying what
-it was built from. ``key`` = sha256 of the extraction settings (cache format version, backbone,
-the weights file's fingerprint, crop, resize, mean, std) and the video's fingerprint (its size
-and its first and last MiB), so a renamed, copied or touched video is still found, and changing
-the video, the weights or the preprocessing makes a new entry. ``--no-cache`` disables it.
+Cache (generated state under ``$DANMAKU_DATA``: docs/architecture.md, section "Data flow"):
+one ``(N, dim)`` float32 array per video at ``$DANMAKU_DATA/features/<backbone>/<key>.npy``,
+with a ``<key>.json`` saying what it was built from. ``key`` = sha256 of the extraction
+settings (cache format version, backbone, the weights file's fingerprint, crop, resize, mean,
+std) and the video's fingerprint (its size and its first and last MiB), so a renamed, copied
+or touched video is still found, and changing the video, the weights or the preprocessing
+makes a new entry. ``--no-cache`` disables it.
 """
 
 from __future__ import annotations

@@ -380,10 +380,12 @@ class KLVCG(nn.Module):
         targets: torch.Tensor,
         gate_weight: float = 0.0,
         gate: torch.Tensor | None = None,
+        copy_side: float = 1.0,
     ) -> torch.Tensor:
         """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>;
         with the copy path, plus ``gate_weight`` times the copy gate's binary cross-entropy
-        against ``gate`` (B, g - 1: :func:`model.copy.gate_targets`), each side averaged apart."""
+        against ``gate`` (B, g - 1: :func:`model.copy.gate_targets`), each side averaged apart and
+        the copy side's mean weighted by ``copy_side``."""
         targets = trim(targets, least=2)
         gold = targets[:, 1:]
         logp, p_gen = self.token_logp(enc, targets[:, :-1], gold)
@@ -396,10 +398,11 @@ class KLVCG(nn.Module):
             p = p_gen.float().clamp(1e-6, 1 - 1e-6)
             # Each side's mean, summed: words to copy are few next to words to generate, and
             # one pooled mean let the many generated words drown the few copied ones.
-            for side, term in ((GATE_COPY, torch.log1p(-p)), (GATE_GENERATE, torch.log(p))):
+            sides = ((GATE_COPY, torch.log1p(-p), copy_side), (GATE_GENERATE, torch.log(p), 1.0))
+            for side, term, weight in sides:
                 mask = want.eq(side) & keep
                 if bool(mask.any()):
-                    loss = loss - gate_weight * term[mask].mean()
+                    loss = loss - gate_weight * weight * term[mask].mean()
         return loss
 
     def mlm_loss(self, enc: Encoding, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

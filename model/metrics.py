@@ -1,4 +1,4 @@
-"""Evaluation metrics as small pure functions (DESIGN.md section 6).
+"""Evaluation metrics as small pure functions (docs/evaluation.md, section "Ranking").
 
 Ranking (LiveBot, Ma et al. 2019, section 5 "Evaluation Metrics"; used by KLVCG, section V-A):
 the model scores each of a sample's candidates (100, or 80 on Twitch) by the mean token
@@ -171,7 +171,7 @@ def expected_random(n_candidates: int = 100, n_truths: int = 5) -> dict[str, flo
     From :func:`first_truth_rank_distribution`: ``R@k = 1 - C(N-k, m) / C(N, m)``,
     ``MR = sum_r r P(R=r) = (N+1)/(m+1)`` and ``MRR = sum_r P(R=r) / r``. With N = 100 this
     gives 5.00 / 23.04 / 41.62 / 16.83 / 0.1617 for m = 5 and 1.00 / 5.00 / 10.00 / 50.50 /
-    0.0519 for m = 1 (DESIGN.md section 6).
+    0.0519 for m = 1 (docs/evaluation.md, section "Ranking").
     """
     dist = first_truth_rank_distribution(n_candidates, n_truths)
     out = {f"R@{k}": float(100 * sum(dist[:k])) for k in RECALL_KS}

@@ -4,7 +4,7 @@ reads: the corpus, the KG store with its linker and the other-video comment inde
 (:mod:`retrieval.context`), the vocabulary and candidate sets (:mod:`model.data.prepare`), and
 the encoded splits with their recalled knowledge (:mod:`model.batching`).
 
-Layout under ``$DANMAKU_DATA`` (DESIGN.md §9)::
+Layout under ``$DANMAKU_DATA`` (docs/architecture.md, section "Data flow")::
 
     model/<corpus fingerprint>/prepared/   vocabulary, candidate sets, manifest
     model/<corpus fingerprint>/encoded/    <split>-<key>.npz/.json: samples + recalled knowledge

@@ -62,6 +62,8 @@ OTHER_OPTIONS = {
     "eval_every": None,
     "dev_samples": None,
     "min_word_count": None,
+    "copy_gate_weight": None,
+    "gate_copy_side": None,
     "kg_in": "both",
     "copy_known_comment_words": False,
     "embedder": DEFAULT_EMBEDDER,
@@ -140,6 +142,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="+copy: also copy the window's comment words the model has an id for",
     )
     p.add_argument(
+        "--copy-gate-weight", type=float, help="+copy: the copy-gate loss's weight (default: 1)"
+    )
+    p.add_argument(
+        "--gate-copy-side",
+        type=float,
+        help="+copy: the gate loss's copy side against its generate side (default: 1)",
+    )
+    p.add_argument(
         "--min-word-count",
         type=int,
         help="training words seen fewer times are <UNK> to the model (default: 2; 1 keeps all)",
@@ -164,6 +174,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value <= 0 and not (name == "pretrain_epochs" and value == 0):
             p.error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("copy_gate_weight", "gate_copy_side"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must not be negative")
     return args
 
 
@@ -193,6 +206,8 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
         eval_every=args.eval_every,
         dev_samples=args.dev_samples,
         min_word_count=args.min_word_count,
+        copy_gate_weight=args.copy_gate_weight,
+        gate_copy_side=args.gate_copy_side,
         seed=args.seed,
         kg_in_finetune=args.kg_in == "both",
     )

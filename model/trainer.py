@@ -3,9 +3,10 @@
 Each stage runs AdamW at the configured learning rate with UniVL's ``warmup_linear`` schedule
 (linear warm-up over the first ``warmup`` fraction of the stage's steps, then linear decay to
 zero), teacher forcing and gradient clipping at 1.0, over (sample, ground truth) pairs in a
-seeded order. During fine-tuning the model is evaluated on a fixed dev subset (ranking MRR,
-DESIGN.md §6: selection on dev MRR, not on dev loss) at the end of every epoch or every
-``eval_every`` steps, and the best weights are saved as the checkpoint.
+seeded order. During fine-tuning the model is evaluated on a fixed dev subset (ranking MRR:
+selection on dev MRR, not on dev loss; docs/evaluation.md, section "Checkpoint selection")
+at the end of every epoch or every ``eval_every`` steps, and the best weights are saved as
+the checkpoint.
 
 The training state (weights, optimiser, schedule, stage, step, best dev MRR, RNG) is saved to
 ``state.pt`` regularly and at every evaluation, so an interrupted run resumes where it stopped
@@ -236,7 +237,9 @@ class Trainer:
         if source is not None:
             n_facts = self.train.knowledge.shape[1]
             gate = gate_targets(torch.as_tensor(raw[:, 1:]), torch.as_tensor(source), n_facts)
-        return self.model.generation_loss(enc, targets.to(self.device), cfg.copy_gate_weight, gate)
+        return self.model.generation_loss(
+            enc, targets.to(self.device), cfg.copy_gate_weight, gate, cfg.gate_copy_side
+        )
 
     def dev_mrr(self) -> float:
         if self.dev_cands is None or len(self.dev_idx) == 0:

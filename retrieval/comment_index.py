@@ -1,25 +1,21 @@
-"""FAISS index of the training comments of other videos (DESIGN.md §4; KLVCG §IV-B, "AC").
+"""FAISS index of the training comments of other videos (KLVCG's "AC" knowledge).
+
+Design: docs/architecture.md, section "Retrieval"; the paper: "Knowledge Enhanced Model for
+Live Video Comment Generation" (Chen et al.), section IV-B "Knowledge enhancing".
 
 Every training comment is an entry ``(text, video, second)``; each distinct text is embedded
-once (:mod:`retrieval.embedders`) and its unit vector added under the entry's id to a
-``faiss.IndexIDMap`` searched by inner product (= cosine): exact ``IndexFlatIP`` below
-``ivf_threshold`` entries, ``IndexIVFFlat`` above, its ``nprobe`` calibrated at build time to
-recall@10 >= 0.95 against exact search (:func:`calibrate_nprobe`).
+once (:mod:`retrieval.embedders`), as danmaku repeat a lot, and its unit vector added under the
+entry's id to a ``faiss.IndexIDMap`` searched by inner product (= cosine): exact
+``IndexFlatIP`` below ``ivf_threshold`` entries, ``IndexIVFFlat`` above, its ``nprobe``
+calibrated at build time to recall@10 >= 0.95 against exact search (:func:`calibrate_nprobe`).
 
 Each video's entries get one contiguous id range ``[lo, hi)``, so a search leaves out the
 query's own video inside the scan with ``SearchParameters(sel=IDSelectorNot(IDSelectorRange(lo,
 hi)))`` (``SearchParametersIVF`` for IVF): no over-fetching. Ties are broken by id.
 
-On disk (:meth:`CommentIndex.save`), one directory, each file written atomically:
-
-- ``index.faiss``: ``faiss.write_index`` of the ``IndexIDMap``.
-- ``idmap.npz`` (no pickles): ``videos`` (str, V), ``starts`` (int64, V+1: video i owns ids
-  ``starts[i]..starts[i+1]-1``), ``times`` (int32, N: second of each entry), ``text_ids``
-  (int32, N: index of each entry's distinct text), ``text_offsets`` (int64, M+1) and
-  ``text_blob`` (uint8: the distinct texts, UTF-8, concatenated).
-- ``manifest.json``, written last: format version, embedder name and dim, entry/video/text
-  counts, index type, nlist, nprobe, seed, the SHA-256 fingerprint of the entries (video,
-  second, text, in input order) and the size and SHA-256 of the two files above.
+A saved index (:meth:`CommentIndex.save`) is one directory of files, each written atomically,
+the manifest last; the manifest records the embedder, a fingerprint of the entries and a
+checksum of each other file, so an index damaged or built from other inputs is refused.
 """
 
 from __future__ import annotations
@@ -291,9 +287,10 @@ class CommentIndex:
         return self._by_text
 
     def _search_distinct_flat(self, vectors, k, exclude) -> list[list[Hit]]:
-        """Exact distinct-text search by one matrix product over the *distinct* texts (danmaku
-        repeat: the demo's 42,458 training comments hold 1,563 texts). Same hits as the
-        entry-level search; faiss's flat scan with an id selector is far slower here."""
+        """Exact distinct-text search by one matrix product over the *distinct* texts, far
+        fewer than the entries as danmaku repeat (figures in docs/results-kg-store.md). Same
+        hits as the entry-level search, and faster than faiss's flat scan with an id
+        selector."""
         text_vectors, order, bounds = self._text_vectors()
         scores = vectors @ text_vectors.T  # (q, texts)
         lo, hi = exclude if exclude else (0, 0)
@@ -345,7 +342,18 @@ class CommentIndex:
         return hits
 
     def save(self, directory: str | Path) -> Path:
-        """Write index, id map and (last) manifest into ``directory``, each atomically."""
+        """Write index, id map and (last) manifest into ``directory``, each atomically:
+
+        - ``index.faiss``: ``faiss.write_index`` of the ``IndexIDMap``.
+        - ``idmap.npz`` (no pickles): ``videos`` (str, V), ``starts`` (int64, V+1: video i
+          owns ids ``starts[i]..starts[i+1]-1``), ``times`` (int32, N: second of each entry),
+          ``text_ids`` (int32, N: index of each entry's distinct text), ``text_offsets``
+          (int64, M+1) and ``text_blob`` (uint8: the distinct texts, UTF-8, concatenated).
+        - ``manifest.json``, written last: format version, embedder name and dim,
+          entry/video/text counts, index type, nlist, nprobe, seed, the SHA-256 fingerprint
+          of the entries (video, second, text, in input order) and the size and SHA-256 of
+          the two files above.
+        """
         import faiss
 
         directory = Path(directory)

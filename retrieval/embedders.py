@@ -1,4 +1,5 @@
-"""Sentence embedders for the index of other videos' comments (DESIGN.md §4; KLVCG §IV-B "AC").
+"""Sentence embedders for the index of other videos' comments (KLVCG §IV-B "AC"; design:
+docs/architecture.md, section "Retrieval").
 
 One interface, :class:`Embedder`: ``name``, ``dim`` and ``embed(texts) -> (n, dim)`` float32
 with L2-normalised rows. Specs understood by :func:`make_embedder`:

@@ -1,7 +1,9 @@
 """FAISS index construction, search with an id-range exclusion, and IVF nprobe calibration.
 
-The low-level half of :mod:`retrieval.comment_index` (DESIGN.md §4): an ``IndexIDMap`` over
-inner product of unit vectors, exact ``IndexFlatIP`` below ``IVF_THRESHOLD`` entries and
+Design: docs/architecture.md, section "Retrieval".
+
+The low-level half of :mod:`retrieval.comment_index`: an ``IndexIDMap`` over inner product
+of unit vectors, exact ``IndexFlatIP`` below ``IVF_THRESHOLD`` entries and
 ``IndexIVFFlat`` above; searches leave out an id range with ``IDSelectorNot(IDSelectorRange)``.
 """
 

@@ -1,4 +1,6 @@
-"""Per-video keyword sets: TF-IDF of a video's comments against the corpus (DESIGN.md §4).
+"""Per-video keyword sets: TF-IDF of a video's comments against the corpus.
+
+Design: docs/architecture.md, section "Retrieval".
 
 As in KLVCG's preprocessing (``add_context.py`` takes each video's TF-IDF top words), each
 video's comments form one document; words are jieba tokens (KG names kept whole), restricted

@@ -1,4 +1,6 @@
-"""Entity lexicon and tokenizer for linking comments to the knowledge graph (DESIGN.md §4).
+"""Entity lexicon and tokenizer for linking comments to the knowledge graph.
+
+Design: docs/architecture.md, section "Retrieval".
 
 Every head name and alias of the store (bracket-free names included, see :mod:`kg.triples`)
 maps to its head. Mentions are found by longest-match dictionary scan over the text rather

@@ -1,10 +1,11 @@
 """Knowledge recall for a context window: comments -> entities -> ranked facts -> a budget.
 
 KLVCG §IV-B recalls, for the window [t-l, t+l], KG facts of the entities its comments name
-and packs them, ``<SEP>``-separated, into the knowledge encoder's input. DESIGN.md §4 says
-what its released scripts get wrong (a token-overlap rule, a relation blacklist that drops a
-fifth of the useful facts, long ``Information`` text filling the budget first, no seed) and
-what to do instead; this module is that:
+and packs them, ``<SEP>``-separated, into the knowledge encoder's input. Its released
+scripts link by a token-overlap rule, drop useful facts with a relation blacklist, let long
+``Information`` text fill the budget first and are not seeded (docs/evaluation.md, section
+"Pitfalls of the released code"; design: docs/architecture.md, section "Retrieval"). This
+module does instead:
 
 1. Entities: mentions in the window (longest-match lexicon scan, aliases and bracket-free
    names included), weighted sharply by closeness to t, and a comment that refers by pronoun

@@ -3,7 +3,8 @@
 KLVCG §IV-B: for the context window [t-l, t+l] of a video, the KG facts of the entities its
 comments are about (:mod:`retrieval.linker`) and comments of *other* videos about the same
 things (the paper's "AC", :mod:`retrieval.comment_index`). Training, evaluation and the API
-all call :func:`recall`; there is no other retrieval path (DESIGN.md §1).
+all call :func:`recall`; there is no other retrieval path
+(docs/architecture.md, section "Retrieval").
 
 The window is the comments of [t-l, t+l] except second t itself (those are the targets); the
 video's comments before the window are its history (the topic entities). The AC query is the

@@ -1,5 +1,6 @@
-"""Candidate sets for the ranking evaluation (DESIGN.md section 6), as LiveBot's
-``data/add_candidate.py`` builds them (LiveBot, Ma et al. 2019, section 5; KLVCG section V-A).
+"""Candidate sets for the ranking evaluation, as LiveBot's ``data/add_candidate.py`` builds
+them (LiveBot, Ma et al. 2019, section 5; KLVCG section V-A; design: docs/evaluation.md,
+section "Candidate sets").
 
 For each test sample, exactly ``size`` distinct comment texts:
 
@@ -9,8 +10,9 @@ For each test sample, exactly ``size`` distinct comment texts:
    present (label 3, plausible);
 4. random distinct training comments not already present until there are ``size`` (label 4).
 
-The order is then shuffled. The Twitch files of LiveChat/SFAT (DESIGN.md section 3) use 80
-candidates, 1 ground truth + 20 plausible + 20 popular + 39 random: :data:`TWITCH_SPEC`.
+The order is then shuffled. The Twitch files of LiveChat/SFAT (docs/data-contracts.md, section
+"Twitch") use 80 candidates, 1 ground truth + 20 plausible + 20 popular + 39 random:
+:data:`TWITCH_SPEC`.
 
 Two choices differ from ``add_candidate.py``: TF-IDF uses the caller's tokenizer (jieba in the
 project; sklearn's default token pattern drops one-character Chinese words), and a training

@@ -1,13 +1,16 @@
 """``python -m model.data.demo``: the demo film corpus, the main job's embedded default.
 
-DESIGN.md §3: a deterministic film corpus in the MovieLC layout (:mod:`model.data.movielc`),
-generated from the bundled FilmKG sample: films of 10-16 minutes split into scenes (scene
-types drive pseudo-visual features, subtitles, transcripts and reactions), and comments that
-mix generic chatter, scene reactions, replies to nearby comments, mentions of the film's
-people, and knowledge-bearing comments stating a real fact of an entity named nearby (in the
-window [t-5, t) about 60 % of the time, else earlier in the video, the way DESIGN §4 reports
-real film dialogues). A person named a moment ago is referred to as "ta" ("ta是韩国人"), a
-person named earlier by name, and the film itself is not named (its title is the video's).
+Design: docs/data-contracts.md, section "The demo corpus".
+
+A deterministic film corpus in the MovieLC layout (:mod:`model.data.movielc`), generated
+from the bundled FilmKG sample: films of 10-16 minutes split into scenes (scene types drive
+pseudo-visual features, subtitles, transcripts and reactions), and comments that mix generic
+chatter, scene reactions, replies to nearby comments, mentions of the film's people, and
+knowledge-bearing comments stating a real fact of an entity named nearby (in the window
+[t-5, t) about 60 % of the time, else earlier in the video, as in real film dialogues:
+docs/architecture.md, section "Retrieval"). A person named a moment ago is referred to as
+"ta" ("ta是韩国人"), a person named earlier by name, and the film itself is not named (its
+title is the video's).
 Knowledge-bearing comments are flagged so evaluation can report that subset; they can only be
 ranked well by a model that knows the fact. Likes are heavy-tailed, higher for
 knowledge-bearing and reply comments (the iQIYI paper's engaging comments). The dev and test

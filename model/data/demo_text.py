@@ -1,9 +1,10 @@
 """Templates and vocabulary of the demo corpus (written for this project; no text copied).
 
-Comment kinds follow what DESIGN.md §3 asks of the demo corpus: generic chatter, reactions
-to the scene on screen, replies to nearby comments, mentions of people in the film, and
-knowledge-bearing comments that state a real fact (from the bundled FilmKG sample) of an
-entity named nearby. ``{name}``/``{value}`` are filled by :mod:`model.data.demo`.
+Comment kinds follow what the demo corpus needs (docs/data-contracts.md, section "The demo
+corpus"): generic chatter, reactions to the scene on screen, replies to nearby comments,
+mentions of people in the film, and knowledge-bearing comments that state a real fact (from
+the bundled FilmKG sample) of an entity named nearby. ``{name}``/``{value}`` are filled by
+:mod:`model.data.demo`.
 """
 
 from __future__ import annotations

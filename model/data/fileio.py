@@ -1,5 +1,7 @@
-"""Shared plumbing of the released-format readers (DESIGN.md §3): streaming JSON, field checks
-that name the file, the record and the field, and frame features pickled with ``torch.save``.
+"""Shared plumbing of the released-format readers: streaming JSON, field checks that name
+the file, the record and the field, and frame features pickled with ``torch.save``.
+
+Formats: docs/data-contracts.md, section "Corpora".
 
 Every reader reports a bad record as one :class:`~model.data.schema.DataError` line such as
 ``/data/livebot/train-context.json:17: field 'time': expected a number, got "abc"``; a JSON

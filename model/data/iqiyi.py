@@ -1,7 +1,7 @@
 """iQIYI "engaging comments" reader: the data of "Engaging Live Video Comments Generation"
-(../shared/papers/engaging-comments-likes.txt, §3): 180,276 live comments from iQIYI with their
-"like" counts, 7,769 subtitles and audio records, video frames, split 8/1/1 into
-train/val/test, samples built per clip from subtitle start/end times.
+(ACM MM 2024, §3 "Dataset"): 180,276 live comments from iQIYI with their "like" counts,
+7,769 subtitles and audio records, video frames, split 8/1/1 into train/val/test, samples
+built per clip from subtitle start/end times.
 
 The data is not public, so the project defines the layout from what the paper describes; a
 user with the data converts it into this (a directory)::

@@ -1,7 +1,7 @@
 """LiveBot reader (Ma et al., "LiveBot: Generating Live Video Comments Based on Visual and
-Textual Contexts", AAAI 2019; ../shared/papers/livebot.txt §3, §5): the processed release of
-lancopku/livebot, field names as its ``data/preprocess.py``, ``data/add_candidate.py`` and
-``codes/transformer.py`` write and read them.
+Textual Contexts", AAAI 2019, §3, §5): the processed release of lancopku/livebot, field
+names as its ``data/preprocess.py``, ``data/add_candidate.py`` and ``codes/transformer.py``
+write and read them.
 
 Layout (a directory; every ``*.json`` is JSON lines, one object per line, keys sorted)::
 

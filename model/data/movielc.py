@@ -1,4 +1,4 @@
-"""MovieLC / KLVCG layout: reader and writer (paper: ../shared/papers/klvcg-movielc.txt, §III).
+"""MovieLC / KLVCG layout: reader and writer (KLVCG, Chen et al., §III "Datasets").
 
 The released MovieLC data (AIM3-RUC/MovieLC, ``data/README.md``) is laid out as::
 
@@ -21,7 +21,7 @@ then leaves likes, subtitles and transcripts empty.
 
 Feature files hold numpy arrays pickled by numpy 1.x inside ``torch.save``: they load with
 ``torch.load(..., weights_only=False)`` only, which can run code from the file, so they are
-read only from the directory the user names (DESIGN.md §3).
+read only from the directory the user names (docs/data-contracts.md, section "Frame features").
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Artefacts built once per corpus and saved with it: the vocabulary and the candidate sets.
 
-DESIGN.md §6 and §9: candidate sets are seeded, built once and saved with the data; built
+Design: docs/evaluation.md, section "Candidate sets", and docs/architecture.md, section "Data flow".
+
+Candidate sets are seeded, built once and saved with the data; built
 artefacts record the inputs and settings they came from and are rebuilt when those change.
 ``prepare`` writes, under ``out``::
 

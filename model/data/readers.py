@@ -1,4 +1,5 @@
-"""One entry point for every corpus format (DESIGN.md §3, §9: ``--corpus PATH --format F``).
+"""One entry point for every corpus format (``--corpus PATH --format F``; formats:
+docs/data-contracts.md, section "Corpora").
 
 ``read_corpus(fmt, path)`` dispatches to the format's reader, imported only when asked for:
 

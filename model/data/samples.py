@@ -1,4 +1,5 @@
-"""Training and evaluation samples (DESIGN.md §3; KLVCG §IV-A, MovieLC's released loader).
+"""Training and evaluation samples (KLVCG §IV-A, MovieLC's released loader; design:
+docs/architecture.md, section "Data flow").
 
 For a target second ``t`` of a video: the frames of ``[t-l, t+l]`` (l = 5, KLVCG's context
 window; a missing second is zero-padded and masked, never an error), the comments of the 10

@@ -1,4 +1,5 @@
-"""The canonical corpus model every reader produces and every consumer reads (DESIGN.md §3).
+"""The canonical corpus model every reader produces and every consumer reads
+(docs/data-contracts.md, section "Canonical corpus model").
 
 ``Video(id, title, duration_s, comments, subtitles, transcript)`` plus a per-second frame
 feature source. Readers of the released formats (LiveBot, VideoIC, MovieLC, Twitch

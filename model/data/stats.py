@@ -6,7 +6,8 @@
 Prints a human summary (videos, comments, seconds of video covered, per split when the data
 defines one, shipped candidate sets, likes, subtitles, transcripts, whether frame features are
 present); with ``--json`` the last line is one JSON object with the same figures. Bad input is
-one ``error:`` line naming the file, record and field, exit status 2 (DESIGN.md §9).
+one ``error:`` line naming the file, record and field, exit status 2
+(docs/data-contracts.md, section "Command-line conventions").
 """
 
 from __future__ import annotations

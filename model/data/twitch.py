@@ -1,8 +1,8 @@
 """Twitch reader: the LiveChat dataset (Lalanne et al., "LiveChat: Video Comment Generation from
-Audio-Visual Multimodal Contexts", arXiv 2311.12826; ../shared/papers/livechat-tte.md), which
-SFAT (Fatima et al., "Semantic Frame Aggregation-based Transformer for Live Video Comment
-Generation", IEEE TMM 2025; sfat.md) uses as "VideoChat". Field names as the released loader
-(``StreamChatDataset`` in the LiveChat and SFAT code) reads them.
+Audio-Visual Multimodal Contexts", arXiv 2311.12826), which SFAT (Fatima et al., "Semantic
+Frame Aggregation-based Transformer for Live Video Comment Generation", IEEE TMM 2025) uses
+as "VideoChat". Field names as the released loader (``StreamChatDataset`` in the LiveChat and
+SFAT code) reads them.
 
 Layout (the directory named; each ``*.json`` is ONE JSON array of clip records, read streamed)::
 

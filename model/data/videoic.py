@@ -78,7 +78,8 @@ def read_videoic(path: str | Path) -> Corpus:
     features = None
     if (root / FEATURES_FILE).exists():
         # weights_only=False runs code from the file: acceptable only because it is a file
-        # inside the directory the user named (DESIGN.md §3), never one found elsewhere.
+        # inside the directory the user named, never one found elsewhere
+        # (docs/data-contracts.md, section "Frame features").
         features = PickledFeatures(root / FEATURES_FILE, trusted=True, aliases=aliases)
     return Corpus("videoic", str(root), videos, features=features)
 
