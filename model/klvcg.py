@@ -352,7 +352,7 @@ class KLVCG(nn.Module):
         memory_mask = _allowed(enc.memory_pad)
         h = x
         for layer, (mk, mv) in zip(self.decoder.layers, enc.memory_kv, strict=True):
-            sa, _ = _self_attention(layer, h, allowed, self.training)
+            sa = _self_attention(layer, h, allowed, self.training)
             h = _layer_rest(layer, h, sa, mk, mv, memory_mask, self.training)
         return h, x
 
@@ -532,33 +532,25 @@ def _allowed(pad: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def _self_attention(
-    layer: nn.TransformerDecoderLayer,
-    x: torch.Tensor,
-    allowed: torch.Tensor | None,
-    training: bool,
-    cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """The layer's self-attention output for ``x`` (n, t, d) over the cached keys and values
-    and its own, and the keys and values so far."""
+    layer: nn.TransformerDecoderLayer, x: torch.Tensor, allowed: torch.Tensor | None, training: bool
+) -> torch.Tensor:
+    """The layer's self-attention output for ``x`` (n, t, d)."""
     sa = layer.self_attn
     q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, dim=-1)
     q, k, v = (_heads(t, sa.num_heads) for t in (q, k, v))
-    if cache is not None:
-        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
     p = sa.dropout if training else 0.0
     att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
-    return sa.out_proj(_merge(att)), (k, v)
+    return sa.out_proj(_merge(att))
 
 
 def _layer_rest(layer, x, sa_out, mk, mv, memory_mask, training: bool) -> torch.Tensor:
-    """The rest of a post-norm ``nn.TransformerDecoderLayer`` after its self-attention, with
-    the memory's keys and values ``mk``/``mv`` (n, heads, L, d/h) computed beforehand."""
+    """The rest of a post-norm ``nn.TransformerDecoderLayer`` after its self-attention, for
+    ``x`` (n, t, d), with the memory's keys and values ``mk``/``mv`` (n, heads, L, d/h)
+    computed beforehand."""
     x = layer.norm1(x + layer.dropout1(sa_out))
     ca = layer.multihead_attn
     d = ca.embed_dim
     q = _heads(F.linear(x, ca.in_proj_weight[:d], ca.in_proj_bias[:d]), ca.num_heads)
-    n = q.shape[0]
-    mk, mv = mk.expand(n, -1, -1, -1), mv.expand(n, -1, -1, -1)
     p = ca.dropout if training else 0.0
     att = F.scaled_dot_product_attention(q, mk, mv, attn_mask=memory_mask, dropout_p=p)
     x = layer.norm2(x + layer.dropout2(ca.out_proj(_merge(att))))
@@ -580,16 +572,9 @@ class StepDecoder:
     def __init__(self, model: KLVCG, enc: Encoding) -> None:
         self.model = model
         self.layers = list(model.decoder.layers)
-        if any(layer.norm_first for layer in self.layers):
-            raise ValueError("StepDecoder follows post-norm decoder layers")
         self.pos = 0
         keep = slice(None) if enc.memory_pad is None else ~enc.memory_pad[0]
         self.memory_kv = [(k[:1, :, keep], v[:1, :, keep]) for k, v in enc.memory_kv]
-        d = model.cfg.d_model
-        self.cross_q = [
-            (layer.multihead_attn.in_proj_weight[:d], layer.multihead_attn.in_proj_bias[:d])
-            for layer in self.layers
-        ]
         # per layer (n, 2, heads, g, d/heads): the keys [:, 0] and values [:, 1] so far
         self.cache: list[torch.Tensor] = []
         self.pointer = None
@@ -605,7 +590,7 @@ class StepDecoder:
         x_in = model.norm_in(model.input_words(words) + model.target_pos.weight[t])
         x, n = x_in, len(words)
         for i, layer in enumerate(self.layers):
-            sa, ca = layer.self_attn, layer.multihead_attn
+            sa = layer.self_attn
             heads, d = sa.num_heads, sa.embed_dim
             qkv = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).view(n, 3, heads, d // heads)
             if t == 0:
@@ -615,12 +600,10 @@ class StepDecoder:
             att = F.scaled_dot_product_attention(
                 qkv[:, 0, :, None], cache[:, 0, :, : t + 1], cache[:, 1, :, : t + 1]
             )
-            x = layer.norm1(x + sa.out_proj(att.reshape(n, d)))
-            q = F.linear(x, *self.cross_q[i]).view(n, heads, d // heads).transpose(0, 1)
+            # the hypotheses as one sequence of queries of the context's memory (batch 1)
+            sa_out = sa.out_proj(att.reshape(1, n, d))
             mk, mv = self.memory_kv[i]
-            att = F.scaled_dot_product_attention(q[None], mk, mv)  # (1, heads, n, d/heads)
-            x = layer.norm2(x + ca.out_proj(att[0].transpose(0, 1).reshape(n, d)))
-            x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
+            x = _layer_rest(layer, x[None], sa_out, mk, mv, None, False)[0]
         self.pos += 1
         return x, x_in
 
