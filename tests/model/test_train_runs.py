@@ -108,12 +108,23 @@ def test_default_run_names_tell_seeds_steps_and_learning_rates_apart():
         name("--eval-every", "10"),
         name("--embedder", "hashing:32"),
         name("--kg-in", "pretrain"),
+        name("--gate-copy-side", "0.3"),
+        name("--copy-gate-weight", "2"),
     }
-    assert len(names) == 9
+    assert len(names) == 11
+
     assert name("--seed", "2", "--lr", "0.001", "--max-steps", "50").endswith(
         "-seed2-lr0.001-steps50"
     )
     assert name("--seed", "1") == name("--seed", "1", "--device", "cpu", "--eval-samples", "5")
+
+
+@pytest.mark.parametrize("flag", ["--gate-copy-side", "--copy-gate-weight"])
+def test_gate_weights_are_not_negative(flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        train.parse_args(["--kg", "filmkg", flag, "-0.5"])
+    assert stopped.value.code == 2
+    assert f"{flag} must not be negative" in capsys.readouterr().err
 
 
 def test_damaged_weights_are_refused_and_metrics_are_kept(env, trained, capsys, caplog):
