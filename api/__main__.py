@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from kg.cli import add_store_args, run
+from common.cli import run
+from kg.cli import add_store_args
 from model.data.readers import FORMATS
 
 log = logging.getLogger(__name__)

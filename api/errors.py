@@ -2,7 +2,7 @@
 
 Every 422 has FastAPI's validation shape (``{"detail": [{"loc", "msg", "type"}]}``), whether
 the schema caught the parameter or a check against the data did (:func:`invalid`: a second
-outside the video); a :class:`kg.errors.UserError` from deeper code (bad input the corpus
+outside the video); a :class:`common.errors.UserError` from deeper code (bad input the corpus
 or the model refused) is a 422 of the same shape. Other errors are ``{"detail": "..."}``:
 400 an unreadable body, 404 unknown entity or video, 401 missing API key, 503 no model, 504 a
 request that ran past ``API_TIMEOUT_S`` (:func:`api.deps.run_blocking`); a body over
@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 
 from api.schemas import Error
 from api.settings import Settings
-from kg.errors import UserError
+from common.errors import UserError
 
 #: OpenAPI ``responses=`` entries for the error answers routes document.
 NOT_FOUND = {404: {"model": Error, "description": "unknown entity or video"}}

@@ -15,7 +15,7 @@ from typing import Any
 from api.deadline import check_deadline
 from api.schemas import PartHealth
 from api.settings import Settings
-from kg.errors import UserError
+from common.errors import UserError
 from retrieval.context import RetrievalContext
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,9 @@ from pathlib import Path
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kg.errors import UserError
-from kg.settings import Neo4jSettings, data_dir
+from common.errors import UserError
+from common.paths import data_dir
+from kg.settings import Neo4jSettings
 from kg.sources import KG_KINDS
 from kg.store import STORE_KINDS
 from model.data.readers import FORMATS

@@ -9,12 +9,7 @@ exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
-from collections.abc import Callable
 
-from kg.errors import UserError
 from kg.settings import Neo4jSettings
 from kg.sources import KG_KINDS
 from kg.store import STORE_KINDS, GraphStore, open_store
@@ -49,21 +44,3 @@ def store_from_args(
         args.neo4j_uri, args.neo4j_user, args.neo4j_password, args.neo4j_database
     )
     return open_store(args.store, args.db, kg=args.kg, neo4j=neo4j, create=create, mode=mode)
-
-
-def print_json(obj: object) -> None:
-    print(json.dumps(obj, ensure_ascii=False, sort_keys=True), flush=True)
-
-
-def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a CLI ``main``: logging to stderr, user errors as one line and exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        code = main(argv)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        code = 130
-    sys.exit(code)

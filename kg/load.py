@@ -11,7 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from kg.cli import add_store_args, print_json, run, store_from_args
+from common.cli import print_json, run
+from kg.cli import add_store_args, store_from_args
 from kg.loader import DEFAULT_BATCH, bad_rows_report, load
 from kg.settings import BUNDLED_FILMKG
 from kg.sources import check_source

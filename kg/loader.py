@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from kg.settings import data_dir
+from common.paths import data_dir
 from kg.sources import Record, check_source, read_source
 from kg.store import GraphStore
 from kg.triples import BadRow, KGError, LoadReport, batch_alias_pairs

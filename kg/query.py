@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from kg.cli import add_store_args, print_json, run, store_from_args
+from common.cli import print_json, run
+from kg.cli import add_store_args, store_from_args
 from kg.store import GraphStore
 from kg.triples import Fact, KGError
 

@@ -13,12 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA_ENV = "DANMAKU_DATA"
+from common.paths import data_dir
+
 BUNDLED_FILMKG = Path(__file__).parent / "data" / "filmkg_sample.json"
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get(DATA_ENV, "data"))
 
 
 def default_db(kg: str) -> Path:

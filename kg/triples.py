@@ -17,7 +17,7 @@ from itertools import compress
 from operator import itemgetter
 from typing import NamedTuple
 
-from kg.errors import UserError
+from common.errors import UserError
 
 #: Relations whose tail is another name of the head (FilmKG and Ownthink spellings).
 ALIAS_RELATIONS = frozenset(

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from common.atomic import atomic_open, write_json
-from kg.errors import UserError
+from common.errors import UserError
 from model.config import ModelConfig, TrainConfig
 from model.data.schema import DataError
 from model.data.vocab import VOCAB_FILE, Vocab

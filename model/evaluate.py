@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kg.cli import print_json, run
+from common.cli import print_json, run
 from model.batching import Encoded, WordSpace
 from model.data.vocab import PAD, SEP, UNK, Vocab
 from model.klvcg import KLVCG

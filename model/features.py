@@ -46,8 +46,8 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_open, write_json
-from kg.cli import print_json, run
-from kg.settings import data_dir
+from common.cli import print_json, run
+from common.paths import data_dir
 from model.backbones_visual import (
     VISUAL_BACKBONES,
     FeatureError,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kg.cli import print_json, run
+from common.cli import print_json, run
 from model.batching import Encoded, Featurizer, encode_samples
 from model.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from model.data.samples import sample_at

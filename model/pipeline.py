@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.paths import data_dir
 from kg.cli import add_store_args, store_from_args
-from kg.settings import data_dir
 from model.batching import (
     ENCODING_VERSION,
     Encoded,

@@ -27,9 +27,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from common.cli import print_json, run
 from common.lock import LockHeld, describe_holder, hold_lock
-from kg.cli import print_json, run
-from kg.settings import data_dir
+from common.paths import data_dir
 from model.batching import frequent_words
 from model.checkpoint import CheckpointError, load_checkpoint, write_metrics
 from model.config import (

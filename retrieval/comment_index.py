@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import atomic_open, atomic_path, write_text
-from kg.errors import UserError
+from common.errors import UserError
 from model.data.schema import Corpus
 from retrieval.embedders import Embedder, l2_normalise
 from retrieval.faiss_ops import (

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.atomic import write_json
-from kg.settings import BUNDLED_FILMKG, data_dir
+from common.paths import data_dir
+from kg.settings import BUNDLED_FILMKG
 from kg.store import GraphStore
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus, DataError

@@ -38,8 +38,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from common.atomic import atomic_open, write_text
-from kg.errors import UserError
-from kg.settings import data_dir
+from common.errors import UserError
+from common.paths import data_dir
 
 log = logging.getLogger(__name__)
 

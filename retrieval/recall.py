@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kg.cli import add_store_args, print_json, run, store_from_args
+from common.cli import print_json, run
+from kg.cli import add_store_args, store_from_args
 from kg.store import GraphStore
 from model.data.schema import Comment, DataError, Video
 from retrieval.comment_index import CommentIndex, Hit

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kg.cli import print_json, run
-from kg.settings import BUNDLED_FILMKG, data_dir
+from common.cli import print_json, run
+from common.paths import data_dir
+from kg.settings import BUNDLED_FILMKG
 from kg.sources import read_filmkg
 from kg.triples import Triple, bare_name
 from model.data import demo_text as T

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from kg.errors import UserError
+from common.errors import UserError
 
 SPLITS = ("train", "dev", "test")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass, field
 
-from kg.cli import print_json, run
+from common.cli import print_json, run
 from model.data.readers import FORMATS, read_corpus
 from model.data.schema import SPLITS, Corpus, DataError, Video
 

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings, load_settings
 from api.state import ApiState, build_state
-from kg.cli import run
+from common.cli import run
 from model.data.demo import DemoConfig, ensure_demo
 from tests.bolt_server import free_port
 from tests.conftest import cli_env

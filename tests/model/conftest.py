@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from kg.cli import run
+from common.cli import run
 from model.data.demo import DemoConfig, ensure_demo
 from model.data.movielc import read_movielc
 

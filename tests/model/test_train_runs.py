@@ -18,7 +18,7 @@ import time
 import pytest
 import torch
 
-from kg.settings import data_dir
+from common.paths import data_dir
 from model import evaluate, train
 from model.checkpoint import DIGEST, WEIGHTS
 from tests.conftest import cli_env

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from kg.errors import UserError
+from common.errors import UserError
 from retrieval.embedders import (
     BatchedEmbedder,
     CachedEmbedder,
