@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.errors import UserError
 from common.paths import data_dir
-from kg.settings import Neo4jSettings
+from common.settings import RunSettings
 from kg.sources import KG_KINDS
 from kg.store import STORE_KINDS
 from model.data.readers import FORMATS
@@ -98,9 +98,22 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
-    def neo4j(self) -> Neo4jSettings:
-        return Neo4jSettings.from_env(
-            self.neo4j_uri, self.neo4j_user, self.neo4j_password, self.neo4j_database
+    def run_settings(self) -> RunSettings:
+        """The settings the library layers read (the store, the corpus, the embedder, the
+        device), from this API's."""
+        return RunSettings(
+            kg=self.kg,
+            store=self.store,
+            db=self.db,
+            neo4j_uri=self.neo4j_uri,
+            neo4j_user=self.neo4j_user,
+            neo4j_password=self.neo4j_password,
+            neo4j_database=self.neo4j_database,
+            corpus=self.corpus,
+            format=self.format,
+            embedder=self.embedder,
+            device=self.device,
+            progress=False,
         )
 
     def checkpoint_dir(self) -> Path | None:

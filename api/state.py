@@ -8,7 +8,6 @@ context, so the API recalls exactly what training and evaluation recall
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -18,8 +17,10 @@ from typing import Any
 from api.generation import load_generator
 from api.schemas import PartHealth
 from api.settings import Settings
-from kg.store import GraphStore, open_store
+from kg.cli import open_store_of
+from kg.store import GraphStore
 from model.data.schema import Video
+from retrieval.bootstrap import bootstrap
 from retrieval.context import RetrievalContext, build_context
 
 log = logging.getLogger(__name__)
@@ -71,22 +72,11 @@ class ApiState:
 
 def build_state(settings: Settings) -> ApiState:
     """Open the store, build (or load the cached) retrieval context, load the generator."""
-    store = open_store(
-        settings.store,
-        settings.db,
-        kg=settings.kg,
-        neo4j=settings.neo4j(),
-        create=settings.db is None,
-    )
+    run = settings.run_settings()
+    store = open_store_of(run, create=settings.db is None)
     try:
-        args = argparse.Namespace(
-            kg=settings.kg,
-            db=settings.db,
-            corpus=settings.corpus,
-            format=settings.format,
-            embedder=settings.embedder,
-        )
-        context = build_context(args, store)
+        bootstrap(run, store)
+        context = build_context(run, store)
         counts = store.stats()
         warm_units = warm_query_embeddings(context)
         generator, model = load_generator(settings, context)

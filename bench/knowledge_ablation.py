@@ -48,11 +48,14 @@ def report_of(proc: subprocess.Popen) -> dict:
 def build_data(extra: list[str]) -> None:
     """Build what every run reads (store, corpus, index, recalled knowledge) once, up front,
     so parallel runs do not each build it."""
+    from common.settings import RunSettings
     from model.pipeline import build_data, preset_lengths
     from model.train import parse_args
+    from retrieval.bootstrap import open_bootstrapped_store
 
     args = parse_args(["--kg", "filmkg", "--no-progress", *extra])
-    data = build_data(args, preset_lengths(args.preset))
+    settings = RunSettings.from_args(args)
+    data = build_data(settings, open_bootstrapped_store(settings), preset_lengths(args.preset))
     for split in ("train", "dev", "test"):
         data.split(split)
     data.ctx.store.close()

@@ -24,10 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.settings import RunSettings  # noqa: E402
+from model.checkpoint import load_checkpoint  # noqa: E402
 from model.data.demo_text import PRONOUN  # noqa: E402
 from model.evaluate import candidate_scores  # noqa: E402
 from model.metrics import ranks_of_first_truth  # noqa: E402
-from model.runner import add_checkpoint_args, open_checkpoint  # noqa: E402
+from model.runner import add_checkpoint_args, open_checkpoint, with_trained_corpus  # noqa: E402
+from retrieval.bootstrap import open_bootstrapped_store  # noqa: E402
 
 
 def knowledge_truths(opened, split: str):
@@ -59,7 +62,9 @@ def main() -> None:
     add_checkpoint_args(p)
     p.add_argument("--split", default="test")
     args = p.parse_args()
-    opened = open_checkpoint(args)
+    ckpt = load_checkpoint(args.checkpoint)
+    settings = with_trained_corpus(RunSettings.from_args(args), ckpt)
+    opened = open_checkpoint(ckpt, settings, open_bootstrapped_store(settings))
     if opened.model.knowledge is None:
         sys.exit(f"{args.checkpoint}: this ablation has no knowledge encoder to probe")
     encoded, ids, rows, ktruth, others, kinds = knowledge_truths(opened, args.split)

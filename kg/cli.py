@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from common.settings import RunSettings
 from kg.settings import Neo4jSettings
 from kg.sources import KG_KINDS
 from kg.store import STORE_KINDS, GraphStore, open_store
@@ -35,12 +36,12 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neo4j-database", help="database name (default: $NEO4J_DATABASE)")
 
 
-def store_from_args(
-    args: argparse.Namespace, create: bool = True, mode: str = "auto"
-) -> GraphStore:
-    """The store the options name; ``mode``: how an embedded store is opened
+def open_store_of(settings: RunSettings, create: bool = True, mode: str = "auto") -> GraphStore:
+    """The store the settings name; ``mode``: how an embedded store is opened
     (:data:`kg.embedded.MODES`)."""
     neo4j = Neo4jSettings.from_env(
-        args.neo4j_uri, args.neo4j_user, args.neo4j_password, args.neo4j_database
+        settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, settings.neo4j_database
     )
-    return open_store(args.store, args.db, kg=args.kg, neo4j=neo4j, create=create, mode=mode)
+    return open_store(
+        settings.store, settings.db, kg=settings.kg, neo4j=neo4j, create=create, mode=mode
+    )

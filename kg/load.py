@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from common.cli import print_json, run
-from kg.cli import add_store_args, store_from_args
+from common.settings import RunSettings
+from kg.cli import add_store_args, open_store_of
 from kg.loader import DEFAULT_BATCH, bad_rows_report, load
 from kg.settings import BUNDLED_FILMKG
 from kg.sources import check_source
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_json(summary) if args.json else print(_table(summary))
         return 0
-    store = store_from_args(args, mode="load")  # the load lock first, then the database
+    # the load lock first, then the database
+    store = open_store_of(RunSettings.from_args(args), mode="load")
     bad_rows_path = bad_rows_report(store, args.path)
     try:
         report = load(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 
 from common.cli import print_json, run
-from kg.cli import add_store_args, store_from_args
+from common.settings import RunSettings
+from kg.cli import add_store_args, open_store_of
 from kg.store import GraphStore
 from kg.triples import Fact, KGError
 
@@ -112,7 +113,8 @@ def _execute(args: argparse.Namespace, store: GraphStore) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    store = store_from_args(args, create=False, mode="read")  # queries never write
+    settings = RunSettings.from_args(args)
+    store = open_store_of(settings, create=False, mode="read")  # queries never write
     try:
         return _execute(args, store)
     finally:

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 
 from common.cli import print_json, run
+from common.device import resolve_device
+from common.settings import RunSettings
 from model.batching import Encoded, Featurizer, encode_samples
 from model.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from model.data.samples import sample_at
 from model.data.schema import DataError
 from model.data.vocab import words_to_text
-from model.device import resolve_device
 from model.evaluate import banned_ids
 from model.pipeline import lengths_of
 from model.runner import build_model, with_trained_corpus
@@ -191,8 +192,8 @@ class Generator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kg.cli import store_from_args
     from model.pipeline import add_data_args
+    from retrieval.bootstrap import open_bootstrapped_store
     from retrieval.context import build_context
 
     p = argparse.ArgumentParser(prog="python -m model.generate", description=__doc__.split("\n")[0])
@@ -204,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     ckpt = load_checkpoint(args.checkpoint)  # fails before anything is built
-    args = with_trained_corpus(args, ckpt)
-    ctx = build_context(args, store_from_args(args))
+    settings = with_trained_corpus(RunSettings.from_args(args), ckpt)
+    ctx = build_context(settings, open_bootstrapped_store(settings))
     try:
-        gen = Generator.load(ckpt, ctx, args.device)
+        gen = Generator.load(ckpt, ctx, settings.device)
         result = gen.generate(args.video, int(args.t), beam=args.beam)
     finally:
         ctx.store.close()

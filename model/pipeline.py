@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from common.paths import data_dir
-from kg.cli import add_store_args, store_from_args
+from common.settings import RunSettings
+from kg.cli import add_store_args
+from kg.store import GraphStore
 from model.batching import (
     ENCODING_VERSION,
     Encoded,
@@ -134,14 +136,15 @@ class ModelData:
         return ids, truth
 
 
-def build_data(args: argparse.Namespace, lengths: Lengths) -> ModelData:
-    """Everything the model reads for the corpus and KG of ``args``, built once and cached."""
-    store = store_from_args(args)
-    ctx = build_context(args, store)
+def build_data(settings: RunSettings, store: GraphStore, lengths: Lengths) -> ModelData:
+    """Everything the model reads for the corpus of ``settings`` and the KG in ``store``,
+    built once and cached (after :func:`retrieval.bootstrap.bootstrap` where the defaults may
+    be needed)."""
+    ctx = build_context(settings, store)
     fingerprint = corpus_fingerprint(ctx.corpus)
     root = data_dir() / "model" / fingerprint
     lexicon = ctx.linker.lexicon
-    progress = not getattr(args, "no_progress", False)
+    progress = settings.progress
     prepared = prepare(
         ctx.corpus,
         root / "prepared",
@@ -160,11 +163,11 @@ def build_data(args: argparse.Namespace, lengths: Lengths) -> ModelData:
         "lexicon": lexicon.fingerprint,
         "linker": asdict(ctx.linker.config),
         "cues": ctx.linker.cues.fingerprint if ctx.linker.cues is not None else None,
-        "embedder": getattr(args, "embedder", DEFAULT_EMBEDDER),
+        "embedder": settings.embedder,
         "k_comments": DEFAULT_K_COMMENTS,
         "lengths": asdict(lengths),
     }
-    source = {"format": args.format, "corpus": getattr(args, "corpus", None)}
+    source = {"format": settings.format, "corpus": settings.corpus}
     return ModelData(
         ctx, prepared, featurizer, max(frame_dim, 1), root / "encoded", key, source, progress
     )

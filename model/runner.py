@@ -9,14 +9,16 @@ and refuses data the checkpoint cannot read (another vocabulary or feature size)
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from common.device import resolve_device
+from common.settings import RunSettings
+from kg.store import GraphStore
 from model.checkpoint import Checkpoint, CheckpointError, check_compatible, load_checkpoint
 from model.data.vocab import words_to_text
-from model.device import resolve_device
 from model.evaluate import (
     WindowKnowledge,
     generate_best,
@@ -31,6 +33,7 @@ from model.evaluate import (
 from model.klvcg import KLVCG
 from model.pipeline import ModelData, add_data_args, build_data, lengths_of
 from model.value_swap import relation_values, swap_arrays
+from retrieval.bootstrap import open_bootstrapped_store
 from retrieval.recall import window_of
 
 KNOWLEDGE_GENERATION_SAMPLES = 300
@@ -61,24 +64,23 @@ class Opened:
     device: torch.device
 
 
-def with_trained_corpus(args: argparse.Namespace, ckpt: Checkpoint) -> argparse.Namespace:
-    """``args`` with the corpus the checkpoint was trained on, unless they name one."""
-    if args.format is not None:
-        return args
-    args = argparse.Namespace(**vars(args))
-    args.format = ckpt.data.get("format", "demo")
-    if args.corpus is None:
-        args.corpus = ckpt.data.get("corpus")
-    return args
+def with_trained_corpus(settings: RunSettings, ckpt: Checkpoint) -> RunSettings:
+    """``settings`` with the corpus the checkpoint was trained on, unless they name one."""
+    if settings.format is not None:
+        return settings
+    return replace(
+        settings,
+        format=ckpt.data.get("format", "demo"),
+        corpus=settings.corpus if settings.corpus is not None else ckpt.data.get("corpus"),
+    )
 
 
-def open_checkpoint(args: argparse.Namespace) -> Opened:
-    """The checkpoint of ``args.checkpoint``, its model on ``args.device``, and its data."""
-    ckpt = load_checkpoint(args.checkpoint)
-    args = with_trained_corpus(args, ckpt)
-    data = build_data(args, lengths_of(ckpt.model_config))
+def open_checkpoint(ckpt: Checkpoint, settings: RunSettings, store: GraphStore) -> Opened:
+    """The checkpoint's model on ``settings.device`` and its data (the corpus of ``settings``,
+    see :func:`with_trained_corpus`, and the KG in ``store``)."""
+    data = build_data(settings, store, lengths_of(ckpt.model_config))
     check_compatible(ckpt, data.vocab, data.frame_dim)
-    device = resolve_device(args.device)
+    device = resolve_device(settings.device)
     return Opened(ckpt, data, build_model(ckpt, device), device)
 
 
@@ -217,7 +219,11 @@ def _references(encoded, vocab) -> list[list[list[str]]]:
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict:
-    opened = open_checkpoint(args)
+    """``python -m model.evaluate``: the checkpoint of ``args`` on the data its flags name."""
+    ckpt = load_checkpoint(args.checkpoint)  # fails before anything is built
+    settings = with_trained_corpus(RunSettings.from_args(args), ckpt)
+    store = open_bootstrapped_store(settings)
+    opened = open_checkpoint(ckpt, settings, store)
     report = evaluate_model(
         opened.model,
         opened.data,
@@ -226,7 +232,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
         use_kg=opened.ckpt.train_config.kg_in_finetune,
         generation_samples=args.generation_samples,
         eval_samples=args.eval_samples,
-        progress=not args.no_progress,
+        progress=settings.progress,
     )
     report["checkpoint"] = str(opened.ckpt.directory)
     report["ablation"] = opened.ckpt.train_config.ablation

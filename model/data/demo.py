@@ -262,10 +262,15 @@ def generate(cfg: DemoConfig) -> tuple[Corpus, dict[str, dict[int, np.ndarray]]]
     return Corpus("movielc", "", videos), features
 
 
+def demo_dir() -> Path:
+    """Where the demo corpus is generated unless told otherwise."""
+    return data_dir() / "corpus" / "demo"
+
+
 def ensure_demo(out: Path | None = None, cfg: DemoConfig | None = None) -> Path:
     """Generate the demo corpus under ``out`` unless it is there with the same settings."""
     cfg = cfg or DemoConfig()
-    out = Path(out) if out is not None else data_dir() / "corpus" / "demo"
+    out = Path(out) if out is not None else demo_dir()
     wanted = {
         "generator_version": GENERATOR_VERSION,
         "config": asdict(cfg),

@@ -50,7 +50,7 @@ def test_defaults_and_environment(tmp_path):
             "hashing:64",
             "k",
         )
-        assert s.neo4j().uri == "bolt://127.0.0.1:7999"
+        assert s.run_settings().neo4j_uri == "bolt://127.0.0.1:7999"
         assert s.cors_origin_list == ["http://a.test", "http://b.test"] and s.timeout_s == 2.5
         # options given in code (the command line) win over the environment
         assert load_settings(store="embedded", api_key="other").store == "embedded"
