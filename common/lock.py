@@ -5,8 +5,10 @@ as JSON). The kernel releases it when the holder's process ends however it ends 
 SIGKILL, a crash), so a lock left by a dead process is never in the way: the next job takes
 it over and gets the record left behind. A job that ends normally empties the file, so a
 non-empty file found on taking the lock means its last holder did not finish. The file is
-never deleted: deleting a lock file lets two processes lock two different files. Without
-``fcntl`` (not POSIX) there is no lock.
+never deleted: deleting a lock file lets two processes lock two different files.
+:func:`is_held` asks whether the lock is held without taking it and without writing, so that
+it also answers where the file cannot be written. Without ``fcntl`` (not POSIX) there is no
+lock.
 """
 
 from __future__ import annotations
@@ -84,3 +86,19 @@ def hold_lock(path: str | Path, **info: object) -> Iterator[dict | None]:
             f.flush()
     finally:
         f.close()  # closing the file releases the lock
+
+
+def is_held(path: str | Path) -> bool:
+    """Whether a process holds the lock of ``path`` now (this one too, through another open
+    file). It only reads: a missing file is not held and is not created, and a shared lock,
+    which a read-only descriptor may take, is taken and released at once to ask."""
+    path = Path(path)
+    if fcntl is None or not path.exists():
+        return False
+    with path.open("rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False

@@ -13,7 +13,8 @@ import argparse
 from common.settings import RunSettings
 from kg.settings import Neo4jSettings
 from kg.sources import KG_KINDS
-from kg.store import STORE_KINDS, GraphStore, open_store
+from kg.store import GraphStore
+from kg.stores import STORE_KINDS, open_store
 
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ already has or to the next free one, so the writing process only appends rows
 (:class:`IdBatch`). The preparer keeps a 96-bit key of every name in the store in memory
 (:class:`_KeyMap`), made from the store's names when it starts and extended batch by batch.
 That costs memory per name, but the store then needs no name index during a load (it builds
-its CRC-32 index when the load ends, see :mod:`kg.embedded`) and no name costs a query. Being
+its CRC-32 index when the load ends, see :mod:`kg.embedded_load`) and no name costs a query. Being
 exact, the map is also what keeps one row per name in the store.
 
 Ids follow the order in which names first appear in the source, whatever the batch size or
@@ -30,17 +30,14 @@ from zlib import crc32
 
 import numpy as np
 
+from kg import sql
 from kg.triples import KGError, Triple
 
 RELATION_CACHE = 100_000
 MAX_ENTITIES = 1 << 31  # a head and a tail id fit in one 63-bit int (IdBatch.packed_triples)
-_RELATION_ID = "SELECT id FROM relation WHERE name = ?"
 _RELATION, _HEAD_TAIL = itemgetter(1), itemgetter(0, 2)  # of a triple
 _ID, _NAME = itemgetter(0), itemgetter(1)  # of an entity row
 _ALIAS, _ALIASED = itemgetter(0), itemgetter(1)  # of an (alias, entity name) pair
-#: The highest committed entity and relation ids (ids are dense: also their counts).
-COMMITTED_IDS = """SELECT (SELECT coalesce(max(id), 0) FROM entity),
-    (SELECT coalesce(max(id), 0) FROM relation)"""
 
 
 def name_crc(name: str) -> int:
@@ -117,7 +114,7 @@ class IdBatch:
         return zip(count(self.first_relation), self.relations)
 
     def packed_triples(self) -> list[tuple[int, int, int, int, int, str]]:
-        """The triples as parameters of :data:`kg.embedded._INSERT_TRIPLES`: each a JSON array
+        """The triples as parameters of :data:`kg.sql.INSERT_TRIPLES`: each a JSON array
         of ints ``head << head_shift | relation << relation_shift | tail`` and how to unpack
         them (shifts, masks, a relation added to all), which SQLite's ``json_each`` reads in
         C, faster than binding the triples row by row with ``executemany``.
@@ -239,14 +236,14 @@ class BatchIds:
             isolation_level=None,
             check_same_thread=False,
         )
-        entities, relations = self._conn.execute(COMMITTED_IDS).fetchone()
+        entities, relations = self._conn.execute(sql.COMMITTED_IDS).fetchone()
         self._next_entity, self._next_relation = entities + 1, relations + 1
         self._relations: dict[str, int] = {}
         self._ids = _KeyMap()
         # Names as the bytes they are stored as (a store written before sources refused lone
         # surrogates may hold some, which sqlite3 cannot decode to str).
         self._conn.text_factory = bytes
-        cur = self._conn.execute("SELECT id, name FROM entity")
+        cur = self._conn.execute(sql.ALL_ENTITIES)
         while rows := cur.fetchmany(1 << 16):
             ids = np.fromiter(map(_ID, rows), dtype=np.int64, count=len(rows))
             encoded = list(map(_NAME, rows))
@@ -321,14 +318,14 @@ class BatchIds:
         """Sets the id of each relation name; returns the new names (in order)."""
         if (  # forget them once all are committed
             len(self._relations) > RELATION_CACHE
-            and self._next_relation - 1 <= self._conn.execute(COMMITTED_IDS).fetchone()[1]
+            and self._next_relation - 1 <= self._conn.execute(sql.COMMITTED_IDS).fetchone()[1]
         ):
             self._relations.clear()
         new = []
         for name in relations:
             rid = self._relations.get(name)
             if rid is None:
-                row = self._conn.execute(_RELATION_ID, (name,)).fetchall()
+                row = self._conn.execute(sql.RELATION_ID, (name,)).fetchall()
                 if row:
                     rid = row[0][0]
                 else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from itertools import chain
 from pathlib import Path
 from urllib.parse import unquote
 
+from common.json_stream import JsonStream
 from kg.triples import BadRow, KGError, Triple
 
 KG_KINDS = ("filmkg", "ownthink", "rdf")
@@ -46,7 +46,8 @@ RELATION_NS = "urn:danmaku-kg:relation:"
 Record = Triple | BadRow
 _SURROGATE = re.compile("[\udc80-\udcff]")  # undecodable bytes, as surrogateescape reads them
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # no UTF-8 can store one
-_JSON_CHUNK = 1 << 20
+_JSON_CHUNK = 1 << 20  # characters read at a time from a FilmKG file
+_COLUMNS = "expected 3 columns (实体,属性,值), got {}"  # an Ownthink row's
 
 # Bounds on one Ownthink field. csv holds a field in memory until its closing quote, so an
 # unclosed quote would take every following row into one value, to the end of the file.
@@ -127,163 +128,119 @@ def read_ownthink(path: str | Path) -> Iterator[Record]:
     that never closes turns every row after it into one value: it must close before the end
     of the file, within :data:`MAX_FIELD_LINES` lines, and parse under strict quoting. One
     that does not, or a value longer than :data:`MAX_FIELD_CHARS`, is a bad row at its first
-    line, and reading starts again on the next line, so that the rows it swallowed load.
-    Restarting needs the text from the current row's first line on: the chunks that hold it
-    are kept (``kept``), each with the number of its first line.
+    line, and reading starts again on the next line, so that the rows it swallowed load
+    (:class:`_OwnthinkRows`).
     """
-    path = Path(path)
-    _check_file(path)
-    source = str(path)
-    with path.open("rb") as raw:
-        text = _CheckedText(raw)
-        chunks = text.chunks()
-        kept: deque[tuple[int, str]] = deque()  # (first line, text) from the current row's on
-        end_line = 0  # the blank line a reader is handed after the file's last (0: not yet)
-        base = last_line = 0  # lines before the reader's first; last line of the last row
-        reader = None
-
-        def feed(replayed: list[str]) -> Iterator[str]:
-            """Chunks for ``reader``, kept while they hold lines of the row being read."""
-            nonlocal end_line
-            for chunk in chain(replayed, chunks, [None]):
-                first = base + reader.line_num + 1  # the reader has used every earlier line
-                if chunk is None:  # the end: one blank line, which closes no quote
-                    if end_line:
-                        return
-                    chunk, end_line = "\n", first
-                while kept and (kept[1][0] if len(kept) > 1 else first) <= last_line + 1:
-                    kept.popleft()
-                kept.append((first, chunk))
-                yield chunk
-
-        def kept_lines(lo: int) -> Iterator[tuple[int, str]]:
-            """The kept lines from line ``lo`` on, numbered."""
-            for first, chunk in list(kept):
-                for number, line in enumerate(io.StringIO(chunk, newline=""), first):
-                    if number >= lo:
-                        yield number, line
-
-        def restart(after: int) -> csv.Reader:
-            """A reader of the lines after line ``after``."""
-            nonlocal base, last_line
-            replayed = []  # chunk by chunk: the last line of the file may have no newline
-            for first, chunk in kept:
-                rest = list(io.StringIO(chunk, newline=""))[max(0, after + 1 - first) :]
-                if rest:
-                    replayed.append("".join(rest))
-            kept.clear()
-            base = last_line = after
-            lines = feed(replayed)
-            return csv.reader(chain.from_iterable(io.StringIO(c, newline="") for c in lines))
-
-        def spanning_row_problem(first: int, last: int) -> str | None:
-            if last == end_line:
-                return "a quoted value is not closed before the end of the file"
-            if last - first >= MAX_FIELD_LINES:
-                return f"a quoted value spans more than {MAX_FIELD_LINES} lines (unclosed quote?)"
-            lines = [line for number, line in kept_lines(first) if number <= last]
-            try:
-                list(csv.reader(lines, strict=True))
-            except csv.Error as e:
-                return f"CSV syntax in a value over lines {first}-{last} (unclosed quote?): {e}"
-            return None
-
-        reader = restart(0)
-        while reader is not None:
-            try:
-                for row in reader:
-                    line, last_line = last_line + 1, base + reader.line_num
-                    if line != last_line and (why := spanning_row_problem(line, last_line)):
-                        yield BadRow(source, line, why)
-                        reader = restart(line)
-                        break
-                    if len(row) != 3:
-                        if not row or row == [""]:
-                            continue  # a blank line carries no data
-                        yield BadRow(
-                            source, line, f"expected 3 columns (实体,属性,值), got {len(row)}"
-                        )
-                    elif text.dirty and _undecodable(*row):
-                        yield BadRow(source, line, "undecodable bytes (not UTF-8)")
-                    elif line == 1 and [c.strip() for c in row] == OWNTHINK_HEADER:
-                        continue
-                    else:  # _triple_or_bad inlined: this is the hot loop of a 140 M-row load
-                        head, relation, tail = row[0].strip(), row[1].strip(), row[2].strip()
-                        if head and relation and tail:
-                            yield Triple(head, relation, tail, source, line)
-                        else:
-                            yield _triple_or_bad(head, relation, tail, source, line)
-                else:
-                    reader = None
-            except csv.Error as e:
-                line = last_line + 1
-                why = str(e)
-                if why.startswith("field larger than field limit"):
-                    why = f"a value longer than {MAX_FIELD_CHARS} characters (unclosed quote?)"
-                yield BadRow(source, line, f"CSV syntax: {why}")
-                reader = restart(line)
+    return _OwnthinkRows(Path(path)).records()  # a generator: checks the file when first read
 
 
-class _JsonStream:
-    """Incremental reader of one JSON file: values decoded one at a time with line numbers."""
+class _OwnthinkRows:
+    """The records of one Ownthink file, read by a :mod:`csv` reader that starts again after
+    a bad row.
 
-    def __init__(self, f, source: str) -> None:
-        self.f, self.source = f, source
-        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
-        self.decoder = json.JSONDecoder()
+    Restarting needs the text from the current row's first line on: the chunks that hold it
+    are kept (``kept``), each with the number of its first line. ``base`` counts the lines
+    before the current reader's first, ``last_line`` is the last line of the last row read.
+    """
 
-    def _fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.f.read(_JSON_CHUNK)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf = self.buf[self.pos :] + chunk
-        self.pos = 0
-        return True
+    def __init__(self, path: Path) -> None:
+        self.path, self.source = path, str(path)
+        self.chunks: Iterator[str] = iter(())  # of the file, once open
+        self.kept: deque[tuple[int, str]] = deque()  # (first line, text) from the current row's on
+        self.end_line = 0  # the blank line a reader is handed after the file's last (0: not yet)
+        self.base = self.last_line = 0
+        self.reader: csv.Reader | None = None
 
-    def _advance(self, new_pos: int) -> None:
-        self.line += self.buf.count("\n", self.pos, new_pos)
-        self.pos = new_pos
+    def records(self) -> Iterator[Record]:
+        _check_file(self.path)
+        source = self.source
+        with self.path.open("rb") as raw:
+            text = _CheckedText(raw)
+            self.chunks = text.chunks()
+            reader = self._restart(0)
+            while reader is not None:
+                base = last = self.base  # base changes only with the reader
+                try:
+                    for row in reader:
+                        line = last + 1
+                        self.last_line = last = base + reader.line_num  # for _feed
+                        if line != last and (why := self._spanning_row_problem(line, last)):
+                            yield BadRow(source, line, why)
+                            reader = self._restart(line)
+                            break
+                        if len(row) != 3:
+                            if row and row != [""]:  # a blank line carries no data
+                                yield BadRow(source, line, _COLUMNS.format(len(row)))
+                        elif text.dirty and _undecodable(*row):
+                            yield BadRow(source, line, "undecodable bytes (not UTF-8)")
+                        elif line == 1 and [c.strip() for c in row] == OWNTHINK_HEADER:
+                            continue
+                        else:  # _triple_or_bad inlined: the hot loop of a 140 M-row load
+                            head, relation, tail = row[0].strip(), row[1].strip(), row[2].strip()
+                            if head and relation and tail:
+                                yield Triple(head, relation, tail, source, line)
+                            else:
+                                yield _triple_or_bad(head, relation, tail, source, line)
+                    else:
+                        reader = None
+                except csv.Error as e:
+                    line = self.last_line + 1
+                    yield BadRow(source, line, f"CSV syntax: {_csv_reason(e)}")
+                    reader = self._restart(line)
 
-    def peek(self) -> str:
-        """The next non-space character ('' at end of file)."""
-        while True:
-            i = self.pos
-            while i < len(self.buf) and self.buf[i] in " \t\r\n":
-                i += 1
-            self._advance(i)
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._fill():
-                return ""
+    def _feed(self, replayed: list[str]) -> Iterator[str]:
+        """Chunks for ``self.reader``, kept while they hold lines of the row being read."""
+        kept = self.kept
+        for chunk in chain(replayed, self.chunks, [None]):
+            first = self.base + self.reader.line_num + 1  # the reader used every earlier line
+            if chunk is None:  # the end: one blank line, which closes no quote
+                if self.end_line:
+                    return
+                chunk, self.end_line = "\n", first
+            while kept and (kept[1][0] if len(kept) > 1 else first) <= self.last_line + 1:
+                kept.popleft()
+            kept.append((first, chunk))
+            yield chunk
 
-    def expect(self, char: str) -> None:
-        got = self.peek()
-        if got != char:
-            raise KGError(
-                f"{self.source}:{self.line}: expected {char!r}, got {got or 'end of file'!r}"
-            )
-        self._advance(self.pos + 1)
+    def _kept_lines(self, lo: int) -> Iterator[tuple[int, str]]:
+        """The kept lines from line ``lo`` on, numbered."""
+        for first, chunk in list(self.kept):
+            for number, line in enumerate(io.StringIO(chunk, newline=""), first):
+                if number >= lo:
+                    yield number, line
 
-    def value(self) -> tuple[object, int]:
-        """The next JSON value and the line it starts on."""
-        self.peek()
-        start = self.line
-        while True:  # decode; on a value cut by the chunk edge, read more and retry
-            try:
-                obj, end = self.decoder.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as e:
-                if self._fill():
-                    continue
-                line = self.line + self.buf.count("\n", self.pos, e.pos)
-                raise KGError(f"{self.source}:{line}: invalid JSON: {e.msg}") from None
-            # A number or literal cut by the chunk edge decodes short: make sure it ended.
-            if end == len(self.buf) and self._fill():
-                continue
-            self._advance(end)
-            return obj, start
+    def _restart(self, after: int) -> csv.Reader:
+        """A reader of the lines after line ``after``."""
+        replayed = []  # chunk by chunk: the last line of the file may have no newline
+        for first, chunk in self.kept:
+            rest = list(io.StringIO(chunk, newline=""))[max(0, after + 1 - first) :]
+            if rest:
+                replayed.append("".join(rest))
+        self.kept.clear()
+        self.base = self.last_line = after
+        lines = self._feed(replayed)
+        self.reader = csv.reader(chain.from_iterable(io.StringIO(c, newline="") for c in lines))
+        return self.reader
+
+    def _spanning_row_problem(self, first: int, last: int) -> str | None:
+        """Why the row over lines ``first`` to ``last`` is bad (None: it is not)."""
+        if last == self.end_line:
+            return "a quoted value is not closed before the end of the file"
+        if last - first >= MAX_FIELD_LINES:
+            return f"a quoted value spans more than {MAX_FIELD_LINES} lines (unclosed quote?)"
+        lines = [line for number, line in self._kept_lines(first) if number <= last]
+        try:
+            list(csv.reader(lines, strict=True))
+        except csv.Error as e:
+            return f"CSV syntax in a value over lines {first}-{last} (unclosed quote?): {e}"
+        return None
+
+
+def _csv_reason(e: csv.Error) -> str:
+    why = str(e)
+    if why.startswith("field larger than field limit"):
+        why = f"a value longer than {MAX_FIELD_CHARS} characters (unclosed quote?)"
+    return why
 
 
 def read_filmkg(path: str | Path) -> Iterator[Record]:
@@ -292,14 +249,14 @@ def read_filmkg(path: str | Path) -> Iterator[Record]:
     _check_file(path)
     source = str(path)
     with path.open(encoding="utf-8-sig", errors="surrogateescape") as f:
-        js = _JsonStream(f, source)
+        js = JsonStream(f, source, chunk_chars=_JSON_CHUNK, error=KGError)
         js.expect("{")
         if js.peek() == "}":
             return
         while True:
             key, key_line = js.value()
             if not isinstance(key, str):
-                raise KGError(f"{source}:{key_line}: expected a head name (string key)")
+                raise js.error("expected a head name (string key)", key_line)
             js.expect(":")
             rows, line = js.value()
             yield from _filmkg_rows(key, rows, source, line)
@@ -307,8 +264,8 @@ def read_filmkg(path: str | Path) -> Iterator[Record]:
             js.expect(sep if sep in ",}" else ",")
             if sep == "}":
                 break
-        if js.peek():
-            raise KGError(f"{source}:{js.line}: unexpected data after the top-level object")
+        if not js.at_end():
+            raise js.error("unexpected data after the top-level object")
 
 
 def _filmkg_rows(key: str, rows: object, source: str, line: int) -> Iterator[Record]:

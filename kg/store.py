@@ -4,7 +4,8 @@ Design: docs/architecture.md, section "Knowledge-graph stores".
 
 Two real backends: :class:`kg.embedded.EmbeddedStore` (SQLite, the default, no server) and
 :class:`kg.neo4j_store.Neo4jStore` (the official ``neo4j`` driver). One contract test suite
-(``tests/kg/test_store_contract.py``) runs against both.
+(``tests/kg/test_store_contract.py``) runs against both. This module imports neither: the
+backends import it, and :func:`kg.stores.open_store` picks one.
 
 Counting conventions shared by both backends: an *entity* is any distinct node name (heads and
 tails alike), a *relation* a distinct relation name, a *triple* a distinct
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from kg.triples import Fact, Triple
-
-STORE_KINDS = ("embedded", "neo4j")
 
 
 class BatchPreparer(Protocol):
@@ -179,32 +178,3 @@ def neighbourhood(store: GraphStore, name: str, hops: int, limit: int) -> list[F
                 for fact in around(resolved, limit - len(seen)):
                     seen[fact] = None
     return list(seen)[:limit]
-
-
-def open_store(
-    kind: str = "embedded",
-    db: str | None = None,
-    *,
-    kg: str = "filmkg",
-    neo4j=None,
-    create: bool = True,
-    mode: str = "auto",
-) -> GraphStore:
-    """Open a store by ``--store`` kind.
-
-    ``embedded``: the SQLite store under ``db`` (default ``data/kg/<kg>``; with
-    ``create=False`` it must already exist), opened as ``mode`` says
-    (:data:`kg.embedded.MODES`: ``read`` for readers, ``load`` for loads). ``neo4j``: a
-    server reached with :class:`kg.settings.Neo4jSettings` (default: from the environment).
-    """
-    from kg.settings import Neo4jSettings, default_db
-
-    if kind == "embedded":
-        from kg.embedded import EmbeddedStore
-
-        return EmbeddedStore(db if db is not None else default_db(kg), create=create, mode=mode)
-    if kind == "neo4j":
-        from kg.neo4j_store import Neo4jStore
-
-        return Neo4jStore.connect(neo4j or Neo4jSettings.from_env())
-    raise ValueError(f"unknown store kind {kind!r} (known: {', '.join(STORE_KINDS)})")

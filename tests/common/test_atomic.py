@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from common.atomic import atomic_open, atomic_path, write_json
-from model.batching import Encoded
+from model.encoded_split import Encoded
 
 WRITES = 150
 
@@ -46,7 +46,7 @@ WRITER = textwrap.dedent(
 
     import numpy as np
 
-    from model.batching import Encoded
+    from model.encoded_split import Encoded
     from common.atomic import write_json
 
     out, n = Path(sys.argv[1]), int(sys.argv[2])

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from common.lock import LockHeld, hold_lock
+from common.lock import LockHeld, hold_lock, is_held
 
 HOLDER = textwrap.dedent(
     """
@@ -68,3 +68,19 @@ def test_the_lock_is_held_until_the_block_ends(tmp_path):
         time.sleep(0)
     with hold_lock(lock):
         pass
+
+
+def test_is_held_asks_without_taking_or_creating(tmp_path):
+    lock = tmp_path / "sub" / "load.lock"
+    assert not is_held(lock) and not lock.exists()  # a missing file: not held, not made
+    proc = start_holder(tmp_path, lock)
+    try:
+        assert is_held(lock)
+        assert json.loads(lock.read_text(encoding="utf-8"))["pid"] == proc.pid  # unchanged
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not is_held(lock)  # the holder died: released
+    with hold_lock(lock):
+        assert is_held(lock)  # this process, through another open file
+    assert not is_held(lock)

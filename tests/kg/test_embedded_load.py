@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from kg import interning
-from kg.embedded import _INSERT_TRIPLES, EmbeddedStore
+from kg.embedded import EmbeddedStore
 from kg.loader import load
+from kg.sql import INSERT_TRIPLES as _INSERT_TRIPLES
 from kg.triples import KGError, Triple
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from kg.loader import load
 from kg.sources import read_filmkg, read_ownthink, read_rdf, read_source
-from kg.store import open_store
+from kg.stores import open_store
 from kg.triples import BadRow, KGError, Triple, alias_pairs, batch_alias_pairs
 
 
