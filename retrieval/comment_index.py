@@ -15,25 +15,22 @@ hi)))`` (``SearchParametersIVF`` for IVF): no over-fetching. Ties are broken by 
 
 A saved index (:meth:`CommentIndex.save`) is one directory of files, each written atomically,
 the manifest last; the manifest records the embedder, a fingerprint of the entries and a
-checksum of each other file, so an index damaged or built from other inputs is refused.
+checksum of each other file, so an index damaged or built from other inputs is refused (the
+files and their checks: :mod:`retrieval.index_format`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from common.atomic import atomic_open, atomic_path, write_text
-from common.errors import UserError
 from model.data.schema import Corpus
-from retrieval.embedders import Embedder, l2_normalise
+from retrieval.embedding import Embedder, l2_normalise
 from retrieval.faiss_ops import (
     IVF_THRESHOLD,
     build_faiss_index,
@@ -41,33 +38,19 @@ from retrieval.faiss_ops import (
     ivf_of,
     search_index,
 )
+from retrieval.index_format import (
+    FORMAT_VERSION,
+    CommentIndexError,
+    EntryTable,
+    StaleIndexError,
+    read_index,
+    read_manifest,
+    write_index,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MANIFEST, INDEX_FILE, IDMAP_FILE = "manifest.json", "index.faiss", "idmap.npz"
-_FILE_KEYS = {"bytes", "sha256"}
-
-
 Entry = tuple[str, str, int]  # (text, video id, second)
-
-
-class CommentIndexError(UserError):
-    """A comment index that cannot be built or loaded (missing, corrupt, other embedder)."""
-
-
-class StaleIndexError(CommentIndexError):
-    """A saved index built from other inputs than the caller's."""
-
-
-class DamagedIndexError(CommentIndexError):
-    """A saved index with a damaged, missing or unreadable file: derived data, so the caller
-    that built it (:func:`retrieval.context.cached_index`) builds it again; the message tells
-    anyone else how to have it rebuilt."""
-
-    def __init__(self, path: Path, directory: Path, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}: delete {directory} and it is built again on next use")
 
 
 @dataclass(frozen=True)
@@ -86,18 +69,6 @@ def entries_from_corpus(corpus: Corpus, split: str | None = "train") -> Iterator
     for video in videos:
         for comment in video.comments:
             yield comment.text, video.id, comment.second
-
-
-@dataclass
-class _Table:
-    """The id map: entry ids are positions; video i owns ``starts[i]:starts[i+1]``."""
-
-    videos: list[str]
-    starts: np.ndarray
-    times: np.ndarray
-    text_ids: np.ndarray
-    texts: list[str]
-    fingerprint: str
 
 
 def _checked(entries: Iterable[Entry]) -> Iterator[Entry]:
@@ -125,7 +96,7 @@ def entries_fingerprint(entries: Iterable[Entry]) -> str:
     return digest.hexdigest()
 
 
-def _collect(entries: Iterable[Entry]) -> _Table:
+def _collect(entries: Iterable[Entry]) -> EntryTable:
     """Group entries by video (first-seen order, stable inside a video), intern the texts."""
     by_video: dict[str, list[tuple[int, int]]] = {}
     text_id: dict[str, int] = {}
@@ -141,22 +112,14 @@ def _collect(entries: Iterable[Entry]) -> _Table:
     rows = np.array([r for g in by_video.values() for r in g], dtype=np.int64).reshape(-1, 2)
     starts = np.cumsum([0] + [len(g) for g in by_video.values()], dtype=np.int64)
     times, text_ids = rows[:, 1].astype(np.int32), rows[:, 0].astype(np.int32)
-    return _Table(list(by_video), starts, times, text_ids, list(text_id), digest.hexdigest())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return EntryTable(list(by_video), starts, times, text_ids, list(text_id), digest.hexdigest())
 
 
 class CommentIndex:
     """Other videos' comments, searchable by meaning. Build with :meth:`build`, or :meth:`load`
     a saved one; query with :meth:`search`."""
 
-    def __init__(self, index, table: _Table, embedder: Embedder, manifest: dict) -> None:
+    def __init__(self, index, table: EntryTable, embedder: Embedder, manifest: dict) -> None:
         self.index, self.table, self.embedder, self.manifest = index, table, embedder, manifest
         self._video_no = {v: i for i, v in enumerate(table.videos)}
         self._by_text = None  # lazily: distinct-text vectors for the flat fast path
@@ -342,38 +305,9 @@ class CommentIndex:
         return hits
 
     def save(self, directory: str | Path) -> Path:
-        """Write index, id map and (last) manifest into ``directory``, each atomically:
-
-        - ``index.faiss``: ``faiss.write_index`` of the ``IndexIDMap``.
-        - ``idmap.npz`` (no pickles): ``videos`` (str, V), ``starts`` (int64, V+1: video i
-          owns ids ``starts[i]..starts[i+1]-1``), ``times`` (int32, N: second of each entry),
-          ``text_ids`` (int32, N: index of each entry's distinct text), ``text_offsets``
-          (int64, M+1) and ``text_blob`` (uint8: the distinct texts, UTF-8, concatenated).
-        - ``manifest.json``, written last: format version, embedder name and dim,
-          entry/video/text counts, index type, nlist, nprobe, seed, the SHA-256 fingerprint
-          of the entries (video, second, text, in input order) and the size and SHA-256 of
-          the two files above.
-        """
-        import faiss
-
+        """Write the index into ``directory`` (the files: :mod:`retrieval.index_format`)."""
         directory = Path(directory)
-        table, blobs = self.table, [t.encode() for t in self.table.texts]
-        offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in blobs], out=offsets[1:])
-        blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-        with atomic_open(directory / IDMAP_FILE) as f:
-            arrays = {k: getattr(table, k) for k in ("starts", "times", "text_ids")}
-            videos = np.array(table.videos, dtype=str)
-            np.savez(f, videos=videos, text_offsets=offsets, text_blob=blob, **arrays)
-        with atomic_path(directory / INDEX_FILE) as tmp:
-            faiss.write_index(self.index, str(tmp))
-        files = {
-            name: {"bytes": (directory / name).stat().st_size, "sha256": _sha256(directory / name)}
-            for name in (INDEX_FILE, IDMAP_FILE)
-        }
-        write_text(
-            directory / MANIFEST, json.dumps({**self.manifest, "files": files}, indent=2) + "\n"
-        )
+        write_index(directory, self.index, self.table, self.manifest)
         return directory
 
     @classmethod
@@ -382,10 +316,8 @@ class CommentIndex:
     ) -> CommentIndex:
         """Load a saved index, refusing one built with another embedder, a missing or corrupt
         file, or (given ``expect_fingerprint``) one built from other entries."""
-        import faiss
-
         directory = Path(directory)
-        manifest = _read_manifest(directory)
+        manifest = read_manifest(directory)
         built = manifest["embedder"]
         if built != {"name": embedder.name, "dim": embedder.dim}:
             raise CommentIndexError(
@@ -394,56 +326,5 @@ class CommentIndex:
             )
         if expect_fingerprint is not None and manifest["fingerprint"] != expect_fingerprint:
             raise StaleIndexError(f"{directory}: built from other comments: rebuild it")
-        for name in (INDEX_FILE, IDMAP_FILE):
-            _check_file(directory / name, manifest["files"][name])
-        try:
-            index = faiss.read_index(str(directory / INDEX_FILE))
-        except RuntimeError as e:
-            raise DamagedIndexError(directory / INDEX_FILE, directory, f"unreadable ({e})") from e
-        table = _read_idmap(directory / IDMAP_FILE, manifest["fingerprint"])
-        if index.ntotal != len(table.text_ids) or index.ntotal != manifest["entries"]:
-            raise DamagedIndexError(
-                directory, directory, "index and id map disagree on the entry count"
-            )
+        index, table = read_index(directory, manifest)
         return cls(index, table, embedder, {k: v for k, v in manifest.items() if k != "files"})
-
-
-def _read_manifest(directory: Path) -> dict:
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise CommentIndexError(f"{path}: no comment index here (manifest missing): build it first")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest["format"] != FORMAT_VERSION:
-            raise StaleIndexError(
-                f"{path}: format {manifest['format']}, this code reads {FORMAT_VERSION}: rebuild it"
-            )
-        missing = {"embedder", "entries", "index_type", "nlist", "nprobe", "fingerprint"}
-        missing -= set(manifest)
-        missing |= {f for f in (INDEX_FILE, IDMAP_FILE) if set(manifest["files"][f]) != _FILE_KEYS}
-        if missing:
-            raise KeyError(", ".join(sorted(missing)))
-    except (ValueError, KeyError, TypeError) as e:
-        raise DamagedIndexError(
-            path, directory, f"corrupt manifest ({type(e).__name__}: {e})"
-        ) from e
-    return manifest
-
-
-def _check_file(path: Path, expected: dict) -> None:
-    if not path.is_file():
-        raise DamagedIndexError(path, path.parent, "missing")
-    if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
-        reason = "corrupt (size or checksum differs from the manifest)"
-        raise DamagedIndexError(path, path.parent, reason)
-
-
-def _read_idmap(path: Path, fingerprint: str) -> _Table:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            blob, offsets = z["text_blob"].tobytes(), z["text_offsets"]
-            texts = [blob[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-            videos = [str(v) for v in z["videos"]]
-            return _Table(videos, z["starts"], z["times"], z["text_ids"], texts, fingerprint)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise DamagedIndexError(path, path.parent, f"unreadable id map ({e})") from e

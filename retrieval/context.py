@@ -21,14 +21,9 @@ from common.settings import RunSettings
 from kg.store import GraphStore
 from model.data.prepare import corpus_fingerprint
 from model.data.schema import Corpus, DataError
-from retrieval.comment_index import (
-    CommentIndex,
-    DamagedIndexError,
-    StaleIndexError,
-    entries_fingerprint,
-    entries_from_corpus,
-)
+from retrieval.comment_index import CommentIndex, entries_fingerprint, entries_from_corpus
 from retrieval.embedders import CachedEmbedder, make_embedder
+from retrieval.index_format import DamagedIndexError, StaleIndexError
 from retrieval.keywords import Keyword, video_keywords
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig

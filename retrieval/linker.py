@@ -38,19 +38,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from kg.store import GraphStore
 from kg.triples import ALIAS_RELATIONS, bare_name
 from model.data.schema import Comment
+from retrieval.cue_model import RelationCues, window_cues
+from retrieval.fact_kinds import LONG_TEXT_RELATIONS, stateable
 from retrieval.focus import RECENT
 from retrieval.lexicon import EntityLexicon
 
-if TYPE_CHECKING:
-    from retrieval.relation_cues import RelationCues
-
 SEP = "<SEP>"
-LONG_TEXT_RELATIONS = frozenset({"Information", "描述", "简介"})
 #: Third-person pronouns of danmaku and chat ("ta" is the gender-neutral written form); not
 #: 他们/她们 (they) or 其他 (other).
 PRONOUN = re.compile(r"(?<![A-Za-z])[Tt][Aa](?![A-Za-z])|(?<!其)[他她](?![们])")
@@ -282,8 +279,6 @@ class Linker:
         without a cue model)."""
         if self.cues is None:
             return {}
-        from retrieval.relation_cues import window_cues
-
         words = window_cues(self.lexicon, window, t, self.cues.config.half_life_s, self._cue_words)
         if len(self._cue_words) > 200_000:  # bounded, as the other caches
             self._cue_words.clear()
@@ -308,8 +303,6 @@ class Linker:
         return sorted(out, key=lambda c: (-c.weight, c.entity))[: self.config.max_entities]
 
     def _scored(self, cands: list[_Candidate], window_text: str, relation_cues: dict):
-        from retrieval.stated import stateable
-
         per_token = self.cues is not None and self.config.rank_per_token
         focused = self._focused()
         for cand in cands:

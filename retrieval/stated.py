@@ -5,8 +5,9 @@ entity linked in the window of t (named in its comments, or the video's topic: n
 or its title; aliases and bracket-free names resolve through the store, as recall does) and
 the comment contains ``tail``. Alias relations (a value that is only another name of the
 head), long descriptions and values of one character (``男``, a digit) are not stated facts:
-they match comments that state nothing. Evaluation uses this on every corpus; the demo
-corpus's own flags are a cross-check of it.
+they match comments that state nothing (:func:`retrieval.fact_kinds.stateable`, the rule the
+linker ranks with too). Evaluation uses this on every corpus; the demo corpus's own flags are
+a cross-check of it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kg.triples import ALIAS_RELATIONS
 from model.data.schema import Video
-from retrieval.linker import LONG_TEXT_RELATIONS, Linker
-from retrieval.recall import window_of
+from retrieval.fact_kinds import stateable
+from retrieval.linker import Linker
+from retrieval.window import window_of
 
-MIN_VALUE_CHARS = 2
 #: Entities of a window whose facts a comment may state (more than recall packs: a fact
 #: recall missed is still stated).
 LINKED_ENTITIES = 8
@@ -30,15 +30,6 @@ class StatedFact:
     head: str
     relation: str
     tail: str
-
-
-def stateable(relation: str, tail: str) -> bool:
-    """Whether a fact's value can be told apart in a comment (see the module docstring)."""
-    return (
-        relation not in ALIAS_RELATIONS
-        and relation not in LONG_TEXT_RELATIONS
-        and len(tail.strip()) >= MIN_VALUE_CHARS
-    )
 
 
 def linked_entities(linker: Linker, video: Video, t: int) -> list[str]:

