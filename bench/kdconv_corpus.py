@@ -1,13 +1,14 @@
 """The KdConv film dialogues (Zhou et al. 2020) as a live-comment corpus: does the model use
 facts of films and people it never saw in training?
 
-Usage: ``python bench/kdconv_corpus.py [--workdir DIR] [--spacing 2] [--seed 0]
+Usage: ``python bench/kdconv_corpus.py --data DIR [--workdir DIR] [--spacing 2] [--seed 0]
 [--ablations +copy +mlm] [-- TRAIN-ARGS...]``
 
-Each dialogue of KdConv's film ``dev.json`` (not part of this repository: read from the
-folder :data:`FILM` names) becomes a video without a title (a title would name the film),
-message k at second ``k * spacing``. The film KB subset the dialogues use is loaded into an
-embedded store in the work directory, and training reads that store only.
+Each dialogue of KdConv's film ``dev.json`` (not part of this repository: ``--data`` names
+KdConv's film folder, or the dialogue file) becomes a video without a title (a title would
+name the film), message k at second ``k * spacing``. The film KB subset the dialogues use
+(``kb_film_subset_from_dialogues.json``, beside them) is loaded into an embedded store in the
+work directory, and training reads that store only.
 
 Split: a dialogue mentions the heads of its ``attrs`` (names, and values that are heads), its
 topic and the heads the entity lexicon finds in its messages. Dialogues sharing an entity are
@@ -45,14 +46,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.kdconv_data import DATA_HELP, film_files  # noqa: E402
 from kg.embedded import EmbeddedStore  # noqa: E402
 from kg.loader import load  # noqa: E402
 from model.data.movielc import write_movielc  # noqa: E402
 from model.data.schema import Comment, Corpus, Video  # noqa: E402
 from retrieval.lexicon import EntityLexicon  # noqa: E402
 
-FILM = ROOT.parent / "shared" / "research-data" / "kdconv" / "film"
-KB = FILM / "kb_film_subset_from_dialogues.json"
 HELD_SHARE = 0.15  # of the dialogues, for dev and for test each
 R1_GOAL = 50.0  # the first ablation's value-swap R@1 (%) asked by issue 14
 
@@ -122,12 +122,13 @@ def as_video(i: int, dialogue: dict, spacing: int, split: str) -> Video:
     return Video(f"kdconv{i:04d}", "", float(len(messages) * spacing), comments, split=split)
 
 
-def build(workdir: Path, spacing: int, seed: int) -> dict:
-    """The store, the split and the corpus in ``workdir``; what the split looks like."""
-    dialogues = json.loads((FILM / "dev.json").read_text(encoding="utf-8"))
+def build(workdir: Path, film: tuple[Path, Path], spacing: int, seed: int) -> dict:
+    """The store, the split and the corpus in ``workdir`` from ``film`` (dialogues, KB); what
+    the split looks like."""
+    dialogues = json.loads(film[0].read_text(encoding="utf-8"))
     store = EmbeddedStore(workdir / "kg")
     try:
-        load(store, "filmkg", KB, progress=False)
+        load(store, "filmkg", film[1], progress=False)
         lexicon = EntityLexicon.from_store(store)
         facts = store.stats()
     finally:
@@ -259,6 +260,7 @@ def main() -> None:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument(
         "--workdir", help="store, corpus, data and checkpoints (default: a new /tmp dir)"
     )
@@ -268,11 +270,12 @@ def main() -> None:
     args = p.parse_args(own)
     if args.spacing < 1:
         p.error("--spacing must be at least 1")
+    film = film_files(args.data)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="kdconv-corpus-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"work directory (kept): {workdir}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    info = build(workdir, args.spacing, args.seed)
+    info = build(workdir, film, args.spacing, args.seed)
     rows = {name: summary(train(workdir, name, extra)) for name in args.ablations}
     print_split(info)
     print_table(rows)

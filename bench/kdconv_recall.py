@@ -1,10 +1,11 @@
 """Knowledge recall quality on real film dialogues (KdConv, Zhou et al. 2020).
 
-Usage: ``python bench/kdconv_recall.py [--spacing 2] [--limit N]``
+Usage: ``python bench/kdconv_recall.py --data DIR [--spacing 2] [--limit N]``
 
-Each dialogue of KdConv's film ``dev.json`` (not part of this repository: read from the
-folder :data:`FILM` names) is a video, one message every ``--spacing`` seconds. The film KB
-subset the dialogues use is loaded into an embedded store. For every message with annotated
+Each dialogue of KdConv's film ``dev.json`` (not part of this repository: ``--data`` names
+KdConv's film folder, or the dialogue file) is a video, one message every ``--spacing``
+seconds. The film KB subset the dialogues use (``kb_film_subset_from_dialogues.json``, beside
+them) is loaded into an embedded store. For every message with annotated
 ``attrs``, knowledge is recalled from the window of the *preceding* messages only ([t-5, t))
 plus the video so far, and we report:
 
@@ -40,14 +41,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.kdconv_data import DATA_HELP, film_files  # noqa: E402
 from kg.embedded import EmbeddedStore  # noqa: E402
 from kg.loader import load  # noqa: E402
 from model.data.schema import Comment, Video  # noqa: E402
+from retrieval.cue_model import CueConfig  # noqa: E402
 from retrieval.lexicon import EntityLexicon  # noqa: E402
 from retrieval.linker import Linker, LinkerConfig  # noqa: E402
-from retrieval.relation_cues import CueConfig, examples_from_videos, learn  # noqa: E402
+from retrieval.relation_cues import examples_from_videos, learn  # noqa: E402
 
-FILM = ROOT.parent / "shared" / "research-data" / "kdconv" / "film"
 COUNTS = ("windows", "entity_hits", "entity_annotations", "fact_hits", "fact_annotations")
 
 
@@ -98,16 +100,18 @@ def pooled(*counts: dict[str, int]) -> dict[str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", help=DATA_HELP)
     ap.add_argument("--spacing", type=float, default=2.0, help="seconds between messages")
     ap.add_argument("--limit", type=int, default=None, help="first N dialogues only")
     args = ap.parse_args()
-    dialogues = json.loads((FILM / "dev.json").read_text(encoding="utf-8"))[: args.limit]
+    dialogue_file, kb = film_files(args.data)
+    dialogues = json.loads(dialogue_file.read_text(encoding="utf-8"))[: args.limit]
     halves = [list(range(0, len(dialogues), 2)), list(range(1, len(dialogues), 2))]
     figures: dict[str, object] = {"dialogues": len(dialogues)}
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStore(Path(tmp) / "kg")
         try:
-            load(store, "filmkg", FILM / "kb_film_subset_from_dialogues.json", progress=False)
+            load(store, "filmkg", kb, progress=False)
             lexicon = EntityLexicon.from_store(store)
             plain = Linker(store, lexicon, LinkerConfig())
             t0 = time.perf_counter()

@@ -12,13 +12,17 @@ For each test sample, exactly ``size`` distinct comment texts:
 
 The order is then shuffled. The Twitch files of LiveChat/SFAT (docs/data-contracts.md, section
 "Twitch") use 80 candidates, 1 ground truth + 20 plausible + 20 popular + 39 random:
-:data:`TWITCH_SPEC`.
+:data:`TWITCH_SPEC`. Those files ship their sets unshuffled; the Twitch reader labels them by
+:meth:`CandidateSpec.ordered_labels`.
 
 Two choices differ from ``add_candidate.py``: TF-IDF uses the caller's tokenizer (jieba in the
 project; sklearn's default token pattern drops one-character Chinese words), and a training
 comment with zero similarity to the context is not "plausible" (LiveBot takes the top 20 even
 when they share no word with it); the random fill takes its place. Sets are built once, seeded
 per sample from ``(seed, video, t)``, and saved as JSON lines with the data.
+
+The released ``candidate`` objects ``{words: label}`` of LiveBot's and MovieLC's test records
+are parsed here too (:func:`released_labels`), for both readers alike.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from common.atomic import atomic_open
+from model.data.fileio import bad, describe, join_words
 from model.data.schema import Candidate, DataError
 
 TRUTH, POPULAR, PLAUSIBLE, RANDOM = 1, 2, 3, 4
@@ -63,6 +67,16 @@ class CandidateSpec:
             raise ValueError(f"need 1 <= max_truths <= size, got {self}")
         if self.n_popular < 0 or self.n_plausible < 0:
             raise ValueError(f"n_popular and n_plausible must be >= 0, got {self}")
+
+    def ordered_labels(self) -> list[int]:
+        """The label of each position of a full set left in the order kinds are added, before
+        the shuffle: ``max_truths`` ground truths, the popular and plausible ones in the spec's
+        order, then random up to ``size`` (how the Twitch files ship theirs)."""
+        kinds = [(POPULAR, self.n_popular), (PLAUSIBLE, self.n_plausible)]
+        labels = [TRUTH] * self.max_truths
+        for label, n in reversed(kinds) if self.plausible_first else kinds:
+            labels += [label] * n
+        return (labels + [RANDOM] * self.size)[: self.size]
 
 
 LIVEBOT_SPEC = CandidateSpec()
@@ -107,6 +121,8 @@ class CandidatePool:
         tokenizer: Tokenizer = char_tokenize,
         spec: CandidateSpec = LIVEBOT_SPEC,
     ) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer  # slow: only when building
+
         counts = Counter(t for t in texts if t.strip())
         if not counts:
             raise ValueError("the candidate pool needs at least one non-blank training comment")
@@ -272,6 +288,33 @@ def load_candidate_sets(path: str | Path, size: int | None = None) -> list[Candi
             seen[s.video, s.t] = lineno
             sets.append(s)
     return sets
+
+
+def released_labels(raw: object, loc: str) -> dict[str, int]:
+    """A released ``candidate`` object ``{words: label}`` (LiveBot's ``add_candidate.py``,
+    MovieLC's test records) as ``{text: label}``, each text as :func:`join_words` rebuilds it.
+
+    Labels are non-negative integers. Keys that join to the same text are one candidate: a
+    ground truth if any of them is, else the first one's label. ``loc`` (``file:line``) names
+    the record in errors.
+    """
+    if not isinstance(raw, dict) or not raw:
+        raise bad(loc, "candidate", "an object {words: label}", raw)
+    labels: dict[str, int] = {}
+    for words, label in raw.items():
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            raise bad(loc, f"candidate[{describe(words)}]", "an integer label", label)
+        text = join_words(words)
+        labels[text] = TRUTH if label == TRUTH else labels.get(text, label)
+    return labels
+
+
+def released_candidates(labels: dict[str, int], loc: str) -> list[Candidate]:
+    """The candidates of :func:`released_labels`; a :class:`DataError` when none is a ground
+    truth."""
+    if TRUTH not in labels.values():
+        raise DataError(f"{loc}: field 'candidate': no ground truth (label 1) among the candidates")
+    return [Candidate(text, label) for text, label in labels.items()]
 
 
 def as_mapping(sets: Iterable[CandidateSet]) -> dict[tuple[str, int], list[Candidate]]:

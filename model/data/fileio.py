@@ -1,5 +1,6 @@
 """Shared plumbing of the released-format readers: streaming JSON, field checks that name
-the file, the record and the field, and frame features pickled with ``torch.save``.
+the file, the record and the field, and frame features (``np.save`` arrays, and pickles of
+``torch.save``).
 
 Formats: docs/data-contracts.md, section "Corpora".
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from common.json_stream import CHUNK_CHARS, JsonStream
 from model.data.schema import DataError
 
 log = logging.getLogger(__name__)
 
 #: Split names as the datasets spell them -> the canonical ``Video.split`` value.
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "val": "dev", "valid": "dev", "test": "test"}
-_WS = re.compile(r"[ \t\n\r]*")
-_CHUNK = 1 << 20
 
 
 def require_dir(path: str | Path, what: str) -> Path:
@@ -157,88 +156,52 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
         raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
 
 
-class _TextStream:
-    """A text file read in chunks, with the line number of the buffer's first character."""
-
-    def __init__(self, f, size: int) -> None:
-        self.f, self.size = f, size
-        self.buf, self.pos, self.line, self.eof = "", 0, 1, False
-
-    def fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.f.read(self.size)
-        if not chunk:
-            self.eof = True
-            return False
-        self.line += self.buf.count("\n", 0, self.pos)
-        self.buf, self.pos = self.buf[self.pos :] + chunk, 0
-        return True
-
-    def peek(self) -> str:
-        """The next non-blank character ('' at the end), consuming blanks."""
-        while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self.fill():
-                return ""
-
-    def line_at(self, pos: int) -> int:
-        return self.line + self.buf.count("\n", 0, pos)
-
-    def decode(self, decoder: json.JSONDecoder, path: Path) -> tuple[Any, int]:
-        while True:
-            try:
-                value, end = decoder.raw_decode(self.buf, self.pos)
-                if end < len(self.buf) or self.eof:
-                    line, self.pos = self.line_at(self.pos), end
-                    return value, line
-            except json.JSONDecodeError as e:
-                if self.eof:
-                    line = self.line + e.lineno - 1
-                    raise DataError(f"{path}:{line}: invalid JSON: {e.msg}") from None
-            self.fill()
-
-
-def iter_json_array(path: Path, chunk_chars: int = _CHUNK) -> Iterator[tuple[int, int, Any]]:
+def iter_json_array(path: Path, chunk_chars: int = CHUNK_CHARS) -> Iterator[tuple[int, int, Any]]:
     """``(index, line, value)`` of each element of a file holding one JSON array, streamed:
     the file is read ``chunk_chars`` at a time, never whole."""
     try:
         with path.open(encoding="utf-8-sig") as f:
-            yield from _array_elements(_TextStream(f, chunk_chars), path)
+            yield from _array_elements(
+                JsonStream(f, path, chunk_chars=chunk_chars, error=DataError)
+            )
     except FileNotFoundError:
         raise DataError(f"{path}: missing") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
 
 
-def _array_elements(s: _TextStream, path: Path) -> Iterator[tuple[int, int, Any]]:
-    decoder = json.JSONDecoder()
-    if s.peek() != "[":
-        raise DataError(f"{path}:{s.line_at(s.pos)}: expected a JSON array of records")
-    s.pos += 1
+def _array_elements(s: JsonStream) -> Iterator[tuple[int, int, Any]]:
+    if s.take() != "[":
+        raise s.error("expected a JSON array of records")
     index = 0
     if s.peek() == "]":
-        s.pos += 1
+        s.take()
     else:
         while True:
-            s.peek()  # raw_decode does not skip blanks
-            value, line = s.decode(decoder, path)
+            value, line = s.value()
             yield index, line, value
             index += 1
-            c = s.peek()
-            s.pos += 1
+            c = s.take()
             if c == "]":
                 break
             if c == "":
-                raise DataError(f"{path}:{s.line_at(s.pos)}: the JSON array ends early")
+                raise s.error("the JSON array ends early")
             if c != ",":
-                raise DataError(
-                    f"{path}:{s.line_at(s.pos - 1)}: expected ',' or ']' after a record"
-                )
-    if s.peek() != "":
-        raise DataError(f"{path}:{s.line_at(s.pos)}: unexpected data after the JSON array")
+                raise s.error("expected ',' or ']' after a record")
+    if not s.at_end():
+        raise s.error("unexpected data after the JSON array")
+
+
+def load_frames(path: Path) -> np.ndarray:
+    """A ``(seconds, dim)`` array of frame features saved by ``np.save`` (Twitch clips, iQIYI),
+    read without pickles; a :class:`DataError` when it is unreadable or not 2-d."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read frame features: {e}") from None
+    if arr.ndim != 2:
+        raise DataError(f"{path}: expected a (seconds, dim) array, got shape {arr.shape}")
+    return arr
 
 
 class PickledFeatures:

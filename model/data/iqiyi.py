@@ -37,6 +37,7 @@ from model.data.fileio import (
     bad,
     count,
     ident,
+    load_frames,
     load_json,
     number,
     require_dir,
@@ -150,13 +151,6 @@ class NpyFeatures:
     def _array(self, video_id: str) -> np.ndarray | None:
         if video_id not in self._arrays:
             path = self.folder / f"{video_id}.npy"
-            arr = None
-            if "/" not in video_id and path.is_file():
-                try:
-                    arr = np.load(path, allow_pickle=False)
-                except (OSError, ValueError) as e:
-                    raise DataError(f"{path}: cannot read frame features: {e}") from None
-                if arr.ndim != 2:
-                    raise DataError(f"{path}: expected a (seconds, dim) array, got {arr.shape}")
-            self._arrays[video_id] = arr
+            ok = "/" not in video_id and path.is_file()
+            self._arrays[video_id] = load_frames(path) if ok else None
         return self._arrays[video_id]

@@ -67,11 +67,11 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
+from model.data.candidates import TRUTH, released_candidates, released_labels
 from model.data.fileio import (
     PickledFeatures,
     as_record,
     bad,
-    describe,
     ident,
     iter_json_lines,
     join_words,
@@ -222,21 +222,12 @@ def _note_origin(state: _State, video: str, split: str, loc: str) -> None:
 
 
 def _candidates(raw: object, truths: list[str], loc: str, state: _State) -> list[Candidate]:
-    if not isinstance(raw, dict) or not raw:
-        raise bad(loc, "candidate", "an object {text: label}", raw)
-    labels: dict[str, int] = {}
-    for words, label in raw.items():
-        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-            raise bad(loc, f"candidate[{describe(words)}]", "an integer label", label)
-        text = join_words(words)
-        labels[text] = 1 if label == 1 else labels.get(text, label)
-    if all(label == 1 for label in labels.values()):  # no information in the labels
+    labels = released_labels(raw, loc)
+    if all(label == TRUTH for label in labels.values()):  # no information in the labels
         state.unlabelled += 1
         gold = set(truths)
         labels = {text: int(text in gold) for text in labels}
-    if 1 not in labels.values():
-        raise DataError(f"{loc}: field 'candidate': no ground truth (label 1) among the candidates")
-    return [Candidate(text, label) for text, label in labels.items()]
+    return released_candidates(labels, loc)
 
 
 def _place_contexts(state: _State) -> None:

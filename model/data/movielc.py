@@ -91,7 +91,7 @@ def read_movielc(path: str | Path) -> Corpus:
     """Read a MovieLC directory (or the demo corpus, which uses the same layout).
 
     Comments come from ``comment/`` when present, else from the processed sample records
-    (:mod:`model.data.movielc_records`), which also give released candidates and knowledge.
+    (:mod:`model.data.movielc_records`), which also give released candidates.
     """
     root = Path(path)
     if not root.is_dir():
@@ -135,7 +135,7 @@ def read_movielc(path: str | Path) -> Corpus:
         raise DataError(_no_split(root))
     corpus = Corpus("movielc", str(root), videos, features=_read_features(root))
     if records is not None:
-        corpus.candidates, corpus.knowledge = records.candidates, records.knowledge
+        corpus.candidates = records.candidates
     return corpus
 
 

@@ -5,8 +5,9 @@ lines ``{video, time, context: {"<second>": "words"}, comment: "words", kg: "wor
 records carry ``candidate: {"words": label}`` instead of ``comment`` (ground truths are label
 1, found by label, never by position). Words are jieba tokens joined by spaces.
 ``setup_knowledge_enhanced/`` holds the same records with recalled facts in ``kg``; it is
-preferred when both exist. These records give the corpus its released candidate sets and
-knowledge strings, and its comments when the raw ``comment/`` folder is absent.
+preferred when both exist. These records give the corpus its released candidate sets, and its
+comments when the raw ``comment/`` folder is absent; ``kg`` is checked (a string when present)
+but not kept: the model's knowledge comes from recall over the KG.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.data.fileio import as_record, bad, count, ident, iter_json_lines, join_words, text
-from model.data.schema import Candidate, Comment, DataError
+from model.data.candidates import released_candidates, released_labels
+from model.data.fileio import as_record, count, ident, iter_json_lines, join_words, text
+from model.data.schema import Candidate, Comment
 
 SETUP_DIRS = ("setup_knowledge_enhanced", "setup")
 RECORD_FILES = {"train": "train-all.json", "dev": "dev-all.json", "test": "test-all.json"}
@@ -26,7 +28,6 @@ class Records:
     comments: dict[str, list[Comment]] = field(default_factory=dict)
     split: dict[str, str] = field(default_factory=dict)
     candidates: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
-    knowledge: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def setup_dir(root: Path) -> Path | None:
@@ -34,20 +35,6 @@ def setup_dir(root: Path) -> Path | None:
         if (root / "processed_data" / name).is_dir():
             return root / "processed_data" / name
     return None
-
-
-def _candidates(rec: dict, loc: str) -> list[Candidate]:
-    raw = rec["candidate"]
-    if not isinstance(raw, dict) or not raw:
-        raise bad(loc, "candidate", "an object {words: label}", raw)
-    out = []
-    for words, label in raw.items():
-        if isinstance(label, bool) or not isinstance(label, int):
-            raise bad(loc, f"candidate[{words!r}]", "an integer label", label)
-        out.append(Candidate(join_words(words), label))
-    if not any(c.label == 1 for c in out):
-        raise DataError(f"{loc}: field 'candidate': no ground truth (label 1)")
-    return out
 
 
 def read_records(root: Path) -> Records | None:
@@ -66,15 +53,13 @@ def read_records(root: Path) -> Records | None:
             vid, t = ident(rec, "video", loc), count(rec, "time", loc)
             out.split.setdefault(vid, split)
             if "candidate" in rec:
-                cands = _candidates(rec, loc)
+                cands = released_candidates(released_labels(rec["candidate"], loc), loc)
                 out.candidates[(vid, t)] = cands
                 texts = [c.text for c in cands if c.label == 1]
             else:
                 texts = [join_words(text(rec, "comment", loc))]
             out.comments.setdefault(vid, []).extend(Comment(float(t), x) for x in texts if x)
-            kg = text(rec, "kg", loc, default="")
-            if kg:
-                out.knowledge[(vid, t)] = kg
+            text(rec, "kg", loc, default="")  # checked only (module docstring)
     for comments in out.comments.values():
         comments.sort(key=lambda c: c.time_s)
     return out

@@ -5,16 +5,16 @@ For a target second ``t`` of a video: the frames of ``[t-l, t+l]`` (l = 5, KLVCG
 window; a missing second is zero-padded and masked, never an error), the comments of the 10
 surrounding seconds (not ``t``: those are the targets), up to 5 ground-truth comments at
 ``t`` (LiveBot keeps the first five of a second), and the period bucket of ``t/duration`` in
-5 stages (KLVCG's period embedding: <= 0.2, <= 0.4, <= 0.6, <= 0.8, else). ``knowledge`` and
-``other_comments`` are hooks the retrieval layer fills (recalled facts, and comments of other
-videos about the same entities, the paper's "AC").
+5 stages (KLVCG's period embedding: <= 0.2, <= 0.4, <= 0.6, <= 0.8, else). The recalled facts
+and other videos' comments (the paper's "AC") are not part of a sample: the retrieval layer
+recalls them per sample and the encoder takes them alongside (``model.encoded_split``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,8 +36,6 @@ class Sample:
     targets: list[str]  # <= 5 ground truths at t
     period: int  # 0..4
     knowledge_target: bool = False  # a target states a fact (demo corpus flags)
-    knowledge: list = field(default_factory=list)  # hook: recalled facts
-    other_comments: list = field(default_factory=list)  # hook: other videos' comments (AC)
 
 
 def period_bucket(t: float, duration_s: float, n: int = N_PERIODS) -> int:

@@ -66,6 +66,12 @@ class Video:
         times = [c.time_s for c in self.comments]
         return self.comments[bisect_left(times, start_s) : bisect_left(times, end_s)]
 
+    def check_time(self, t: float) -> None:
+        """Refuse a second ``t`` outside the video (``0 <= t <= duration_s``): the one range
+        recall, generation and the API accept."""
+        if not 0 <= t <= self.duration_s:
+            raise DataError(f"video {self.id!r}: t={t} is outside 0..{self.duration_s:g} s")
+
 
 class FrameFeatures(Protocol):
     """Per-second visual features of the videos of a corpus."""
@@ -95,8 +101,6 @@ class Corpus:
     features: FrameFeatures | None = None
     #: Candidate sets shipped with the data, keyed by (video id, second).
     candidates: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
-    #: Knowledge strings shipped with the data (MovieLC's ``kg``), keyed by (video id, second).
-    knowledge: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Video]:
         return iter(self.videos.values())

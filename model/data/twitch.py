@@ -30,8 +30,9 @@ Mapping onto the canonical model; the release gives messages no timestamps, so:
 * ``chat_context`` is spread evenly over the clip's first 20 s; ``responses`` are all placed at
   second 20 of the clip (the start of the response window), so that a sample there has the
   responses as ground truths and the chat as context; its ``candidates`` are keyed there with
-  labels 1 (first), 3 (plausible), 2 (popular), 4 (random); a list of another length gets
-  label 1 for its first candidate and 0 for the rest.
+  labels 1 (first), 3 (plausible), 2 (popular), 4 (random), the order of
+  :data:`~model.data.candidates.TWITCH_SPEC`; a list of another length gets label 1 for its
+  first candidate and 0 for the rest.
 * ``transcript_audio`` is one transcript segment over the clip; the duration ends with the VOD's
   last clip; the split comes from the file. A VOD with clips in two split files becomes one
   video per split (``<id_video>@<split>`` for the later ones) so that no split leaks into
@@ -49,12 +50,14 @@ from pathlib import Path
 
 import numpy as np
 
+from model.data.candidates import TWITCH_SPEC
 from model.data.fileio import (
     SPLIT_ALIASES,
     as_record,
     as_second,
     ident,
     iter_json_array,
+    load_frames,
     number,
     text,
     text_list,
@@ -72,8 +75,8 @@ SPLIT_FILES = {
 FEATURES_DIR = "features"
 CLIP_SECONDS = 30
 CONTEXT_SECONDS = 20
-#: released candidate order: ground truth, plausible, popular, random -> Candidate labels
-CANDIDATE_LAYOUT = ((1, 1), (20, 3), (20, 2), (39, 4))
+#: label of each released candidate, by position: ground truth, plausible, popular, random
+RELEASED_LABELS = tuple(TWITCH_SPEC.ordered_labels())
 
 
 def read_twitch(path: str | Path) -> Corpus:
@@ -163,10 +166,9 @@ class _Builder:
 
 
 def _labelled(texts: list[str]) -> list[Candidate]:
-    if len(texts) != sum(n for n, _ in CANDIDATE_LAYOUT):
+    if len(texts) != len(RELEASED_LABELS):
         return [Candidate(t, 1 if i == 0 else 0) for i, t in enumerate(texts)]
-    labels = [label for n, label in CANDIDATE_LAYOUT for _ in range(n)]
-    return [Candidate(t, label) for t, label in zip(texts, labels, strict=True)]
+    return [Candidate(t, label) for t, label in zip(texts, RELEASED_LABELS, strict=True)]
 
 
 class ClipFeatures:
@@ -212,14 +214,7 @@ class ClipFeatures:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        arr = None
-        if path.exists():
-            try:
-                arr = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise DataError(f"{path}: cannot read frame features: {e}") from None
-            if arr.ndim != 2:
-                raise DataError(f"{path}: expected a (seconds, dim) array, got shape {arr.shape}")
+        arr = load_frames(path) if path.exists() else None
         self._cache[path] = arr
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
