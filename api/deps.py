@@ -22,7 +22,7 @@ from api.errors import invalid
 from api.schemas import MAX_NAME_CHARS
 from api.settings import Settings
 from api.state import ApiState
-from model.data.schema import Video
+from model.data.schema import DataError, Video
 
 R = TypeVar("R")
 API_KEY_HEADER = "X-API-Key"
@@ -106,9 +106,10 @@ def video_or_404(state: ApiState, video_id: str) -> Video:
 
 def check_second(video: Video, t: int, loc: tuple[str, ...]) -> None:
     """422 unless second ``t`` lies within the video."""
-    if t > video.duration_s:
-        msg = f"t={t} is outside video {video.id!r} (0..{video.duration_s:g} s)"
-        raise invalid(loc, msg, t)
+    try:
+        video.check_time(t)
+    except DataError as e:
+        raise invalid(loc, str(e), t) from None
 
 
 async def run_blocking(

@@ -1,6 +1,6 @@
 """The comment generator behind ``POST /generate``: found, loaded once, or why not.
 
-The model code (:mod:`model.generate`) is imported only when a checkpoint is configured, so
+The model code (:mod:`model.generator`) is imported only when a checkpoint is configured, so
 the API starts, and serves everything else, on a machine that has never trained a model.
 A missing or broken checkpoint does not stop the API: ``/health`` and ``POST /generate``
 say why there is no model. A generation whose request has timed out stops at the model's
@@ -10,13 +10,18 @@ next module call (:func:`stop_at_deadline`) instead of running on in its abandon
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api.deadline import check_deadline
 from api.schemas import PartHealth
 from api.settings import Settings
 from common.errors import UserError
 from retrieval.context import RetrievalContext
+
+if TYPE_CHECKING:  # imported only when a checkpoint is configured (see above)
+    from torch import nn
+
+    from model.generator import Generator
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +31,14 @@ NOT_CONFIGURED = (
 )
 
 
-def load_generator(settings: Settings, ctx: RetrievalContext) -> tuple[Any | None, PartHealth]:
-    """The generator of the configured checkpoint (``model.generate.Generator``), or None and
-    the reason there is none."""
+def load_generator(
+    settings: Settings, ctx: RetrievalContext
+) -> tuple[Generator | None, PartHealth]:
+    """The generator of the configured checkpoint, or None and the reason there is none."""
     directory = settings.checkpoint_dir()
     if directory is None:
         return None, PartHealth(ok=False, detail=NOT_CONFIGURED)
-    from model.generate import Generator
+    from model.generator import Generator
 
     try:
         generator = Generator.load(directory, ctx, device=settings.device)
@@ -44,10 +50,10 @@ def load_generator(settings: Settings, ctx: RetrievalContext) -> tuple[Any | Non
     return generator, PartHealth(ok=True, detail=f"loaded from {directory} on {settings.device}")
 
 
-def stop_at_deadline(model: Any) -> None:
-    """Make every module of ``model`` (a ``torch.nn.Module``) check the running request's
-    deadline before it runs: beam search is many small module calls, so a timed-out request
-    stops within one of them (:class:`api.deadline.DeadlinePassed`). Outside a request the
-    check does nothing, so the model works as before for any other caller."""
+def stop_at_deadline(model: nn.Module) -> None:
+    """Make every module of ``model`` check the running request's deadline before it runs:
+    beam search is many small module calls, so a timed-out request stops within one of them
+    (:class:`api.deadline.DeadlinePassed`). Outside a request the check does nothing, so the
+    model works as before for any other caller."""
     for module in model.modules():
         module.register_forward_pre_hook(lambda *_: check_deadline())

@@ -12,6 +12,8 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from model.beam_limits import MAX_BEAM as MODEL_MAX_BEAM
+
 #: Caps on what one request may ask for.
 MAX_NAME_CHARS = 200
 MAX_PAGE = 500
@@ -21,7 +23,10 @@ MAX_NEIGHBORS = 500
 MAX_ALIASES = 200
 MAX_KEYWORDS = 100
 MAX_COMMENTS_PAGE = 1000
-MAX_BEAM = 10
+#: Half the widest beam the model accepts: a request's beam search runs under the request's
+#: deadline and holds the lock every generation and recall shares, and its time grows with
+#: the beam.
+MAX_BEAM = MODEL_MAX_BEAM // 2
 MAX_SECONDS = 10**7  # longer than any video: a bound for the schema, not a policy
 
 T = TypeVar("T")

@@ -33,7 +33,7 @@ from common.errors import UserError
 from common.paths import data_dir
 from common.settings import RunSettings
 from kg.sources import KG_KINDS
-from kg.store import STORE_KINDS
+from kg.stores import STORE_KINDS
 from model.data.readers import FORMATS
 from retrieval.context import DEFAULT_EMBEDDER
 

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api.generation import load_generator
 from api.schemas import PartHealth
@@ -22,6 +22,9 @@ from kg.store import GraphStore
 from model.data.schema import Video
 from retrieval.bootstrap import bootstrap
 from retrieval.context import RetrievalContext, build_context
+
+if TYPE_CHECKING:  # the model is imported only when a checkpoint is configured
+    from model.generator import Generator
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class ApiState:
     settings: Settings
     context: RetrievalContext
     store_counts: dict[str, int]
-    generator: Any | None
+    generator: Generator | None
     model: PartHealth
     warm_units: int = 0
     #: Recall and generation share caches that are not thread-safe (the query embedder's

@@ -49,7 +49,7 @@ def build_data(extra: list[str]) -> None:
     """Build what every run reads (store, corpus, index, recalled knowledge) once, up front,
     so parallel runs do not each build it."""
     from common.settings import RunSettings
-    from model.pipeline import build_data, preset_lengths
+    from model.model_data import build_data, preset_lengths
     from model.train import parse_args
     from retrieval.bootstrap import open_bootstrapped_store
 

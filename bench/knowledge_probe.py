@@ -25,11 +25,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.settings import RunSettings  # noqa: E402
-from model.checkpoint import load_checkpoint  # noqa: E402
+from model.checkpoint import (  # noqa: E402
+    add_checkpoint_args,
+    load_checkpoint,
+    open_checkpoint,
+    with_trained_corpus,
+)
 from model.data.demo_text import PRONOUN  # noqa: E402
-from model.evaluate import candidate_scores  # noqa: E402
 from model.metrics import ranks_of_first_truth  # noqa: E402
-from model.runner import add_checkpoint_args, open_checkpoint, with_trained_corpus  # noqa: E402
+from model.ranking import candidate_scores  # noqa: E402
 from retrieval.bootstrap import open_bootstrapped_store  # noqa: E402
 
 
@@ -47,7 +51,7 @@ def knowledge_truths(opened, split: str):
     for i in np.flatnonzero(encoded.knowledge_target):
         video, t = videos[encoded.video[i]], int(encoded.t[i])
         stated = [c.text for c in video.comments if int(c.second) == t and c.knowledge]
-        targets = [data.featurizer.target(text, unseen) for text in stated]
+        targets = [data.text_encoder.target(text, unseen) for text in stated]
         for j in np.flatnonzero(truth[i]):
             ktruth[i, j] = any(np.array_equal(ids[i, j, : len(r)], r) for r in targets)
         if ktruth[i].any():
@@ -65,7 +69,7 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint)
     settings = with_trained_corpus(RunSettings.from_args(args), ckpt)
     opened = open_checkpoint(ckpt, settings, open_bootstrapped_store(settings))
-    if opened.model.knowledge is None:
+    if opened.model.knowledge_encoder is None:
         sys.exit(f"{args.checkpoint}: this ablation has no knowledge encoder to probe")
     encoded, ids, rows, ktruth, others, kinds = knowledge_truths(opened, args.split)
     if not len(rows):

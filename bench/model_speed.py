@@ -33,15 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.device import resolve_device
 from common.settings import RunSettings  # noqa: E402
-from model.batching import frequent_words  # noqa: E402
 from model.config import DEFAULT_ABLATION, make_configs  # noqa: E402
-from model.evaluate import (  # noqa: E402
-    banned_ids,  # noqa: E402
-    rank,
-    spread,
-)
+from model.generator import banned_ids  # noqa: E402
 from model.klvcg import KLVCG  # noqa: E402
-from model.pipeline import build_data, preset_lengths  # noqa: E402
+from model.model_data import build_data, preset_lengths  # noqa: E402
+from model.ranking import rank, spread  # noqa: E402
+from model.word_ids import frequent_words  # noqa: E402
 from retrieval.bootstrap import open_bootstrapped_store  # noqa: E402
 
 
@@ -67,48 +64,11 @@ def main() -> None:
     model = KLVCG(model_cfg).to(device)
     params = sum(p.numel() for p in model.parameters())
     test = data.split("test")
-    space = test.space(model_cfg)
     ids, truth = data.candidates("test", test)
-
-    model.eval()
-    idx = spread(len(test), args.rank_samples)
-    rank(model, test, ids, truth, device, idx=idx[:8])  # warm-up
-    started = time.perf_counter()
-    rank(model, test, ids, truth, device, idx=idx)
-    rank_rate = len(idx) / (time.perf_counter() - started)
-
-    banned = banned_ids(space)
-    latencies = []
-    with torch.no_grad():
-        for i in spread(len(test), args.gen_samples + 2):
-            started = time.perf_counter()
-            enc = model.encode(test.batch([i], device, space))
-            model.beam_search(enc, beam=5, banned=banned)
-            latencies.append(1000 * (time.perf_counter() - started))
-    latencies = latencies[2:]  # warm-up
-
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr)
-    rng = np.random.default_rng(0)
+    rank_rate = rank_rate_of(model, test, ids, truth, device, args.rank_samples)
+    latencies = generation_latencies(model, test, device, args.gen_samples)
     b = train_cfg.batch_size
-    times = []
-    for _ in range(args.train_steps + 1):
-        samples = np.sort(rng.choice(len(train), b, replace=False))
-        pairs = np.flatnonzero(np.isin(train.target_sample, samples))
-        owner = torch.as_tensor(np.searchsorted(samples, train.target_sample[pairs]), device=device)
-        started = time.perf_counter()  # as the trainer: each context encoded once
-        enc = model.encode(train.batch(samples, device, space)).select(owner)
-        source = train.source(samples)[owner.cpu().numpy()] if space.copy else None
-        targets = space.target_ext(train.targets[pairs], source)
-        targets = torch.as_tensor(targets, dtype=torch.long, device=device)
-        loss = model.generation_loss(enc, targets)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    train_rate = b / float(np.mean(times[1:]))
+    train_rate = train_rate_of(model, train, device, b, train_cfg.lr, args.train_steps)
 
     result = {
         "preset": args.preset,
@@ -131,6 +91,57 @@ def main() -> None:
     )
     print(f"  training    {train_rate:8.1f} samples/s (batch {b})")
     print(json.dumps(result))
+
+
+def rank_rate_of(model, test, ids, truth, device, samples: int) -> float:
+    """Test samples ranked per second (after a warm-up)."""
+    model.eval()
+    idx = spread(len(test), samples)
+    rank(model, test, ids, truth, device, idx=idx[:8])  # warm-up
+    started = time.perf_counter()
+    rank(model, test, ids, truth, device, idx=idx)
+    return len(idx) / (time.perf_counter() - started)
+
+
+@torch.no_grad()
+def generation_latencies(model, test, device, samples: int) -> list[float]:
+    """Milliseconds of beam-5 search from a sample's context, for ``samples`` samples (two
+    more run first as a warm-up)."""
+    space = test.space(model.cfg)
+    banned = banned_ids(space)
+    latencies = []
+    for i in spread(len(test), samples + 2):
+        started = time.perf_counter()
+        enc = model.encode(test.batch([i], device, space))
+        model.beam_search(enc, beam=5, banned=banned)
+        latencies.append(1000 * (time.perf_counter() - started))
+    return latencies[2:]  # warm-up
+
+
+def train_rate_of(model, train, device, b: int, lr: float, steps: int) -> float:
+    """Fine-tuning samples per second at batch size ``b`` (after one warm-up step)."""
+    model.train()
+    space = train.space(model.cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(steps + 1):
+        samples = np.sort(rng.choice(len(train), b, replace=False))
+        pairs = np.flatnonzero(np.isin(train.target_sample, samples))
+        owner = torch.as_tensor(np.searchsorted(samples, train.target_sample[pairs]), device=device)
+        started = time.perf_counter()  # as the trainer: each context encoded once
+        enc = model.encode(train.batch(samples, device, space)).select(owner)
+        source = train.source(samples)[owner.cpu().numpy()] if space.copy else None
+        targets = space.target_ext(train.targets[pairs], source)
+        targets = torch.as_tensor(targets, dtype=torch.long, device=device)
+        loss = model.generation_loss(enc, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return b / float(np.mean(times[1:]))
 
 
 if __name__ == "__main__":

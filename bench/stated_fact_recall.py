@@ -41,8 +41,8 @@ from model.data.samples import MAX_TRUTHS  # noqa: E402
 from retrieval.bootstrap import open_bootstrapped_store  # noqa: E402
 from retrieval.context import build_context  # noqa: E402
 from retrieval.linker import Linker, LinkerConfig  # noqa: E402
-from retrieval.recall import window_of  # noqa: E402
 from retrieval.stated import linked_entities, stated_in, window_facts  # noqa: E402
+from retrieval.window import window_of  # noqa: E402
 
 #: LinkerConfig values that turn off what relation cues and recency added (the linker as it
 #: was before them).

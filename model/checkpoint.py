@@ -18,24 +18,33 @@ refuses a corpus whose vocabulary differs. Every failure is a :class:`Checkpoint
 the file and reason. Files are written to a temporary name and renamed
 (:mod:`common.atomic`), so an interrupted save never leaves a half-written checkpoint and a
 failed load never touches the directory.
+
+Opening one to use it (:func:`open_checkpoint`: the model on a device, with the data it reads)
+is here too: ``model.evaluate``, ``model.generate`` and the benchmarks share it.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from common.atomic import atomic_open, write_json
+from common.device import resolve_device
 from common.errors import UserError
+from common.settings import RunSettings
+from kg.store import GraphStore
 from model.config import ModelConfig, TrainConfig
 from model.data.schema import DataError
 from model.data.vocab import VOCAB_FILE, Vocab
+from model.klvcg import KLVCG
+from model.model_data import ModelData, add_data_args, build_data, lengths_of
 
 FORMAT = "danmaku-klvcg-checkpoint"
 FORMAT_VERSION = 1
@@ -212,3 +221,54 @@ def check_compatible(ckpt: Checkpoint, vocab: Vocab | None, frame_dim: int) -> N
 
 def write_metrics(directory: Path, metrics: dict) -> None:
     write_json(directory / "metrics.json", metrics)
+
+
+# ----------------------------------------------------------------------------- opening one
+
+
+def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` and the data options, the corpus defaulting to the checkpoint's."""
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory (model.train --out)")
+    add_data_args(p, default_format=None)
+
+
+def build_model(ckpt: Checkpoint, device: torch.device) -> KLVCG:
+    """The checkpoint's model with its weights, on ``device``, in eval mode."""
+    model = KLVCG(ckpt.model_config)
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{ckpt.directory}: the weights do not fit their configuration ({first})"
+        ) from None
+    return model.to(device).eval()
+
+
+@dataclass
+class OpenedCheckpoint:
+    ckpt: Checkpoint
+    data: ModelData
+    model: KLVCG
+    device: torch.device
+
+
+def with_trained_corpus(settings: RunSettings, ckpt: Checkpoint) -> RunSettings:
+    """``settings`` with the corpus the checkpoint was trained on, unless they name one."""
+    if settings.format is not None:
+        return settings
+    return replace(
+        settings,
+        format=ckpt.data.get("format", "demo"),
+        corpus=settings.corpus if settings.corpus is not None else ckpt.data.get("corpus"),
+    )
+
+
+def open_checkpoint(ckpt: Checkpoint, settings: RunSettings, store: GraphStore) -> OpenedCheckpoint:
+    """The checkpoint's model on ``settings.device`` and its data (the corpus of ``settings``,
+    see :func:`with_trained_corpus`, and the KG in ``store``); data the checkpoint cannot read
+    (another vocabulary or feature size) is refused."""
+    data = build_data(settings, store, lengths_of(ckpt.model_config))
+    check_compatible(ckpt, data.vocab, data.frame_dim)
+    device = resolve_device(settings.device)
+    return OpenedCheckpoint(ckpt, data, build_model(ckpt, device), device)

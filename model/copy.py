@@ -8,7 +8,7 @@ context ``c`` and the input word's embedding ``x`` mixes it with the vocabulary 
     P(w) = p_gen P_vocab(w) + (1 - p_gen) sum_{j: source_j = w} a_j
 
 over an *extended* vocabulary: the model's words, then one id per source position
-(``vocab_size + j``) for a word the model has no id for (:class:`model.batching.WordSpace`).
+(``vocab_size + j``) for a word the model has no id for (:class:`model.word_ids.WordSpace`).
 The source is the recalled facts' words (KLVCG's knowledge row: a value, a name or a date can
 be copied into a comment) and the window's comments (viewers repeat what was just said).
 A window with nothing to copy has ``p_gen = 1``.

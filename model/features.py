@@ -47,6 +47,7 @@ import torch
 
 from common.atomic import atomic_open, write_json
 from common.cli import print_json, run
+from common.device import resolve_device
 from common.paths import data_dir
 from model.backbones_visual import (
     VISUAL_BACKBONES,
@@ -54,7 +55,6 @@ from model.backbones_visual import (
     VisualSpec,
     build_visual_backbone,
 )
-from model.device import resolve_device
 
 log = logging.getLogger(__name__)
 

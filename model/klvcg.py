@@ -1,16 +1,18 @@
 """KLVCG: knowledge-enhanced live video comment generation (Chen et al., §IV-A, Fig. 2).
 
-- Visual encoder: frame features of [t-l, t+l] -> linear -> + position -> transformer (V').
-  A second without a feature gets a learned "missing frame" vector instead of being masked,
-  so a video without features still has a defined encoding.
-- Comment@TimeStep encoder: each second's ``[CLS] c1 <&&&> c2 ...`` -> transformer; its
-  ``[CLS]`` output is M_i. The row of other videos' comments (AC) is encoded the same way and
-  joins M as one more step, the paper's "concatenate retrieved comments with the original
-  context comments".
-- Comment@TimeSpan encoder: M + position -> transformer (C').
-- Knowledge encoder, eq. (1): self-attention over the fact words (K~), then cross-attention
-  with M as queries: K' = CrossAttention(M, K~, K~), one vector per comment step.
-- Cross encoder over [V'; C'; K'] + token-type embedding + period-stage embedding (W).
+- Visual encoder (``visual_encoder``): frame features of [t-l, t+l] -> linear -> + position
+  -> transformer (V'). A second without a feature gets a learned "missing frame" vector
+  instead of being masked, so a video without features still has a defined encoding.
+- Comment@TimeStep encoder (``timestep_encoder``): each second's ``[CLS] c1 <&&&> c2 ...`` ->
+  transformer; its ``[CLS]`` output is M_i. The row of other videos' comments (AC) is encoded
+  the same way and joins M as one more step, the paper's "concatenate retrieved comments
+  with the original context comments".
+- Comment@TimeSpan encoder (``timespan_encoder``): M + position -> transformer (C').
+- Knowledge encoder (``knowledge_encoder``), eq. (1): self-attention over the fact words
+  (K~), then cross-attention with M as queries: K' = CrossAttention(M, K~, K~), one vector
+  per comment step.
+- Cross encoder (``cross_encoder``) over [V'; C'; K'] + token-type embedding + period-stage
+  embedding (``period_embedding``): W.
 - Decoder: 1 transformer decoder layer over W, then a linear layer to the vocabulary, tied to
   the word embedding (all encoders share it).
 - ``+copy`` (ours, :mod:`model.copy`): the fact words enter the knowledge encoder with a
@@ -47,8 +49,20 @@ from model.copy import (
     words_before,
 )
 from model.data.vocab import BOS, EOS, PAD, UNK
+from model.encoded_split import Batch
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
+
+#: Submodules named as the paper names them, by their names in the state dicts saved before
+#: (checkpoints, training states): those still load (:func:`_rename_old_keys`).
+OLD_NAMES = {
+    "visual": "visual_encoder",
+    "timestep": "timestep_encoder",
+    "timespan": "timespan_encoder",
+    "knowledge": "knowledge_encoder",
+    "cross": "cross_encoder",
+    "period": "period_embedding",
+}
 
 # the encoders' nested-tensor fast path (inference) warns that its API is a prototype
 warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors", category=UserWarning)
@@ -108,7 +122,7 @@ class KnowledgeEncoder(nn.Module):
 
 
 @dataclass
-class Encoding:
+class EncoderOutput:
     """W, and with the copy path the decoder's whole memory ([W; source]), its padding, and
     the source's pointer keys and extended ids (the first ``n_facts`` positions are the fact
     words, the rest the window's comment words)."""
@@ -128,13 +142,13 @@ class Encoding:
     # first (PAD: none): the pointer's "go on copying" feature (:class:`model.copy.PointerHead`)
     source_before: torch.Tensor | None = None
 
-    def select(self, idx: torch.Tensor) -> Encoding:
+    def select(self, idx: torch.Tensor) -> EncoderOutput:
         """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
 
         def pick(x: torch.Tensor | None) -> torch.Tensor | None:
             return x[idx] if x is not None else None
 
-        return Encoding(
+        return EncoderOutput(
             self.memory[idx],
             pick(self.knowledge_attention),
             memory_pad=pick(self.memory_pad),
@@ -149,7 +163,7 @@ class Encoding:
             source_before=pick(self.source_before),
         )
 
-    def repeat(self, n: int) -> Encoding:
+    def repeat(self, n: int) -> EncoderOutput:
         """Each sample's encoding ``n`` times in a row (beams)."""
         rows = torch.arange(self.memory.shape[0], device=self.memory.device)
         return self.select(rows.repeat_interleave(n))
@@ -168,13 +182,13 @@ class KLVCG(nn.Module):
         self.word_pos = nn.Embedding(max(cfg.max_step_len, cfg.max_knowledge_len + 1), d)
         self.step_pos = nn.Embedding(2 * cfg.radius + 1, d)
         self.target_pos = nn.Embedding(cfg.max_len, d)
-        self.visual = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
-        self.timestep = _encoder(cfg, cfg.modality_layers, cfg.modality_heads, nested=True)
-        self.timespan = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
-        self.knowledge = KnowledgeEncoder(cfg) if cfg.use_kg else None
+        self.visual_encoder = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.timestep_encoder = _encoder(cfg, cfg.modality_layers, cfg.modality_heads, nested=True)
+        self.timespan_encoder = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.knowledge_encoder = KnowledgeEncoder(cfg) if cfg.use_kg else None
         self.token_type = nn.Embedding(3, d)
-        self.period = nn.Embedding(cfg.n_periods, d) if cfg.use_period else None
-        self.cross = _encoder(cfg, cfg.cross_layers, cfg.cross_heads)
+        self.period_embedding = nn.Embedding(cfg.n_periods, d) if cfg.use_period else None
+        self.cross_encoder = _encoder(cfg, cfg.cross_layers, cfg.cross_heads)
         layer = nn.TransformerDecoderLayer(
             d, cfg.decoder_heads, cfg.ffn_factor * d, cfg.dropout, batch_first=True
         )
@@ -186,10 +200,11 @@ class KLVCG(nn.Module):
             if not cfg.use_kg:
                 raise ValueError("the copy path needs the knowledge encoder (use_kg)")
             self.fact_index = nn.Embedding(cfg.max_facts + 1, d)  # 0: not a fact word
-            self.fact_part = nn.Embedding(4, d)  # model.batching.PART_*
+            self.fact_part = nn.Embedding(4, d)  # model.word_ids.PART_*
             self.source_part = nn.Embedding(5, d)  # PART_* of a fact word; 4: a comment word
             self.pointer = PointerHead(d, span=cfg.follow_span)
         self.apply(self._init)
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
         causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
         self.register_buffer("causal", causal, persistent=False)
 
@@ -209,49 +224,49 @@ class KLVCG(nn.Module):
 
     # -- encoders ---------------------------------------------------------------------------
 
-    def encode(self, batch: dict[str, torch.Tensor], use_kg: bool = True) -> Encoding:
-        """W for a batch of contexts (``batch`` from :meth:`model.batching.Encoded.batch`).
+    def encode(self, batch: Batch, use_kg: bool = True) -> EncoderOutput:
+        """W for a batch of contexts (:meth:`model.encoded_split.Encoded.batch`).
         ``use_kg=False`` leaves the facts out for a model that has a knowledge encoder (the
         released code's fine-tuning without facts): K' is then computed from no facts."""
         cfg = self.cfg
-        frames = self.frame_proj(batch["frames"])
-        present = batch["frame_mask"].unsqueeze(-1)
+        frames = self.frame_proj(batch.frames)
+        present = batch.frame_mask.unsqueeze(-1)
         frames = torch.where(present, frames, self.missing_frame.expand_as(frames))
         pos = torch.arange(frames.shape[1], device=frames.device)
-        v = self.visual(frames + self.frame_pos(pos))
+        v = self.visual_encoder(frames + self.frame_pos(pos))
 
-        rows = trim(batch["rows"][:, : cfg.n_rows])
+        rows = trim(batch.rows[:, : cfg.n_rows])
         b, r, n = rows.shape
         m, words = self._timestep(rows.reshape(b * r, n), cfg.copy)
         m = m.reshape(b, r, -1)
-        c = self.timespan(m + self.step_pos(torch.arange(r, device=m.device)))
+        c = self.timespan_encoder(m + self.step_pos(torch.arange(r, device=m.device)))
 
         parts = [v, c]
         types = [TYPE_VISUAL] * v.shape[1] + [TYPE_COMMENT] * r
         attention = k_tilde = None
-        if self.knowledge is not None:
-            k_ids = trim(batch["knowledge"])
+        if self.knowledge_encoder is not None:
+            k_ids = trim(batch.knowledge)
             if not use_kg:
                 k_ids = torch.cat([k_ids[:, :1], torch.full_like(k_ids[:, 1:], PAD)], dim=1)
             k_in = self._words(k_ids)
             if cfg.copy:
                 width = k_ids.shape[1]
-                fact = (batch["fact_of"][:, :width] + 1).clamp(0, cfg.max_facts)
-                k_in = k_in + self.fact_index(fact) + self.fact_part(batch["fact_part"][:, :width])
-            k_out, attention, k_tilde = self.knowledge(m, k_in, k_ids.eq(PAD))
+                fact = (batch.fact_of[:, :width] + 1).clamp(0, cfg.max_facts)
+                k_in = k_in + self.fact_index(fact) + self.fact_part(batch.fact_part[:, :width])
+            k_out, attention, k_tilde = self.knowledge_encoder(m, k_in, k_ids.eq(PAD))
             parts.append(k_out)
             types += [TYPE_KNOWLEDGE] * r
         x = torch.cat(parts, dim=1)
         x = x + self.token_type(torch.tensor(types, device=x.device))
-        if self.period is not None:
-            x = x + self.period(batch["period"]).unsqueeze(1)
-        w = self.cross(x)
+        if self.period_embedding is not None:
+            x = x + self.period_embedding(batch.period).unsqueeze(1)
+        w = self.cross_encoder(x)
         if not cfg.copy:
-            return self._with_memory_kv(Encoding(w, attention))
+            return self._with_memory_kv(EncoderOutput(w, attention))
         words = words.reshape(b, r, n, -1)
         return self._with_memory_kv(self._with_source(w, attention, batch, k_tilde, words, use_kg))
 
-    def _with_memory_kv(self, enc: Encoding) -> Encoding:
+    def _with_memory_kv(self, enc: EncoderOutput) -> EncoderOutput:
         enc.memory_kv = []
         for layer in self.decoder.layers:
             ca = layer.multihead_attn
@@ -262,12 +277,12 @@ class KLVCG(nn.Module):
             enc.memory_kv.append((_heads(k, ca.num_heads), _heads(v, ca.num_heads)))
         return enc
 
-    def _with_source(self, w, attention, batch, k_tilde, words, use_kg: bool) -> Encoding:
+    def _with_source(self, w, attention, batch, k_tilde, words, use_kg: bool) -> EncoderOutput:
         """The copy path's encoding: the source states in the batch's full layout (the
         positions its extended ids count), appended to the decoder's memory."""
         cfg = self.cfg
         b, d = w.shape[0], w.shape[-1]
-        n_facts, row_len = batch["knowledge"].shape[1], batch["rows"].shape[2]
+        n_facts, row_len = batch.knowledge.shape[1], batch.rows.shape[2]
         facts = F.pad(k_tilde, (0, 0, 0, n_facts - k_tilde.shape[1]))
         context = words[:, : 2 * cfg.radius]
         context = (
@@ -276,13 +291,13 @@ class KLVCG(nn.Module):
         context = F.pad(context, (0, 0, 0, row_len - context.shape[2])).reshape(b, -1, d)
         part = torch.cat(
             [
-                batch["fact_part"],
-                torch.full_like(batch["fact_part"][:, :1], 4).expand(-1, context.shape[1]),
+                batch.fact_part,
+                torch.full_like(batch.fact_part[:, :1], 4).expand(-1, context.shape[1]),
             ],
             dim=1,
         )
         source = torch.cat([facts, context], dim=1) + self.source_part(part)
-        source_ext = batch["source_ext"]
+        source_ext = batch.source_ext
         if not use_kg:
             source_ext = torch.cat(
                 [torch.full_like(source_ext[:, :n_facts], PAD), source_ext[:, n_facts:]], dim=1
@@ -295,7 +310,7 @@ class KLVCG(nn.Module):
         positions = keep.nonzero()[:, 0]
         source, source_ext = source[:, positions], source_ext[:, positions]
         pad = torch.cat([torch.zeros_like(w[..., 0], dtype=torch.bool), source_ext.eq(PAD)], 1)
-        return Encoding(
+        return EncoderOutput(
             torch.cat([w, source], dim=1),
             attention,
             memory_pad=pad,
@@ -317,7 +332,7 @@ class KLVCG(nn.Module):
         filled = flat[:, 1:].ne(PAD).any(dim=1)
         rows = trim(flat[filled])
         rows = torch.cat([F.pad(flat[:1, :1], (0, rows.shape[1] - 1), value=PAD), rows])
-        out = self.timestep(self._words(rows), src_key_padding_mask=rows.eq(PAD))
+        out = self.timestep_encoder(self._words(rows), src_key_padding_mask=rows.eq(PAD))
         lone, out = out[0, 0], out[1:]
         m = lone.expand(flat.shape[0], -1)
         states = None
@@ -339,7 +354,7 @@ class KLVCG(nn.Module):
         return self.embed(ids) * math.sqrt(self.cfg.d_model)
 
     def decode_states(
-        self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True
+        self, enc: EncoderOutput, tgt_in: torch.Tensor, causal: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder states ``(B, len, d)`` for the input words ``tgt_in`` (B, len), and the
         inputs they read (the copy gate's ``x``)."""
@@ -356,12 +371,12 @@ class KLVCG(nn.Module):
             h = _layer_rest(layer, h, sa, mk, mv, memory_mask, self.training)
         return h, x
 
-    def decode(self, enc: Encoding, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    def decode(self, enc: EncoderOutput, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
         """Vocabulary logits ``(B, len, vocab)`` for the input words ``tgt_in`` (B, len)."""
         return self.out(self.decode_states(enc, tgt_in, causal)[0])
 
     def token_logp(
-        self, enc: Encoding, tgt_in: torch.Tensor, gold: torch.Tensor
+        self, enc: EncoderOutput, tgt_in: torch.Tensor, gold: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log P(gold) ``(B, len)`` after each prefix of ``tgt_in`` (teacher forcing), and the
         copy gate ``p_gen`` (None without the copy path)."""
@@ -376,7 +391,7 @@ class KLVCG(nn.Module):
 
     def generation_loss(
         self,
-        enc: Encoding,
+        enc: EncoderOutput,
         targets: torch.Tensor,
         gate_weight: float = 0.0,
         gate: torch.Tensor | None = None,
@@ -405,7 +420,9 @@ class KLVCG(nn.Module):
                     loss = loss - gate_weight * weight * term[mask].mean()
         return loss
 
-    def mlm_loss(self, enc: Encoding, masked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def mlm_loss(
+        self, enc: EncoderOutput, masked: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """Eq. (3): predict the original words where ``labels`` is not PAD, reading the masked
         target without the causal mask."""
         masked, labels = trim(masked), labels[:, : trim(masked).shape[1]]
@@ -415,7 +432,7 @@ class KLVCG(nn.Module):
         )
 
     @torch.no_grad()
-    def score(self, enc: Encoding, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
+    def score(self, enc: EncoderOutput, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
         """Mean token cross-entropy of every candidate (B, C, g) -> (B, C), lower is better;
         +inf for an all-padding row (a set smaller than the batch's widest).
         All B x C candidates are decoded together against their sample's encoding, in chunks
@@ -441,7 +458,7 @@ class KLVCG(nn.Module):
 
     @torch.no_grad()
     def beam_search(
-        self, enc: Encoding, beam: int = 5, banned: tuple[int, ...] = ()
+        self, enc: EncoderOutput, beam: int = 5, banned: tuple[int, ...] = ()
     ) -> list[tuple[list[int], float]]:
         """Beam search for ONE context (``enc`` of batch 1): up to ``beam`` finished
         hypotheses ``(word ids without <BOS>/<EOS>, mean log-probability)``, best first.
@@ -491,7 +508,7 @@ class KLVCG(nn.Module):
         return finished[:beam]
 
     @torch.no_grad()
-    def copy_shares(self, enc: Encoding, hyps: list[list[int]]) -> list[torch.Tensor]:
+    def copy_shares(self, enc: EncoderOutput, hyps: list[list[int]]) -> list[torch.Tensor]:
         """For each comment (extended ids, without <BOS>/<EOS>) of the first context of
         ``enc``: ``(len, S)``, the share of each word's probability that copying it from each
         source position (of the full layout) contributed (rows sum to the word's copied
@@ -513,6 +530,16 @@ class KLVCG(nn.Module):
         full = shares.new_zeros(*shares.shape[:2], one.n_source)
         full[..., one.source_positions] = shares  # back to the full layout's positions
         return [full[i, : len(hyp)].float().cpu() for i, hyp in enumerate(hyps)]
+
+
+def _rename_old_keys(module: KLVCG, state_dict: dict, prefix: str, *_) -> None:
+    """A load-state-dict pre-hook: the keys of a state dict saved with the old submodule
+    names (:data:`OLD_NAMES`) renamed in the copy ``load_state_dict`` works on; the
+    parameters' order is unchanged, so a saved optimiser state still fits."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        name, dot, rest = key[len(prefix) :].partition(".")
+        if dot and name in OLD_NAMES:
+            state_dict[f"{prefix}{OLD_NAMES[name]}.{rest}"] = state_dict.pop(key)
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -569,7 +596,7 @@ class StepDecoder:
     hypotheses as the queries. The states equal :meth:`KLVCG.decode_states`'s at the last
     position, at a cost independent of the prefix length."""
 
-    def __init__(self, model: KLVCG, enc: Encoding) -> None:
+    def __init__(self, model: KLVCG, enc: EncoderOutput) -> None:
         self.model = model
         self.layers = list(model.decoder.layers)
         self.pos = 0

@@ -8,7 +8,8 @@ ground truth: Recall@k (%), Mean Rank, Mean Reciprocal Rank, each with a percent
 anchors every evaluation is checked against.
 
 Generation: non-empty rate, distinct-n (Li et al. 2016) and BLEU (Papineni et al. 2002) of
-generated comments against the ground truths.
+generated comments against the ground truths, and what they say of the window's facts
+(:func:`knowledge_generation_metrics`).
 """
 
 from __future__ import annotations
@@ -297,3 +298,61 @@ def corpus_bleu(
         raise ValueError("corpus_bleu of no hypotheses")
     stats = [_bleu_stats(h, refs, max_n) for h, refs in zip(hypotheses, references, strict=True)]
     return _bleu_of_stats(stats, max_n, smooth)
+
+
+# ------------------------------------------------------------------- knowledge in generation
+
+
+@dataclass(frozen=True)
+class WindowKnowledge:
+    """What the knowledge metrics of one generated comment are measured against."""
+
+    stated: frozenset[str]  # the values its ground truths state
+    true: frozenset[str]  # every value of a fact of an entity linked in the window
+    relation_values: frozenset[str]  # every known value of the relations those entities have
+    new_fact_words: frozenset[str]  # recalled facts' words not in the window's comments
+
+
+def _longest(values: set[str]) -> set[str]:
+    """``values`` without those inside a longer one (``2004年`` inside ``2004年06月25日``)."""
+    return {v for v in values if not any(v != w and v in w for w in values)}
+
+
+def _knowledge_f1(words: Sequence[str], new_fact_words: frozenset[str]) -> float:
+    """Unigram F1 between a comment's words and the new fact words of its window."""
+    hits = sum(1 for t in words if t in new_fact_words)
+    if not hits or not new_fact_words:
+        return 0.0
+    p, r = hits / len(words), len(set(words) & new_fact_words) / len(new_fact_words)
+    return 2 * p * r / (p + r)
+
+
+def knowledge_generation_metrics(
+    texts: list[str], words: list[list[str]], windows: list[WindowKnowledge]
+) -> dict:
+    """``fact_copy``: share of comments containing a value their ground truth states;
+    ``supported_values``/``unsupported_values``: among comments containing a value of a
+    relation the window's entities have, the share whose values are all true for an entity of
+    the window, and the share with one that is not (a hallucinated fact); ``knowledge_f1``:
+    mean unigram F1 between a comment's words and the recalled facts' words that are not
+    already in the window's comments (Dinan et al. 2019, "Wizard of Wikipedia", §4.2)."""
+    copied = supported = unsupported = 0
+    f1s = []
+    for text, toks, w in zip(texts, words, windows, strict=True):
+        copied += any(v in text for v in w.stated)
+        contained = _longest({v for v in w.relation_values if v in text})
+        if contained:
+            if contained <= w.true:
+                supported += 1
+            else:
+                unsupported += 1
+        f1s.append(_knowledge_f1(toks, w.new_fact_words))
+    n, with_values = len(texts), supported + unsupported
+    return {
+        "knowledge_samples": n,
+        "fact_copy": round(copied / n, 4) if n else 0.0,
+        "with_values": with_values,
+        "supported_values": round(supported / with_values, 4) if with_values else 0.0,
+        "unsupported_values": round(unsupported / with_values, 4) if with_values else 0.0,
+        "knowledge_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+    }

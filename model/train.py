@@ -32,19 +32,27 @@ from common.device import resolve_device
 from common.lock import LockHeld, describe_holder, hold_lock
 from common.paths import data_dir
 from common.settings import RunSettings
-from model.batching import frequent_words
-from model.checkpoint import CheckpointError, load_checkpoint, write_metrics
+from model.checkpoint import CheckpointError, build_model, load_checkpoint, write_metrics
 from model.config import (
     ABLATIONS,
     DEFAULT_ABLATION,
     PRESETS,
+    ModelConfig,
+    TrainConfig,
     canonical_ablation,
     make_configs,
 )
-from model.evaluate import GENERATION_SAMPLES, format_table
-from model.pipeline import add_data_args, build_data, preset_lengths, seed_everything
-from model.runner import build_model, evaluate_model
+from model.evaluation import GENERATION_SAMPLES, evaluate_model
+from model.evaluation_report import EvaluationReport, format_generation, format_table
+from model.model_data import (
+    ModelData,
+    add_data_args,
+    build_data,
+    preset_lengths,
+    seed_everything,
+)
 from model.trainer import Trainer
+from model.word_ids import frequent_words
 from retrieval.bootstrap import open_bootstrapped_store
 from retrieval.context import DEFAULT_EMBEDDER
 
@@ -196,6 +204,25 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     device = resolve_device(args.device)
     settings = RunSettings.from_args(args)
     data = build_data(settings, open_bootstrapped_store(settings), preset_lengths(args.preset))
+    model_cfg, train_cfg = _configs(args, data)
+    out = Path(args.out) if args.out else _default_out(args, data, held)
+    progress = not args.no_progress
+    trainer = Trainer(model_cfg, train_cfg, data, device, out, progress=progress)
+    trainer.fit(overwrite=args.overwrite)
+    trained_s = time.perf_counter() - started
+    report, record = _evaluate(args, out, data, device, train_cfg)
+    record.update(
+        parameters=sum(p.numel() for p in trainer.model.parameters()),
+        train_seconds=round(trained_s, 1),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    write_metrics(out, record)
+    _print_report(out, report, record, args.json)
+    return 0
+
+
+def _configs(args: argparse.Namespace, data: ModelData) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configurations of the command line, for ``data``."""
     model_cfg, train_cfg = make_configs(
         args.preset,
         args.ablation,
@@ -219,25 +246,31 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     model_cfg = replace(
         model_cfg, vocab_size=kept + 2, copy_known_comment_words=args.copy_known_comment_words
     )
-    if args.out:
-        out = Path(args.out)
-    else:
-        runs = data_dir() / "checkpoints"
-        out = runs / run_name(args, data.encoding_key["corpus"])
-        legacy = runs / legacy_run_name(args, data.encoding_key["corpus"])
-        if not out.exists() and legacy.is_dir():
-            log.warning(
-                "%s holds a run named the way runs were before the seed and settings were in "
-                "the name; pass --out %s to resume or re-evaluate it",
-                legacy,
-                legacy,
-            )
-        held.enter_context(run_lock(out))
-    progress = not args.no_progress
-    trainer = Trainer(model_cfg, train_cfg, data, device, out, progress=progress)
-    trainer.fit(overwrite=args.overwrite)
-    trained_s = time.perf_counter() - started
+    return model_cfg, train_cfg
 
+
+def _default_out(args: argparse.Namespace, data: ModelData, held: ExitStack) -> Path:
+    """The run's default directory (:func:`run_name`), its lock held by ``held``; a run
+    under its name of before (:func:`legacy_run_name`) is pointed out, not used."""
+    runs = data_dir() / "checkpoints"
+    out = runs / run_name(args, data.encoding_key["corpus"])
+    legacy = runs / legacy_run_name(args, data.encoding_key["corpus"])
+    if not out.exists() and legacy.is_dir():
+        log.warning(
+            "%s holds a run named the way runs were before the seed and settings were in "
+            "the name; pass --out %s to resume or re-evaluate it",
+            legacy,
+            legacy,
+        )
+    held.enter_context(run_lock(out))
+    return out
+
+
+def _evaluate(
+    args: argparse.Namespace, out: Path, data: ModelData, device, train_cfg: TrainConfig
+) -> tuple[EvaluationReport, dict]:
+    """The test metrics of the checkpoint selected in ``out``, and their JSON record with
+    what it is."""
     ckpt = load_checkpoint(out)
     report = evaluate_model(
         build_model(ckpt, device),
@@ -246,25 +279,25 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
         use_kg=train_cfg.kg_in_finetune,
         generation_samples=args.generation_samples,
         eval_samples=args.eval_samples,
-        progress=progress,
+        progress=not args.no_progress,
     )
-    report.update(
-        checkpoint=str(out),
-        ablation=train_cfg.ablation,
-        preset=train_cfg.preset,
-        dev_mrr=ckpt.dev.get("mrr"),
-        parameters=sum(p.numel() for p in trainer.model.parameters()),
-        train_seconds=round(trained_s, 1),
-        seconds=round(time.perf_counter() - started, 1),
-    )
-    write_metrics(out, report)
+    record = {
+        **report.as_dict(),
+        "checkpoint": str(out),
+        "ablation": train_cfg.ablation,
+        "preset": train_cfg.preset,
+        "dev_mrr": ckpt.dev.get("mrr"),
+    }
+    return report, record
+
+
+def _print_report(out: Path, report: EvaluationReport, record: dict, as_json: bool) -> None:
     print(f"checkpoint: {out}")
     print(format_table(report))
-    if "generation" in report:
-        print("generation:", ", ".join(f"{k} {v}" for k, v in report["generation"].items()))
-    if args.json:
-        print_json(report)
-    return 0
+    if report.generation is not None:
+        print(format_generation(report.generation))
+    if as_json:
+        print_json(record)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,9 @@ from model.checkpoint import (
 from model.config import ModelConfig, TrainConfig, ablation_switches
 from model.copy import gate_targets
 from model.data.vocab import BOS, EOS, PAD, SPECIALS
-from model.evaluate import rank
 from model.klvcg import KLVCG
-from model.pipeline import ModelData
+from model.model_data import ModelData
+from model.ranking import rank
 
 log = logging.getLogger(__name__)
 STATE_EVERY_S = 120.0

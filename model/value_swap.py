@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import write_json
-from model.batching import Encoded, Featurizer, Unseen
 from model.data.vocab import PAD
+from model.encoded_split import Encoded
+from model.word_ids import TextEncoder, Unseen
+from retrieval.fact_kinds import stateable
 from retrieval.linker import Linker
-from retrieval.stated import stateable
 
 SWAPS = 9
 
@@ -108,17 +109,17 @@ def load_swap_sets(path: Path) -> list[SwapSet]:
 
 
 def swap_arrays(
-    sets: list[SwapSet], featurizer: Featurizer, unseen: Unseen | None = None, swaps: int = SWAPS
+    sets: list[SwapSet], encoder: TextEncoder, unseen: Unseen | None = None, swaps: int = SWAPS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sample of each set (S,), candidate ids (S, 1+swaps, g), is_truth (S, 1+swaps)); a set
     with fewer swaps is padded with all-``<PAD>`` rows; ``unseen``: the split's
-    (:meth:`model.batching.Encoded.unseen`)."""
-    g = featurizer.lengths.max_len
+    (:meth:`model.encoded_split.Encoded.unseen`)."""
+    g = encoder.lengths.max_len
     ids = np.full((len(sets), 1 + swaps, g), PAD, dtype=np.int32)
     truth = np.zeros((len(sets), 1 + swaps), dtype=bool)
     truth[:, 0] = True
     for i, s in enumerate(sets):
         for k, text in enumerate(s.texts):
-            row = featurizer.target(text, unseen)
+            row = encoder.target(text, unseen)
             ids[i, k, : len(row)] = row
     return np.array([s.sample for s in sets], dtype=np.int64), ids, truth

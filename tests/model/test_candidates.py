@@ -23,9 +23,11 @@ from model.data.candidates import (
     build_all,
     char_tokenize,
     load_candidate_sets,
+    released_candidates,
+    released_labels,
     save_candidate_sets,
 )
-from model.data.schema import DataError
+from model.data.schema import Candidate, DataError
 
 CONTEXT = "刘德华的新电影真好看"
 #: 20 popular comments: "哈" * (i + 1), said 40 - i times each.
@@ -136,6 +138,38 @@ def test_twitch_variant_80_with_plausible_first():
     assert {c.text for c in cands if c.label == PLAUSIBLE} >= overlap
     by_livebot = {c.text: c.label for c in livebot.build(["真好看"], context, rng(0))}
     assert {by_livebot[t] for t in overlap} == {POPULAR}
+
+
+def test_twitch_spec_orders_the_released_labels():
+    labels = TWITCH_SPEC.ordered_labels()
+    assert labels == [TRUTH] + [PLAUSIBLE] * 20 + [POPULAR] * 20 + [RANDOM] * 39
+    assert CandidateSpec(size=4, max_truths=2, n_popular=1, n_plausible=0).ordered_labels() == [
+        TRUTH,
+        TRUTH,
+        POPULAR,
+        RANDOM,
+    ]
+
+
+def test_released_candidate_objects_join_words_and_merge_texts():
+    labels = released_labels({"好 看": 2, "好看": 1, "前方 高能": 3, "前方高能": 4}, "f:1")
+    assert labels == {"好看": TRUTH, "前方高能": PLAUSIBLE}
+    assert released_candidates(labels, "f:1") == [
+        Candidate("好看", TRUTH),
+        Candidate("前方高能", PLAUSIBLE),
+    ]
+    for raw, expected in [
+        ([], "field 'candidate': expected an object {words: label}"),
+        ({}, "field 'candidate': expected an object"),
+        ({"a": "1"}, 'field \'candidate["a"]\': expected an integer label, got "1"'),
+        ({"a": True}, "field 'candidate[\"a\"]': expected an integer label, got true"),
+        ({"a": -1}, "field 'candidate[\"a\"]': expected an integer label, got -1"),
+    ]:
+        with pytest.raises(DataError) as e:
+            released_labels(raw, "f:1")
+        assert str(e.value).startswith(f"f:1: {expected}")
+    with pytest.raises(DataError, match=r"^f:1: field 'candidate': no ground truth \(label 1\)"):
+        released_candidates({"a": POPULAR}, "f:1")
 
 
 def test_spec_rejects_nonsense():

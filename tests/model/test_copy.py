@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from model.batching import PART_RELATION, PART_VALUE, Encoded, WordSpace, frequent_words
 from model.config import ModelConfig
 from model.copy import (
     GATE_COPY,
@@ -19,9 +18,10 @@ from model.copy import (
     words_before,
 )
 from model.data.vocab import BOS, EOS, PAD, UNK, Vocab
-from model.evaluate import banned_ids
-from model.generate import copy_report
+from model.encoded_split import Encoded
+from model.generator import banned_ids, copy_report
 from model.klvcg import KLVCG, StepDecoder
+from model.word_ids import PART_RELATION, PART_VALUE, WordSpace, frequent_words
 from tests.model.test_klvcg import FRAME, tiny
 
 CORPUS = 40  # corpus vocabulary: 0-4 specials, 40 [MASK], 41 [CLS], 42+ a split's unseen words
@@ -155,7 +155,7 @@ def test_the_pointer_reaches_only_the_comment_words_the_model_lacks_unless_confi
     assert every.source_ext(source, 4).tolist() == [PAD, RELATION, v + 2, PAD, 7, v + 2, v + 6, 16]
     data = synthetic(NEW_VALUES[:1], seed=0)
     space = data.space(copy_cfg(True))
-    ext = data.batch([0], space=space)["source_ext"][0]
+    ext = data.batch([0], space=space).source_ext[0]
     assert ext[:3].tolist() == [PAD, RELATION, v + 2]  # the facts: every word
     assert ext[13:].eq(PAD).all()  # the comments: fillers the model knows
 
@@ -285,13 +285,12 @@ def test_copy_report_names_the_fact_a_word_came_from():
         ]
     )
     report = copy_report(["a", "b", "c"], shares, source_fact)
-    assert [w["fact"] for w in report["words"]] == [1, None, None]
-    assert [w["copied"] for w in report["words"]] == [0.9, 0.7, 0.2]
-    assert report["copied"] == pytest.approx(0.6)
-    assert report["facts"] == [
-        {"fact": 1, "mass": 0.3},
-        {"fact": 0, "mass": pytest.approx(0.0667, abs=1e-4)},
-    ]
+    assert [w.fact for w in report.words] == [1, None, None]
+    assert [w.copied for w in report.words] == [0.9, 0.7, 0.2]
+    assert report.copied == pytest.approx(0.6)
+    assert [f.fact for f in report.facts] == [1, 0]
+    assert [f.mass for f in report.facts] == [0.3, pytest.approx(0.0667, abs=1e-4)]
+    assert report.as_dict()["facts"][0] == {"fact": 1, "mass": 0.3}
 
 
 def test_padding_rows_of_a_smaller_set_score_inf_with_the_copy_path():

@@ -9,10 +9,11 @@ import logging
 import numpy as np
 import pytest
 
-from model.batching import Encoded
 from model.data.candidates import CandidateSpec, char_tokenize, load_candidate_sets
 from model.data.prepare import prepare
 from model.data.schema import Comment, Corpus, DataError, Video
+from model.encoded_split import Encoded
+from model.word_ids import PackedFact
 
 SPEC = CandidateSpec(size=8, max_truths=2, n_popular=2, n_plausible=2)
 
@@ -32,10 +33,7 @@ def small_encoded() -> Encoded:
         z(2, bool),
         np.arange(21, dtype=np.int32).reshape(3, 7),
         np.array([0, 0, 1], np.int32),
-        [
-            [{"head": "阿甘正传", "relation": "导演", "tail": "泽米吉斯", "text": "阿甘正传导演"}],
-            [],
-        ],
+        [[PackedFact("阿甘正传", "导演", "泽米吉斯", "阿甘正传导演")], []],
         [["好看"], []],
         10,
         ["泽米吉斯"],
@@ -50,6 +48,7 @@ def test_a_damaged_encoded_split_is_refused_naming_the_file(tmp_path, damage):
     small_encoded().save(path)
     back = Encoded.load(path)
     assert back.video == ["v0", "v1"] and np.array_equal(back.targets, small_encoded().targets)
+    assert back.facts == small_encoded().facts  # the facts as facts again, not dicts
     meta = path.with_suffix(".json")
     if damage.startswith("npz"):
         data = bytearray(path.read_bytes())

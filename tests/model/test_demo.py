@@ -167,7 +167,8 @@ def test_movielc_bad_input_names_file_and_field(tmp_path):
 
 
 def test_movielc_processed_records_only(tmp_path):
-    """A MovieLC copy with only processed_data/: comments, candidates and kg from records."""
+    """A MovieLC copy with only processed_data/: comments and candidates from records, kg
+    checked."""
     import pytest
 
     from model.data.schema import DataError
@@ -203,8 +204,11 @@ def test_movielc_processed_records_only(tmp_path):
         ("好看", 1),
         ("泪目", 2),
     ]
-    assert corpus.knowledge[("No0001", 7)] == "阿甘正传 导演 罗伯特·泽米吉斯"
     test["candidate"] = {"好 看": 2}
     (setup / "test-all.json").write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
     with pytest.raises(DataError, match=r"test-all.json:1: field 'candidate': no ground truth"):
+        read_movielc(root)
+    test.update(candidate={"好 看": 1}, kg=["阿甘正传"])
+    (setup / "test-all.json").write_text(json.dumps(test, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataError, match=r"test-all.json:1: field 'kg': expected a string"):
         read_movielc(root)

@@ -4,6 +4,7 @@ on tiny configurations and synthetic batches (no corpus needed)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 
 from model.config import ModelConfig, ablation_switches, canonical_ablation, make_configs
 from model.data.vocab import BOS, EOS, PAD
-from model.klvcg import KLVCG, StepDecoder, trim
+from model.encoded_split import Batch
+from model.klvcg import KLVCG, OLD_NAMES, StepDecoder, trim
 from model.trainer import mask_targets, warmup_linear
 
 V, FRAME = 40, 6  # vocabulary (ids 0-4 specials, 38 MASK, 39 CLS) and frame-feature size
@@ -37,7 +39,7 @@ def tiny(**kw) -> ModelConfig:
     return ModelConfig(**{**base, **kw})
 
 
-def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> dict:
+def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> Batch:
     g = torch.Generator().manual_seed(seed)
     rows = torch.randint(5, V - 2, (b, 11, 8), generator=g)
     rows[:, :, 0] = CLS
@@ -49,13 +51,15 @@ def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> dict:
         knowledge[:, 9:] = PAD
     mask = torch.ones(b, 11, dtype=torch.bool)
     mask[:, 0] = False
-    return {
-        "frames": torch.randn(b, 11, FRAME, generator=g),
-        "frame_mask": mask,
-        "rows": rows,
-        "knowledge": knowledge,
-        "period": torch.randint(0, 5, (b,), generator=g),
-    }
+    return Batch(
+        frames=torch.randn(b, 11, FRAME, generator=g),
+        frame_mask=mask,
+        rows=rows,
+        knowledge=knowledge,
+        fact_of=torch.full_like(knowledge, -1),
+        fact_part=torch.zeros_like(knowledge),
+        period=torch.randint(0, 5, (b,), generator=g),
+    )
 
 
 def targets(b: int, seed: int = 1, length: int = 8) -> torch.Tensor:
@@ -92,11 +96,11 @@ def test_knowledge_and_period_change_the_encoding_only_when_switched_on():
     torch.manual_seed(0)
     full = KLVCG(tiny()).eval()
     b1, b2 = batch(2), batch(2, seed=7)
-    b2 = {**b1, "knowledge": b2["knowledge"]}
+    b2 = replace(b1, knowledge=b2.knowledge)
     assert not torch.allclose(full.encode(b1).memory, full.encode(b2).memory)
     no_kg = KLVCG(tiny(use_kg=False)).eval()
     assert torch.allclose(no_kg.encode(b1).memory, no_kg.encode(b2).memory)
-    other_period = {**b1, "period": (b1["period"] + 1) % 5}
+    other_period = replace(b1, period=(b1.period + 1) % 5)
     assert not torch.allclose(full.encode(b1).memory, full.encode(other_period).memory)
     no_period = KLVCG(tiny(use_period=False)).eval()
     assert torch.allclose(no_period.encode(b1).memory, no_period.encode(other_period).memory)
@@ -106,11 +110,11 @@ def test_dropping_facts_at_encode_time_equals_an_empty_knowledge_input():
     torch.manual_seed(0)
     model = KLVCG(tiny()).eval()
     b = batch(2)
-    empty = b["knowledge"].clone()
+    empty = b.knowledge.clone()
     empty[:, 1:] = PAD
     assert torch.allclose(
         model.encode(b, use_kg=False).memory,
-        model.encode({**b, "knowledge": empty}).memory,
+        model.encode(replace(b, knowledge=empty)).memory,
         atol=1e-6,
     )
 
@@ -281,3 +285,103 @@ def test_incremental_decoding_gives_the_full_decoders_logits():
         nxt = torch.tensor([3, 4])
         full = model.decode(enc.repeat(2), torch.cat([seqs[[1, 1]], nxt[:, None]], 1))[:, -1]
         assert torch.allclose(model.out(stepper.step(nxt)[0]), full, atol=1e-4)
+
+
+#: The submodules in the order their parameters had in the code that named them by their old
+#: names (:data:`model.klvcg.OLD_NAMES`): a saved optimiser state numbers parameters so.
+OLD_ORDER = [
+    "missing_frame",
+    "embed",
+    "frame_proj",
+    "frame_pos",
+    "word_pos",
+    "step_pos",
+    "target_pos",
+    "visual",
+    "timestep",
+    "timespan",
+    "knowledge",
+    "token_type",
+    "period",
+    "cross",
+    "decoder",
+    "norm_in",
+    "fact_index",
+    "fact_part",
+    "source_part",
+    "pointer",
+]
+
+
+def with_old_names(state: dict) -> dict:
+    """``state`` as the code before the paper's submodule names saved it."""
+    new_to_old = {new: old for old, new in OLD_NAMES.items()}
+    out = {}
+    for key, value in state.items():
+        name, dot, rest = key.partition(".")
+        out[f"{new_to_old.get(name, name)}{dot}{rest}"] = value
+    return out
+
+
+def copy_batch(b: int) -> Batch:
+    """:func:`batch` with a copy path's source: the knowledge row, then the context rows."""
+    x = batch(b)
+    return replace(x, source_ext=torch.cat([x.knowledge, x.rows[:, :10].reshape(b, -1)], 1))
+
+
+def test_parameters_keep_the_order_of_the_old_names():
+    new_to_old = {new: old for old, new in OLD_NAMES.items()}
+    order = []
+    for name, _ in KLVCG(tiny(copy=True)).named_parameters():
+        head = new_to_old.get(name.split(".")[0], name.split(".")[0])
+        if head not in order:
+            order.append(head)
+    assert order == OLD_ORDER
+
+
+def test_weights_saved_with_the_old_submodule_names_still_load(tmp_path):
+    torch.manual_seed(0)
+    saved = KLVCG(tiny(copy=True)).eval()
+    old = with_old_names(saved.state_dict())
+    assert "visual.layers.0.linear1.weight" in old and "period.weight" in old
+    torch.save(old, tmp_path / "old.pt")
+    torch.manual_seed(1)
+    model = KLVCG(tiny(copy=True)).eval()
+    state = torch.load(tmp_path / "old.pt", weights_only=True)
+    model.load_state_dict(state)  # strict
+    assert "visual.layers.0.linear1.weight" in state  # the caller's dict is left as it was
+    for key, value in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    b = copy_batch(2)
+    assert torch.equal(model.encode(b).memory, saved.encode(b).memory)
+    no_kg = KLVCG(tiny(use_kg=False, use_period=False))  # an ablation without some of them
+    no_kg.load_state_dict(with_old_names(no_kg.state_dict()))
+
+
+def test_a_training_state_saved_with_the_old_names_resumes(tmp_path):
+    """The trainer's ``state.pt``: the weights by name, the optimiser state by parameter
+    index (both groups as :meth:`model.trainer.Trainer._optimizer` makes them)."""
+
+    def optimizer(model):
+        decay = [p for p in model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay}]
+        return torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.0)
+
+    torch.manual_seed(0)
+    before = KLVCG(tiny(copy=True))
+    opt = optimizer(before)
+    before.generation_loss(before.encode(copy_batch(2)), targets(2)).backward()
+    opt.step()
+    torch.save(
+        {"model_state": with_old_names(before.state_dict()), "optim_state": opt.state_dict()},
+        tmp_path / "state.pt",
+    )
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    torch.manual_seed(1)
+    after = KLVCG(tiny(copy=True))
+    after.load_state_dict(saved["model_state"])
+    resumed = optimizer(after)
+    resumed.load_state_dict(saved["optim_state"])
+    for p, q in zip(before.parameters(), after.parameters(), strict=True):
+        assert torch.equal(opt.state[p]["exp_avg"], resumed.state[q]["exp_avg"])

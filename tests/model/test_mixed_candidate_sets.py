@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.batching import Encoded
 from model.data.vocab import PAD
-from model.evaluate import is_candidate, random_anchor, rank
+from model.encoded_split import Encoded
+from model.evaluation_report import random_anchor
 from model.klvcg import KLVCG
 from model.metrics import expected_random, ranks_of_first_truth
+from model.ranking import is_candidate, rank
 from tests.model.test_klvcg import V, batch, targets, tiny
 
 
@@ -71,13 +72,13 @@ def test_mixed_sizes_rank_end_to_end():
     encoded = Encoded(
         video=[f"v{i}" for i in range(n)],
         t=np.arange(n, dtype=np.int32),
-        frames=b["frames"].numpy(),
-        frame_mask=b["frame_mask"].numpy(),
-        rows=b["rows"].numpy().astype(np.int32),
-        knowledge=b["knowledge"].numpy().astype(np.int32),
-        fact_of=np.full(b["knowledge"].shape, -1, dtype=np.int16),
-        fact_part=np.zeros(b["knowledge"].shape, dtype=np.int8),
-        period=b["period"].numpy(),
+        frames=b.frames.numpy(),
+        frame_mask=b.frame_mask.numpy(),
+        rows=b.rows.numpy().astype(np.int32),
+        knowledge=b.knowledge.numpy().astype(np.int32),
+        fact_of=np.full(b.knowledge.shape, -1, dtype=np.int16),
+        fact_part=np.zeros(b.knowledge.shape, dtype=np.int8),
+        period=b.period.numpy(),
         knowledge_target=np.zeros(n, dtype=bool),
         targets=np.zeros((0, 8), dtype=np.int32),
         target_sample=np.zeros(0, dtype=np.int32),

@@ -10,9 +10,9 @@ import pytest
 
 from kg.embedded import EmbeddedStore
 from kg.loader import load
-from model.batching import Encoded
 from model.data.schema import Comment, Corpus, Video
-from model.evaluate import WindowKnowledge, knowledge_generation_metrics
+from model.encoded_split import Encoded
+from model.metrics import WindowKnowledge, knowledge_generation_metrics
 from model.value_swap import build_swap_sets
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig

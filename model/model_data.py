@@ -1,8 +1,9 @@
-"""What ``model.train``, ``model.evaluate``, ``model.generate`` and the API share: the command-line
-options for the data, and building (or loading from the data directory) everything a model
-reads: the corpus, the KG store with its linker and the other-video comment index
+"""Everything a model reads, built (or loaded from the data directory) once: :class:`ModelData`
+holds the corpus, the KG store with its linker and the other-video comment index
 (:mod:`retrieval.context`), the vocabulary and candidate sets (:mod:`model.data.prepare`), and
-the encoded splits with their recalled knowledge (:mod:`model.batching`).
+the encoded splits with their recalled knowledge (:mod:`model.encoded_split`);
+:func:`add_data_args` gives the command-line options that say which, shared by
+``model.train``, ``model.evaluate``, ``model.generate`` and the API.
 
 Layout under ``$DANMAKU_DATA`` (docs/architecture.md, section "Data flow")::
 
@@ -26,21 +27,15 @@ from common.paths import data_dir
 from common.settings import RunSettings
 from kg.cli import add_store_args
 from kg.store import GraphStore
-from model.batching import (
-    ENCODING_VERSION,
-    Encoded,
-    Featurizer,
-    Lengths,
-    encode_split,
-    encoded_path,
-)
 from model.config import ModelConfig, preset_sizes
 from model.data.candidates import as_mapping
 from model.data.prepare import Prepared, corpus_fingerprint, prepare
 from model.data.readers import FORMATS
 from model.data.schema import DataError
 from model.data.vocab import PAD
+from model.encoded_split import ENCODING_VERSION, Encoded, encode_split, encoded_path
 from model.value_swap import SwapSet, build_swap_sets, load_swap_sets, save_swap_sets
+from model.word_ids import Lengths, TextEncoder
 from retrieval.context import DEFAULT_EMBEDDER, RetrievalContext, build_context
 from retrieval.recall import DEFAULT_K_COMMENTS
 
@@ -72,7 +67,7 @@ def seed_everything(seed: int) -> None:
 class ModelData:
     ctx: RetrievalContext
     prepared: Prepared
-    featurizer: Featurizer
+    text_encoder: TextEncoder
     frame_dim: int
     encoded_dir: Path
     encoding_key: dict
@@ -87,7 +82,12 @@ class ModelData:
     def split(self, name: str) -> Encoded:
         if name not in self._splits:
             self._splits[name] = encode_split(
-                self.ctx, name, self.featurizer, self.encoded_dir, self.encoding_key, self.progress
+                self.ctx,
+                name,
+                self.text_encoder,
+                self.encoded_dir,
+                self.encoding_key,
+                self.progress,
             )
         return self._splits[name]
 
@@ -110,7 +110,7 @@ class ModelData:
         the sets released with the corpus where it has them, else the prepared ones."""
         released = self.ctx.corpus.candidates
         prepared = as_mapping(self.prepared.candidates.get(name, []))
-        g = self.featurizer.lengths.max_len
+        g = self.text_encoder.lengths.max_len
         sets = []
         for video, t in zip(encoded.video, encoded.t.tolist(), strict=True):
             cands = released.get((video, t)) or prepared.get((video, t))
@@ -123,7 +123,7 @@ class ModelData:
         truth = np.zeros((len(sets), size), dtype=bool)
         for i, cands in enumerate(sets):
             for j, c in enumerate(cands):
-                row = self.featurizer.target(c.text, unseen)
+                row = self.text_encoder.target(c.text, unseen)
                 ids[i, j, : len(row)] = row
                 truth[i, j] = c.label == 1
         bad = np.flatnonzero(~truth.any(axis=1))
@@ -153,7 +153,7 @@ def build_data(settings: RunSettings, store: GraphStore, lengths: Lengths) -> Mo
         tokenizer_key=f"jieba+lexicon:{lexicon.fingerprint}",
         progress=progress,
     )
-    featurizer = Featurizer(prepared.vocab, lexicon.tokenizer, lengths)
+    text_encoder = TextEncoder(prepared.vocab, lexicon.tokenizer, lengths)
     frame_dim = ctx.corpus.features.dim if ctx.corpus.features is not None else 0
     key = {
         "version": ENCODING_VERSION,
@@ -169,7 +169,7 @@ def build_data(settings: RunSettings, store: GraphStore, lengths: Lengths) -> Mo
     }
     source = {"format": settings.format, "corpus": settings.corpus}
     return ModelData(
-        ctx, prepared, featurizer, max(frame_dim, 1), root / "encoded", key, source, progress
+        ctx, prepared, text_encoder, max(frame_dim, 1), root / "encoded", key, source, progress
     )
 
 

@@ -1,0 +1,391 @@
+"""A split's samples plus their recalled knowledge, as the arrays KLVCG reads.
+
+Design: docs/architecture.md, section "Data flow".
+
+For a sample at second t (KLVCG §IV-A), in corpus ids (:mod:`model.word_ids`):
+
+- ``frames`` ``(2l+1, F)`` and ``frame_mask``: the frame features of [t-l, t+l];
+- ``rows`` ``(2l+1, n)``: one word row per context second t-l..t-1, t+1..t+l (the
+  Comment@TimeStep encoder's input: ``[CLS]`` then the second's comments joined by ``<&&&>``,
+  LiveBot's separator), then one row of comments of *other* videos about the same entities
+  (the paper's AC, "concatenated with the original context comments");
+- ``knowledge`` ``(m+1,)``: ``[CLS]`` then the recalled facts' words joined by ``<&&&>``, with
+  ``fact_of`` mapping each position to the fact it came from (-1 for ``[CLS]``, separators and
+  padding), so the knowledge encoder's attention can be read back as attention over facts, and
+  ``fact_part`` saying whether a word is of the fact's head, relation or value (the copy path's
+  segment embedding; the three parts are segmented separately);
+- ``period``: the viewing-period stage of t;
+- ``targets``: the ground-truth comments as ``<BOS> words <EOS>`` rows of g ids;
+- ``stated``: per ground truth, the KG facts it states (:mod:`retrieval.stated`), and
+  ``knowledge_stated``: whether any ground truth of the sample states one (the
+  knowledge-bearing samples of every corpus; ``knowledge_target`` keeps the demo's flags).
+
+:meth:`Encoded.batch` gives a batch of samples as tensors in a model's ids (:class:`Batch`).
+A split is encoded once (recall is the slow part) and cached under the data directory as a
+``.npz`` (no pickle) plus the records as JSON, keyed by everything it was built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common.atomic import atomic_open, write_json
+from model.data.samples import Sample, build_samples
+from model.data.schema import DataError
+from model.data.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
+from model.word_ids import PART_NONE, PackedFact, TextEncoder, Unseen, WordSpace
+
+log = logging.getLogger(__name__)
+ENCODING_VERSION = 4  # part of the cache key: bump when the encoding changes
+RECALL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The context tensors of a batch of B samples in a model's ids (no targets): what
+    :meth:`model.klvcg.KLVCG.encode` reads."""
+
+    frames: torch.Tensor  # (B, 2l+1, F) float32
+    frame_mask: torch.Tensor  # (B, 2l+1) bool
+    rows: torch.Tensor  # (B, 2l+1, n) long
+    knowledge: torch.Tensor  # (B, m+1) long
+    fact_of: torch.Tensor  # (B, m+1) long: the fact of each knowledge word, -1 none
+    fact_part: torch.Tensor  # (B, m+1) long: PART_* of each knowledge word
+    period: torch.Tensor  # (B,) long
+    source_ext: torch.Tensor | None = None  # (B, S) the copy path's source, extended ids
+
+
+@dataclass
+class Encoded:
+    """A split, encoded: ``N`` samples and ``T`` (sample, ground truth) training pairs; ids are
+    corpus ids (:mod:`model.word_ids`), ``oov`` the split's words the vocabulary lacks."""
+
+    video: list[str]
+    t: np.ndarray  # (N,) int32
+    frames: np.ndarray  # (N, 2l+1, F) float32
+    frame_mask: np.ndarray  # (N, 2l+1) bool
+    rows: np.ndarray  # (N, 2l+1, n) int32
+    knowledge: np.ndarray  # (N, m+1) int32
+    fact_of: np.ndarray  # (N, m+1) int16
+    fact_part: np.ndarray  # (N, m+1) int8: PART_* of each knowledge word
+    period: np.ndarray  # (N,) int64
+    knowledge_target: np.ndarray  # (N,) bool
+    targets: np.ndarray  # (T, g) int32
+    target_sample: np.ndarray  # (T,) int32
+    facts: list[list[PackedFact]]  # per sample: the recalled facts, in recall order
+    ac: list[list[str]]  # per sample: the other-video comments in its AC row
+    corpus_words: int  # the vocabulary's size: corpus ids of unseen words start at +2
+    oov: list[str] = field(default_factory=list)
+    linked: list[list[str]] = field(default_factory=list)  # per sample: its linked entities
+    stated: list[list[list[str]]] = field(default_factory=list)  # per target: [h, r, t] facts
+
+    @property
+    def knowledge_stated(self) -> np.ndarray:
+        """(N,) bool: a ground truth of the sample states a KG fact."""
+        out = np.zeros(len(self), dtype=bool)
+        for i, facts in zip(self.target_sample.tolist(), self.stated, strict=True):
+            out[i] |= bool(facts)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def space(self, cfg) -> WordSpace:  # cfg: model.config.ModelConfig
+        """How the model of ``cfg`` reads this split's ids."""
+        return WordSpace(
+            self.corpus_words, cfg.vocab_size - 2, cfg.copy, cfg.copy_known_comment_words
+        )
+
+    def unseen(self) -> Unseen:
+        """The split's unseen words, to encode more text of it (candidates) consistently."""
+        return Unseen(self.corpus_words + 2, self.oov)
+
+    def words(self, corpus_ids: Sequence[int], vocab: Vocab) -> list[str]:
+        """The words of corpus ids (unseen ones included) up to ``<EOS>``, without
+        ``<BOS>``/``<PAD>``."""
+        out = []
+        for i in corpus_ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i in (BOS, PAD):
+                continue
+            j = i - self.corpus_words - 2
+            if 0 <= j < len(self.oov):
+                out.append(self.oov[j])
+            else:
+                out.append(vocab.words[i] if 0 <= i < len(vocab) else SPECIALS[UNK])
+        return out
+
+    def decode(self, ids: Sequence[int], sample: int, space: WordSpace, vocab: Vocab) -> list[str]:
+        """The words of a model's (extended) ids generated for ``sample``: a copied word is the
+        word at its position of the sample's source."""
+        source = self.source([sample])[0]
+        corpus = []
+        for i in ids:
+            if i >= space.vocab_size:
+                corpus.append(int(source[i - space.vocab_size]))
+            elif i in (space.mask_id, space.cls_id):
+                corpus.append(UNK)
+            else:
+                corpus.append(int(i))
+        return self.words(corpus, vocab)
+
+    def source(self, idx: Sequence[int] | np.ndarray, drop: np.ndarray | None = None) -> np.ndarray:
+        """(len(idx), S) corpus ids a copy path points at: the knowledge row, then the 2l
+        context rows flattened (not the other videos' row); ``drop`` (len(idx),) bool blanks
+        the facts of those samples (knowledge dropout)."""
+        idx = np.asarray(idx)
+        return self._source_of(idx, self._facts(idx, drop)[0])
+
+    def _facts(self, idx: np.ndarray, drop: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The knowledge rows and their ``fact_part`` of samples ``idx``, ``drop`` blanked."""
+        knowledge, part = self.knowledge[idx], self.fact_part[idx]
+        if drop is not None:
+            drop = np.asarray(drop, dtype=bool)
+            knowledge, part = knowledge.copy(), part.copy()
+            knowledge[drop, 1:] = PAD
+            part[drop] = PART_NONE
+        return knowledge, part
+
+    def _source_of(self, idx: np.ndarray, knowledge: np.ndarray) -> np.ndarray:
+        context = self.rows[idx, : self.rows.shape[1] - 1].reshape(len(knowledge), -1)
+        return np.concatenate([knowledge, context], axis=1)
+
+    def batch(
+        self,
+        idx: Sequence[int] | np.ndarray,
+        device: torch.device | str = "cpu",
+        space: WordSpace | None = None,
+        drop: np.ndarray | None = None,
+    ) -> Batch:
+        """The context tensors of samples ``idx``, in the ids of ``space`` (default: corpus
+        ids unchanged), with the source's extended ids for a copy path; ``drop`` as in
+        :meth:`source`."""
+        idx = np.asarray(idx)
+        space = space or WordSpace(self.corpus_words, self.corpus_words)
+
+        def tensor(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(a).to(device=device, dtype=dtype)
+
+        knowledge, part = self._facts(idx, drop)
+        source_ext = None
+        if space.copy:
+            source = self._source_of(idx, knowledge)
+            source_ext = tensor(space.source_ext(source, knowledge.shape[1]), torch.long)
+        return Batch(
+            frames=tensor(self.frames[idx], torch.float32),
+            frame_mask=tensor(self.frame_mask[idx], torch.bool),
+            rows=tensor(space.to_model(self.rows[idx]), torch.long),
+            knowledge=tensor(space.to_model(knowledge), torch.long),
+            fact_of=tensor(self.fact_of[idx], torch.long),
+            fact_part=tensor(part, torch.long),
+            period=tensor(self.period[idx], torch.long),
+            source_ext=source_ext,
+        )
+
+    _ARRAYS = (
+        "t",
+        "frames",
+        "frame_mask",
+        "rows",
+        "knowledge",
+        "fact_of",
+        "fact_part",
+        "period",
+        "knowledge_target",
+        "targets",
+        "target_sample",
+    )
+
+    def save(self, path: Path) -> None:
+        """The arrays to ``path`` (``.npz``), the rest to its ``.json``, each atomically and
+        the ``.json`` first: a cache entry counts once its ``.npz`` exists."""
+        meta = {
+            "video": self.video,
+            "facts": [[asdict(f) for f in facts] for facts in self.facts],
+            "ac": self.ac,
+            "corpus_words": self.corpus_words,
+            "oov": self.oov,
+            "linked": self.linked,
+            "stated": self.stated,
+        }
+        write_json(path.with_suffix(".json"), meta)
+        with atomic_open(path) as f:
+            np.savez(f, **{k: getattr(self, k) for k in self._ARRAYS})
+
+    @classmethod
+    def load(cls, path: Path) -> Encoded:
+        """A saved split; any damage (truncated or foreign ``.npz``, bad ``.json``, arrays
+        and records that disagree) is a :class:`DataError` naming the file."""
+        meta_path = path.with_suffix(".json")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in cls._ARRAYS}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: damaged encoded split ({type(e).__name__}: {e})") from None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            facts = [[PackedFact(**f) for f in sample] for sample in meta.pop("facts", [])]
+            encoded = cls(**meta, **arrays, facts=facts)
+        except (OSError, ValueError, TypeError, AttributeError) as e:  # UnicodeDecodeError too
+            raise DataError(
+                f"{meta_path}: damaged encoded split ({type(e).__name__}: {e})"
+            ) from None
+        n, pairs = len(encoded.t), len(encoded.targets)
+        sizes = [(encoded.video, n), (encoded.facts, n), (encoded.ac, n)]
+        sizes += [(encoded.linked, n), (encoded.stated, pairs)] if encoded.linked else []
+        if any(len(records) != size for records, size in sizes):
+            raise DataError(f"{meta_path}: damaged encoded split (records and arrays disagree)")
+        return encoded
+
+
+@dataclass
+class _SampleIds:
+    """One sample's corpus ids (:func:`_encode_sample`)."""
+
+    rows: list[list[int]]  # the 2l context seconds' rows, then the other videos' row
+    knowledge: list[int]
+    fact_of: list[int]
+    fact_part: list[int]
+    targets: list[list[int]]
+    facts: list[PackedFact]
+    ac: list[str]
+
+
+def _encode_sample(sample: Sample, knowledge, encoder: TextEncoder, unseen: Unseen) -> _SampleIds:
+    """The ids of one sample and its recalled ``knowledge`` (``retrieval.recall.Knowledge``);
+    its unseen words join ``unseen`` in reading order: context rows, facts, targets."""
+    r = encoder.lengths.radius
+    seconds = [s for s in range(-r, r + 1) if s != 0]
+    rows = [encoder.row(sample.context.get(sample.t + s, []), unseen) for s in seconds]
+    ac = [h.text for h in knowledge.comments]
+    rows.append(encoder.row(ac, unseen))
+    facts = [PackedFact(f.head, f.relation, f.tail, f.text) for f in knowledge.facts]
+    ids, fact_of, part = encoder.knowledge(facts, unseen)
+    targets = [encoder.target(text, unseen) for text in sample.targets]
+    return _SampleIds(rows, ids, fact_of, part, targets, facts, ac)
+
+
+def _pad(rows: Sequence[Sequence[int]], width: int, fill: int = PAD) -> np.ndarray:
+    out = np.full((len(rows), width), fill, dtype=np.int32)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r[:width]
+    return out
+
+
+def _frames(samples: list[Sample], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The samples' frame features and mask; one zero feature when the corpus has none."""
+    if samples and samples[0].frames.shape[1]:
+        return np.stack([s.frames for s in samples]), np.stack([s.frame_mask for s in samples])
+    return np.zeros((len(samples), n_rows, 1), np.float32), np.zeros((len(samples), n_rows), bool)
+
+
+def encode_samples(
+    samples: list[Sample],
+    knowledge: list,  # retrieval.recall.Knowledge per sample
+    encoder: TextEncoder,
+    linked: list[list[str]] | None = None,
+    stated: list[list[list[str]]] | None = None,
+) -> Encoded:
+    """The arrays of ``samples``; ``linked``/``stated`` (per sample / per ground truth, from
+    :func:`stated_facts_of`) are left empty when not given (one window for generation)."""
+    lengths = encoder.lengths
+    n_rows, m = 2 * lengths.radius + 1, lengths.max_knowledge_len + 1
+    unseen = encoder.unseen()
+    each = [_encode_sample(s, k, encoder, unseen) for s, k in zip(samples, knowledge, strict=True)]
+    rows = np.full((len(each), n_rows, lengths.max_step_len), PAD, dtype=np.int32)
+    for i, e in enumerate(each):
+        rows[i] = _pad(e.rows, lengths.max_step_len)
+    frames, frame_mask = _frames(samples, n_rows)
+    target_sample = np.repeat(np.arange(len(each)), [len(e.targets) for e in each])
+    return Encoded(
+        video=[s.video_id for s in samples],
+        t=np.array([s.t for s in samples], dtype=np.int32),
+        frames=frames,
+        frame_mask=frame_mask,
+        rows=rows,
+        knowledge=_pad([e.knowledge for e in each], m),
+        fact_of=_pad([e.fact_of for e in each], m, fill=-1).astype(np.int16),
+        fact_part=_pad([e.fact_part for e in each], m, fill=PART_NONE).astype(np.int8),
+        period=np.array([s.period for s in samples], dtype=np.int64),
+        knowledge_target=np.array([s.knowledge_target for s in samples], dtype=bool),
+        targets=_pad([t for e in each for t in e.targets], lengths.max_len),
+        target_sample=target_sample.astype(np.int32),
+        facts=[e.facts for e in each],
+        ac=[e.ac for e in each],
+        corpus_words=len(encoder.vocab),
+        oov=unseen.words,
+        linked=linked if linked is not None else [[] for _ in samples],
+        stated=stated if stated is not None else [[] for _ in target_sample],
+    )
+
+
+def stated_facts_of(ctx, samples: list[Sample]) -> tuple[list[list[str]], list[list[list[str]]]]:
+    """(linked entities per sample, the facts each ground truth states, in target order)."""
+    from retrieval.stated import linked_entities, stated_in, window_facts
+
+    linked, stated = [], []
+    for s in samples:
+        entities = linked_entities(ctx.linker, ctx.corpus.videos[s.video_id], s.t)
+        facts = window_facts(ctx.linker, entities)
+        linked.append(entities)
+        for text in s.targets:
+            stated.append([[f.head, f.relation, f.tail] for f in stated_in(text, facts)])
+    return linked, stated
+
+
+def encoded_path(cache_dir: Path, cache_key: dict, split: str) -> Path:
+    """Where the encoded ``split`` built from ``cache_key`` is cached."""
+    key = hashlib.sha256(json.dumps({**cache_key, "split": split}, sort_keys=True).encode())
+    return cache_dir / f"{split}-{key.hexdigest()[:16]}.npz"
+
+
+def _recall_split(ctx, samples: list[Sample], split: str, progress: bool) -> list:
+    """The knowledge recalled for each sample (``retrieval.recall.Knowledge``), in batches."""
+    from retrieval.recall import recall_many
+
+    knowledge = []
+    bar = tqdm(total=len(samples), desc=f"recall {split}", unit=" windows", disable=not progress)
+    for i in range(0, len(samples), RECALL_BATCH):
+        chunk = samples[i : i + RECALL_BATCH]
+        windows = [(ctx.corpus.videos[s.video_id], s.t, ctx.keyword_set(s.video_id)) for s in chunk]
+        knowledge += recall_many(ctx.store, ctx.linker, ctx.index, windows)
+        bar.update(len(chunk))
+    bar.close()
+    return knowledge
+
+
+def encode_split(
+    ctx,  # retrieval.context.RetrievalContext
+    split: str,
+    encoder: TextEncoder,
+    cache_dir: Path | None,
+    cache_key: dict,
+    progress: bool = True,
+) -> Encoded:
+    """Samples of ``split`` with their recalled knowledge, encoded (loaded from the cache when
+    it was built from the same inputs)."""
+    path = encoded_path(cache_dir, cache_key, split) if cache_dir else None
+    if path is not None and path.exists() and path.with_suffix(".json").exists():
+        try:
+            return Encoded.load(path)
+        except DataError as e:  # a cache: build it again
+            log.warning("%s: encoding the %s split again", e, split)
+    samples = list(build_samples(ctx.corpus, split, radius=encoder.lengths.radius))
+    knowledge = _recall_split(ctx, samples, split, progress)
+    linked, stated = stated_facts_of(ctx, samples)
+    encoded = encode_samples(samples, knowledge, encoder, linked, stated)
+    if path is not None:
+        encoded.save(path)
+    return encoded

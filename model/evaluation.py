@@ -1,0 +1,254 @@
+"""Evaluating a model on a split: ranking and generation (docs/evaluation.md; KLVCG §V-A;
+LiveBot §5), returned as an :class:`~model.evaluation_report.EvaluationReport`.
+
+Ranking (:mod:`model.ranking`): the split's candidate sets, overall and on the
+knowledge-bearing subset, and the value-swap sets (:mod:`model.value_swap`). Generation: beam
+search on a fixed, evenly spread subset of the samples, and on the knowledge-bearing windows
+for the knowledge metrics (:func:`model.metrics.knowledge_generation_metrics`).
+
+A library: no argument parsing and no printing. ``model.train`` and ``model.evaluate`` call
+:func:`evaluate_model` and print the report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.checkpoint import CheckpointError
+from model.data.vocab import Vocab, words_to_text
+from model.encoded_split import Encoded
+from model.evaluation_report import (
+    EvaluationReport,
+    GenerationReport,
+    KnowledgeCounts,
+    KnowledgeGeneration,
+    KnowledgeSubset,
+    RankBlock,
+    ValueSwapBlock,
+    rank_block,
+)
+from model.generator import banned_ids
+from model.klvcg import KLVCG
+from model.metrics import (
+    WindowKnowledge,
+    corpus_bleu,
+    distinct_n,
+    knowledge_generation_metrics,
+    non_empty_rate,
+)
+from model.model_data import ModelData
+from model.ranking import is_candidate, rank, spread
+from model.value_swap import relation_values, swap_arrays
+from retrieval.recall import window_of
+
+GENERATION_SAMPLES = 100
+KNOWLEDGE_GENERATION_SAMPLES = 300
+
+
+def evaluate_model(
+    model: KLVCG,
+    data: ModelData,
+    device: torch.device,
+    *,
+    split: str = "test",
+    use_kg: bool = True,
+    generation_samples: int = GENERATION_SAMPLES,
+    eval_samples: int | None = None,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Ranking metrics (overall, knowledge subset, value swap) and generation metrics on
+    ``split`` (ranking on ``eval_samples`` evenly spread samples of it when given: a quick
+    look; no generation when ``generation_samples`` is 0)."""
+    encoded = data.split(split)
+    if len(encoded) == 0:
+        raise CheckpointError(f"{data.ctx.corpus.path}: the {split} split has no samples")
+    run = SplitEvaluation(model, data, encoded, split, device, use_kg, progress)
+    idx = spread(len(encoded), eval_samples or len(encoded))
+    ids, truth = data.candidates(split, encoded)
+    ranking, knowledge_subset = run.ranking(ids, truth, idx)
+    return EvaluationReport(
+        ranking=ranking,
+        knowledge_subset=knowledge_subset,
+        knowledge_counts=run.knowledge_counts(idx),
+        candidates=int(ids.shape[1]),
+        split=split,
+        value_swap=run.value_swap(idx),
+        generation=run.generation(generation_samples) if generation_samples > 0 else None,
+    )
+
+
+@dataclass(frozen=True)
+class SplitEvaluation:
+    """One model on one encoded split of ``data``: the steps of :func:`evaluate_model`."""
+
+    model: KLVCG
+    data: ModelData
+    encoded: Encoded
+    split: str
+    device: torch.device
+    use_kg: bool
+    progress: bool
+
+    def rank(
+        self, ids: np.ndarray, truth: np.ndarray, idx: np.ndarray, desc: str, aligned: bool = False
+    ) -> np.ndarray:
+        """:func:`model.ranking.rank` of the candidate sets ``ids`` of the samples ``idx``."""
+        return rank(
+            self.model,
+            self.encoded,
+            ids,
+            truth,
+            self.device,
+            idx=idx,
+            use_kg=self.use_kg,
+            progress=self.progress,
+            desc=desc,
+            aligned=aligned,
+        )
+
+    def ranking(
+        self, ids: np.ndarray, truth: np.ndarray, idx: np.ndarray
+    ) -> tuple[RankBlock, KnowledgeSubset]:
+        """The ranking of the candidate sets ``ids`` of the samples ``idx``: all of them, and
+        the knowledge-bearing ones (:meth:`knowledge_samples`)."""
+        ranks = self.rank(ids, truth, idx, f"ranking {self.split}")
+        subset, definition = self.knowledge_samples()
+        truth, valid, knowledge = truth[idx], is_candidate(ids[idx]), subset[idx]
+        return rank_block(ranks, truth, valid), KnowledgeSubset(
+            rank_block(ranks[knowledge], truth[knowledge], valid[knowledge]), definition
+        )
+
+    def knowledge_samples(self) -> tuple[np.ndarray, str]:
+        """The knowledge-bearing samples and the definition that chose them: the demo corpus
+        flags its knowledge comments; every other corpus uses the stated-fact definition."""
+        flagged = self.encoded.knowledge_target
+        if flagged.any():
+            return flagged, "flags"
+        return self.encoded.knowledge_stated, "stated"
+
+    def knowledge_counts(self, idx: np.ndarray) -> KnowledgeCounts:
+        flagged, stated = self.encoded.knowledge_target, self.encoded.knowledge_stated
+        return KnowledgeCounts(
+            flagged=int(flagged[idx].sum()),
+            stated=int(stated[idx].sum()),
+            both=int((flagged & stated)[idx].sum()),
+        )
+
+    def value_swap(self, idx: np.ndarray) -> ValueSwapBlock:
+        """Ranking of the value-swap sets (:mod:`model.value_swap`) of the samples ``idx``."""
+        wanted = set(idx.tolist())
+        sets = [s for s in self.data.swap_sets(self.split, self.encoded) if s.sample in wanted]
+        owners, ids, truth = swap_arrays(sets, self.data.text_encoder, self.encoded.unseen())
+        ranks = self.rank(ids, truth, owners, f"value swap {self.split}", aligned=True)
+        valid = is_candidate(ids)
+        mean_size = round(float(valid.sum(axis=1).mean()), 2) if sets else 0.0
+        return ValueSwapBlock(rank_block(ranks, truth, valid), len(sets), mean_size)
+
+    def generation(self, samples: int) -> GenerationReport:
+        """Generation metrics of the best beam comments of ``samples`` spread samples, and
+        the knowledge metrics (:meth:`knowledge_generation`)."""
+        idx = spread(len(self.encoded), samples)
+        hyps, latencies = self.generate(idx)
+        references = self.references()
+        refs = [references[i] for i in idx]
+        distinct = [round(distinct_n(hyps, n), 4) for n in (1, 2, 3, 4)]
+        return GenerationReport(
+            samples=len(hyps),
+            non_empty=round(non_empty_rate(hyps), 4),
+            distinct_1=distinct[0],
+            distinct_2=distinct[1],
+            distinct_3=distinct[2],
+            distinct_4=distinct[3],
+            bleu=round(corpus_bleu(hyps, refs, smooth=True), 4) if hyps else 0.0,
+            latency_ms_p50=round(1000 * float(np.median(latencies)), 1) if latencies else 0.0,
+            knowledge=self.knowledge_generation(),
+        )
+
+    def generate(self, idx: np.ndarray) -> tuple[list[list[str]], list[float]]:
+        """:func:`generate_best` of the samples ``idx``."""
+        return generate_best(
+            self.model,
+            self.encoded,
+            self.data.vocab,
+            self.device,
+            idx,
+            use_kg=self.use_kg,
+            progress=self.progress,
+        )
+
+    def references(self) -> list[list[list[str]]]:
+        """Each sample's ground truths as words (the words the vocabulary lacks included: a
+        model with a copy path can write them)."""
+        encoded, vocab = self.encoded, self.data.vocab
+        by_sample: list[list[list[str]]] = [[] for _ in range(len(encoded))]
+        for row, i in zip(encoded.targets, encoded.target_sample, strict=True):
+            by_sample[int(i)].append(encoded.words(row.tolist(), vocab))
+        return by_sample
+
+    def knowledge_generation(self) -> KnowledgeGeneration:
+        """:func:`model.metrics.knowledge_generation_metrics` of the best beam comments on the
+        knowledge-bearing windows of the split (by the stated-fact definition; at most
+        ``KNOWLEDGE_GENERATION_SAMPLES`` of them, evenly spread)."""
+        rows = np.flatnonzero(self.encoded.knowledge_stated)
+        rows = rows[spread(len(rows), KNOWLEDGE_GENERATION_SAMPLES)]
+        hyps, _ = self.generate(rows)
+        texts = [words_to_text(h) for h in hyps]
+        metrics = knowledge_generation_metrics(texts, hyps, self.windows(rows))
+        return KnowledgeGeneration(**metrics)
+
+    def windows(self, rows: np.ndarray) -> list[WindowKnowledge]:
+        """What the knowledge metrics of the comment of each sample ``rows`` are measured
+        against."""
+        encoded, linker = self.encoded, self.data.ctx.linker
+        tokens = self.data.text_encoder.tokenizer
+        pool = relation_values(encoded, linker)
+        per_sample: dict[int, set[str]] = {}
+        for i, facts in zip(encoded.target_sample.tolist(), encoded.stated, strict=True):
+            per_sample.setdefault(i, set()).update(f[2] for f in facts)
+        windows = []
+        for i in rows.tolist():
+            facts = [f for e in encoded.linked[i] for f in linker.entity_facts(e)]
+            relations = {f.relation for f in facts}
+            video = self.data.ctx.corpus.videos[encoded.video[i]]
+            window, _ = window_of(video, int(encoded.t[i]), linker.config.radius)
+            said = {w for c in window for w in tokens(c.text)}
+            fact_words = {w for f in encoded.facts[i] for w in tokens(f.text)}
+            windows.append(
+                WindowKnowledge(
+                    stated=frozenset(per_sample.get(i, ())),
+                    true=frozenset(f.tail for f in facts),
+                    relation_values=frozenset(v for r in relations for v in pool.get(r, ())),
+                    new_fact_words=frozenset(fact_words - said),
+                )
+            )
+        return windows
+
+
+@torch.no_grad()
+def generate_best(
+    model: KLVCG,
+    encoded: Encoded,
+    vocab: Vocab,
+    device: torch.device,
+    idx: np.ndarray,
+    beam: int = 5,
+    use_kg: bool = True,
+    progress: bool = False,
+) -> tuple[list[list[str]], list[float]]:
+    """The best beam-search comment (as words, copied ones included) of each sample ``idx``,
+    and the seconds each took (encoding and search)."""
+    model.eval()
+    space = encoded.space(model.cfg)
+    hyps, latencies = [], []
+    for i in tqdm(idx, desc="generating", unit=" samples", disable=not progress, leave=False):
+        started = time.perf_counter()
+        enc = model.encode(encoded.batch([i], device, space), use_kg=use_kg)
+        best = model.beam_search(enc, beam=beam, banned=banned_ids(space))
+        latencies.append(time.perf_counter() - started)
+        hyps.append(encoded.decode(best[0][0], int(i), space, vocab) if best else [])
+    return hyps, latencies
