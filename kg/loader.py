@@ -204,6 +204,30 @@ def _batches_from_process(
         proc.join(timeout=10)
 
 
+def _batch_stream(
+    kind: str,
+    path: str | Path,
+    done: int,
+    batch_size: int,
+    prepare: Callable,
+    records: Iterator[Record] | None,
+    parser_process: bool | None,
+) -> Iterator[tuple[int, list[BadRow]] | _Batch]:
+    """The prepared batches after the first ``done`` records (see :func:`_batches`): from
+    ``records`` in this process, else from the file's parser, in a child process where
+    ``parser_process`` (None: for large files) asks for it and it can start."""
+    if records is not None:
+        return _batches(records, done, batch_size, prepare)
+    if parser_process is None:
+        parser_process = Path(path).stat().st_size >= PARSER_PROCESS_BYTES
+    if parser_process and not _main_is_importable():
+        log.info("parsing in this process: a spawned process cannot re-import this __main__")
+        parser_process = False
+    if parser_process:
+        return _batches_from_process(kind, path, done, batch_size, prepare)
+    return _batches(read_source(kind, path), done, batch_size, prepare)
+
+
 def load(
     store: GraphStore,
     kind: str,
@@ -230,17 +254,7 @@ def load(
     done = store.load_progress(key)
     if done:
         log.info("resuming %s after %d records already loaded", path, done)
-    if parser_process is None:
-        parser_process = records is None and Path(path).stat().st_size >= PARSER_PROCESS_BYTES
-    if parser_process and not _main_is_importable():
-        log.info("parsing in this process: a spawned process cannot re-import this __main__")
-        parser_process = False
-    if records is not None:
-        items = _batches(records, done, batch_size, prepare)
-    elif parser_process:
-        items = _batches_from_process(kind, path, done, batch_size, prepare)
-    else:
-        items = _batches(read_source(kind, path), done, batch_size, prepare)
+    items = _batch_stream(kind, path, done, batch_size, prepare, records, parser_process)
     from tqdm import tqdm  # here: the parser process, which imports this module, needs none
 
     sink = BadRowSink(bad_rows_path, strict)

@@ -159,6 +159,11 @@ def examples_from_videos(
                 )
 
 
+# One training row: cue word -> activation, the competing facts as (relation index, echo,
+# named, stated), and the row's weight (1 for an example, ``seed_count`` for a seed phrase).
+_Row = tuple[dict[str, float], list[tuple[int, bool, bool, bool]], float]
+
+
 def learn(
     examples: Iterable[Example],
     config: CueConfig | None = None,
@@ -170,21 +175,41 @@ def learn(
     ``lexicon``), each a pseudo-example of weight ``seed_count`` in which one fact of every
     relation competes and its relations are the ones stated. The examples' entity evidence
     fits the entity model (:func:`retrieval.focus.fit`) alongside."""
-    import numpy as np
-    import torch
-
     config = config or CueConfig()
     examples = [ex for ex in examples if ex.candidates and ex.stated]
-    seeds = SEEDS if seeds is None else seeds
-    relations = sorted({c.relation for ex in examples for c in ex.candidates})
-    rel_index = {r: i for i, r in enumerate(relations)}
     if not examples:
         return RelationCues(config=config)
+    relations = sorted({c.relation for ex in examples for c in ex.candidates})
+    rows = _rows(examples, relations, config, SEEDS if seeds is None else seeds, lexicon)
+    vocab = sorted({w for cues, _, _ in rows for w in cues})
+    theta, rate, coef = _fit(rows, vocab, len(relations), config)
+    out = RelationCues(examples=len(examples), config=config)
+    out.focus = focus.fit([(ex.entities, ex.spoken_of) for ex in examples], config.l2)
+    out.echo, out.named = (round(float(x), 4) for x in coef)
+    out.rate = {r: round(float(v), 4) for r, v in zip(relations, rate, strict=True)}
+    for i, w in enumerate(vocab):
+        # |weight| under 0.01 moves a score by at most 1 %: not worth storing
+        row = {relations[j]: round(float(v), 4) for j, v in enumerate(theta[i]) if abs(v) >= 0.01}
+        if row:
+            out.cues[w] = row
+    return out
+
+
+def _rows(
+    examples: list[Example],
+    relations: list[str],
+    config: CueConfig,
+    seeds: dict[str, tuple[str, ...]],
+    lexicon: EntityLexicon | None,
+) -> list[_Row]:
+    """The training rows: one per example (its cue words seen at least ``min_count`` times),
+    then one per seed phrase whose relations occur."""
+    rel_index = {r: i for i, r in enumerate(relations)}
     seen: dict[str, int] = defaultdict(int)
     for ex in examples:
         for word in ex.cues:
             seen[word] += 1
-    rows: list[tuple[dict[str, float], list[tuple[int, bool, bool, bool]], float]] = []
+    rows: list[_Row] = []
     for ex in examples:
         cands = [
             (rel_index[c.relation], c.echo, c.named, i in ex.stated)
@@ -198,9 +223,16 @@ def learn(
             continue
         cands = [(i, False, False, r in targets) for i, r in enumerate(relations)]
         rows.append((dict.fromkeys(words, 1.0), cands, config.seed_count))
-    vocab = sorted({w for cues, _, _ in rows for w in cues})
-    word_index = {w: i for i, w in enumerate(vocab)}
+    return rows
 
+
+def _fit(rows: list[_Row], vocab: list[str], n_relations: int, config: CueConfig):
+    """The maximum a posteriori weights of ``rows``: ``(theta (words, relations), rate
+    (relations,), coef (echo, named))`` as numpy arrays."""
+    import numpy as np
+    import torch
+
+    word_index = {w: i for i, w in enumerate(vocab)}
     n, k = len(rows), max(len(c) for _, c, _ in rows)
     rel = np.zeros((n, k), dtype=np.int64)
     feats = np.zeros((n, k, 2), dtype=np.float64)  # echo, named
@@ -226,43 +258,31 @@ def learn(
     rel_t, feats_t = torch.from_numpy(rel), torch.from_numpy(feats)
     mask_t, target_t = torch.from_numpy(mask), torch.from_numpy(target)
     weight_t = torch.from_numpy(weight)
-    theta = torch.zeros((max(len(vocab), 1), len(relations)), dtype=dtype, requires_grad=True)
-    rate = torch.zeros(len(relations), dtype=dtype, requires_grad=True)
+    theta = torch.zeros((max(len(vocab), 1), n_relations), dtype=dtype, requires_grad=True)
+    rate = torch.zeros(n_relations, dtype=dtype, requires_grad=True)
     coef = torch.tensor([0.0, 0.0], dtype=dtype, requires_grad=True)  # echo, named
-    params = [theta, rate, coef]
     neg = torch.tensor(-math.inf, dtype=dtype)
+    opt = torch.optim.LBFGS(
+        [theta, rate, coef],
+        max_iter=config.iterations,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
-    def loss() -> torch.Tensor:
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
         by_relation = torch.sparse.mm(A, theta)  # (examples, relations)
         s = torch.gather(by_relation, 1, rel_t) + rate[rel_t] + feats_t @ coef
         log_all = torch.logsumexp(torch.where(mask_t, s, neg), dim=1)
         log_said = torch.logsumexp(torch.where(target_t, s, neg), dim=1)
         nll = (weight_t * (log_all - log_said)).sum()
         prior = (theta**2).sum() + (rate**2).sum() + (coef**2).sum()
-        return nll + 0.5 * config.l2 * prior
-
-    opt = torch.optim.LBFGS(
-        params, max_iter=config.iterations, history_size=20, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        value = loss()
+        value = nll + 0.5 * config.l2 * prior
         value.backward()
         return value
 
     opt.step(closure)
-    out = RelationCues(examples=len(examples), config=config)
-    out.focus = focus.fit([(ex.entities, ex.spoken_of) for ex in examples], config.l2)
-    out.echo, out.named = (round(float(x), 4) for x in coef.detach())
-    out.rate = {r: round(float(v), 4) for r, v in zip(relations, rate.detach(), strict=True)}
-    weights = theta.detach().numpy()
-    for w, i in word_index.items():
-        # |weight| under 0.01 moves a score by at most 1 %: not worth storing
-        row = {relations[j]: round(float(v), 4) for j, v in enumerate(weights[i]) if abs(v) >= 0.01}
-        if row:
-            out.cues[w] = row
-    return out
+    return theta.detach().numpy(), rate.detach().numpy(), coef.detach().numpy()
 
 
 def videos_fingerprint(videos: Sequence[Video]) -> str:
