@@ -1,4 +1,4 @@
-"""A split's samples plus their recalled knowledge, as the arrays KLVCG reads.
+"""A split's samples plus their recalled knowledge, as the arrays the backbones read.
 
 Design: docs/architecture.md, section "Data flow".
 
@@ -53,7 +53,7 @@ RECALL_BATCH = 256
 @dataclass(frozen=True)
 class Batch:
     """The context tensors of a batch of B samples in a model's ids (no targets): what
-    :meth:`model.klvcg.KLVCG.encode` reads."""
+    a backbone's ``encode`` reads (:class:`model.backbones.Backbone`)."""
 
     frames: torch.Tensor  # (B, 2l+1, F) float32
     frame_mask: torch.Tensor  # (B, 2l+1) bool
@@ -100,7 +100,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.video)
 
-    def space(self, cfg) -> WordSpace:  # cfg: model.config.ModelConfig
+    def space(self, cfg) -> WordSpace:  # cfg: a model.backbones.BackboneConfig
         """How the model of ``cfg`` reads this split's ids."""
         return WordSpace(
             self.corpus_words, cfg.vocab_size - 2, cfg.copy, cfg.copy_known_comment_words

@@ -11,17 +11,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.config import ModelConfig, ablation_switches, canonical_ablation, make_configs
+from model.backbones.klvcg import KLVCG, OLD_NAMES, mask_targets
+from model.backbones.klvcg_blocks import StepDecoder, trim
+from model.backbones.klvcg_config import (
+    KLVCGConfig,
+    ablation_switches,
+    canonical_ablation,
+    make_configs,
+)
 from model.data.vocab import BOS, EOS, PAD
 from model.encoded_split import Batch
-from model.klvcg import KLVCG, OLD_NAMES, StepDecoder, trim
-from model.trainer import mask_targets, warmup_linear
+from model.trainer import warmup_linear
 
 V, FRAME = 40, 6  # vocabulary (ids 0-4 specials, 38 MASK, 39 CLS) and frame-feature size
 MASK, CLS = V - 2, V - 1
 
 
-def tiny(**kw) -> ModelConfig:
+def tiny(**kw) -> KLVCGConfig:
     base = dict(
         vocab_size=V,
         frame_dim=FRAME,
@@ -36,7 +42,7 @@ def tiny(**kw) -> ModelConfig:
         max_knowledge_len=12,
         max_len=8,
     )
-    return ModelConfig(**{**base, **kw})
+    return KLVCGConfig(**{**base, **kw})
 
 
 def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> Batch:
@@ -162,7 +168,7 @@ def test_beam_search_finishes_non_empty_comments_within_g_best_first():
     torch.manual_seed(0)
     model = KLVCG(tiny()).eval()
     enc = model.encode(batch(1))
-    hyps = model.beam_search(enc, beam=5, banned=(MASK, CLS))
+    hyps = model.generate(enc, beam=5, banned=(MASK, CLS))
     assert 1 <= len(hyps) <= 5
     scores = [s for _, s in hyps]
     assert scores == sorted(scores, reverse=True)
@@ -175,7 +181,7 @@ def test_beam_of_one_is_greedy_decoding():
     torch.manual_seed(0)
     model = KLVCG(tiny()).eval()
     enc = model.encode(batch(1))
-    [(words, _)] = model.beam_search(enc, beam=1)
+    [(words, _)] = model.generate(enc, beam=1)
     seq = [BOS]
     for step in range(1, 8):
         logits = model.decode(enc, torch.tensor([seq]))[0, -1]
@@ -288,7 +294,7 @@ def test_incremental_decoding_gives_the_full_decoders_logits():
 
 
 #: The submodules in the order their parameters had in the code that named them by their old
-#: names (:data:`model.klvcg.OLD_NAMES`): a saved optimiser state numbers parameters so.
+#: names (:data:`model.backbones.klvcg.OLD_NAMES`): a saved optimiser state numbers parameters so.
 OLD_ORDER = [
     "missing_frame",
     "embed",
