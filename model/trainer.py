@@ -218,6 +218,8 @@ class Trainer:
             gen,
             source=self.train.source(samples, drop)[owner] if space.copy else None,
             n_facts=self.train.knowledge.shape[1],
+            likes=self.train.target_likes[pairs],
+            has_likes=self.train.has_likes[samples][owner],
         )
         return self.model.loss(memory, truths, stage)
 

@@ -94,6 +94,8 @@ class TrainingBatch:
     generator: torch.Generator  # the step's random draws (seeded per step: same on resume)
     source: np.ndarray | None = None  # (T, S) the copy path's source of each row
     n_facts: int = 0  # the source's first n_facts positions are the fact words
+    likes: np.ndarray | None = None  # (T,) int: each ground truth's like count (0: no count)
+    has_likes: np.ndarray | None = None  # (T,) bool: its video has like counts at all
 
 
 class Backbone(nn.Module):

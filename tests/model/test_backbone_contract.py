@@ -113,6 +113,8 @@ def stage_loss(
         torch.Generator().manual_seed(seed),
         source=data.source(idx)[data.target_sample] if space.copy else None,
         n_facts=data.knowledge.shape[1],
+        likes=data.target_likes,
+        has_likes=data.has_likes[data.target_sample],
     )
     return model.loss(memory, truths, stage.name)
 

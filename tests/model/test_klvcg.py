@@ -65,6 +65,11 @@ def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> Batch
         fact_of=torch.full_like(knowledge, -1),
         fact_part=torch.zeros_like(knowledge),
         period=torch.randint(0, 5, (b,), generator=g),
+        # read by other backbones, not KLVCG
+        subtitle=torch.randint(5, V - 2, (b, 10), generator=g),
+        transcript=torch.randint(5, V - 2, (b, 10), generator=g),
+        context_likes=torch.randint(-1, 50, (b, 11, 4), generator=g),
+        has_likes=torch.ones(b, dtype=torch.bool),
     )
 
 
@@ -110,6 +115,26 @@ def test_knowledge_and_period_change_the_encoding_only_when_switched_on():
     assert not torch.allclose(full.encode(b1).memory, full.encode(other_period).memory)
     no_period = KLVCG(tiny(use_period=False)).eval()
     assert torch.allclose(no_period.encode(b1).memory, no_period.encode(other_period).memory)
+
+
+def test_subtitles_transcripts_and_likes_do_not_change_klvcg():
+    """They are in the batch for other backbones (TTE, the engaging model): KLVCG, with or
+    without its copy path, reads none of them."""
+    torch.manual_seed(0)
+    for model in (KLVCG(tiny()).eval(), KLVCG(tiny(copy=True)).eval()):
+        b = copy_batch(2)
+        other = replace(
+            b,
+            subtitle=torch.full_like(b.subtitle, PAD),
+            transcript=b.transcript.flip(1),
+            context_likes=torch.zeros_like(b.context_likes),
+            has_likes=~b.has_likes,
+        )
+        cands = targets(6).reshape(2, 3, -1)
+        assert torch.equal(model.encode(b).memory, model.encode(other).memory)
+        assert torch.equal(
+            model.score(model.encode(b), cands), model.score(model.encode(other), cands)
+        )
 
 
 def test_dropping_facts_at_encode_time_equals_an_empty_knowledge_input():
