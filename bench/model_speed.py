@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.device import resolve_device
 from common.settings import RunSettings  # noqa: E402
-from model.config import DEFAULT_ABLATION, make_configs  # noqa: E402
+from model.backbones import build_backbone  # noqa: E402
+from model.backbones.klvcg_config import DEFAULT_ABLATION, make_configs  # noqa: E402
 from model.generator import banned_ids  # noqa: E402
-from model.klvcg import KLVCG  # noqa: E402
 from model.model_data import build_data, preset_lengths  # noqa: E402
 from model.ranking import rank, spread  # noqa: E402
 from model.word_ids import frequent_words  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
     train = data.split("train")
     kept = frequent_words(data.vocab, train.targets, train_cfg.min_word_count)
     model_cfg = replace(model_cfg, vocab_size=kept + 2)
-    model = KLVCG(model_cfg).to(device)
+    model = build_backbone(model_cfg).to(device)
     params = sum(p.numel() for p in model.parameters())
     test = data.split("test")
     ids, truth = data.candidates("test", test)
@@ -113,7 +113,7 @@ def generation_latencies(model, test, device, samples: int) -> list[float]:
     for i in spread(len(test), samples + 2):
         started = time.perf_counter()
         enc = model.encode(test.batch([i], device, space))
-        model.beam_search(enc, beam=5, banned=banned)
+        model.generate(enc, beam=5, banned=banned)
         latencies.append(1000 * (time.perf_counter() - started))
     return latencies[2:]  # warm-up
 

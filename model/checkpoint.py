@@ -2,15 +2,18 @@
 
 A checkpoint directory holds::
 
-    checkpoint.pt      the selected weights (best dev MRR), the model and training configs,
-                       the vocabulary's fingerprint, what data it was trained on, dev metrics
+    checkpoint.pt      the selected weights (best dev MRR), the backbone's name, the model and
+                       training configs, the vocabulary's fingerprint, what data it was
+                       trained on, dev metrics
     dicts-30000.json   the vocabulary (LiveBot format) the ids refer to
     config.json        the same configs and data record, readable
     metrics.json       the test metrics ``model.train`` printed
     state.pt           the training state for resuming (model, optimiser, schedule, step)
 
 Loading checks every stored CRC-32 of the file (``torch.save`` writes a zip archive, and
-``torch.load`` reads it without checking them), then the format version, the configs, the
+``torch.load`` reads it without checking them), then the format version, the configs (read by
+the config class of the backbone named, :mod:`model.backbones`; a checkpoint saved before
+backbones had names is KLVCG's), the
 weights against the digest written beside them at save time (a checkpoint saved before
 digests existed loads with a warning that its weights cannot be verified), and that the
 vocabulary in the directory is the one the weights were trained with; :func:`check_compatible`
@@ -40,10 +43,16 @@ from common.device import resolve_device
 from common.errors import UserError
 from common.settings import RunSettings
 from kg.store import GraphStore
-from model.config import ModelConfig, TrainConfig
+from model.backbones import (
+    LEGACY_BACKBONE,
+    Backbone,
+    BackboneConfig,
+    build_backbone,
+    config_from_dict,
+)
+from model.config import TrainConfig
 from model.data.schema import DataError
 from model.data.vocab import VOCAB_FILE, Vocab
-from model.klvcg import KLVCG
 from model.model_data import ModelData, add_data_args, build_data, lengths_of
 
 FORMAT = "danmaku-klvcg-checkpoint"
@@ -62,7 +71,7 @@ class CheckpointError(UserError):
 @dataclass
 class Checkpoint:
     directory: Path
-    model_config: ModelConfig
+    model_config: BackboneConfig  # its ``name`` is the backbone's
     train_config: TrainConfig
     vocab: Vocab
     state_dict: dict
@@ -123,7 +132,7 @@ def safe_torch_load(path: Path) -> dict:
 def save_checkpoint(
     directory: Path,
     model: torch.nn.Module,
-    model_config: ModelConfig,
+    model_config: BackboneConfig,
     train_config: TrainConfig,
     vocab: Vocab,
     data: dict,
@@ -133,6 +142,7 @@ def save_checkpoint(
     if not (directory / VOCAB_FILE).exists():
         vocab.save(directory / VOCAB_FILE)
     record = {
+        "backbone": model_config.name,
         "model": model_config.to_dict(),
         "train": train_config.to_dict(),
         "vocab_fingerprint": vocab.fingerprint,
@@ -160,7 +170,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     obj = safe_torch_load(directory / WEIGHTS)
     _check_weights(directory / WEIGHTS, obj)
     try:
-        model_config = ModelConfig.from_dict(obj["model"])
+        model_config = config_from_dict(obj.get("backbone", LEGACY_BACKBONE), obj["model"])
         train_config = TrainConfig(**obj["train"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{directory / WEIGHTS}: bad configuration ({e})") from None
@@ -232,9 +242,10 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p, default_format=None)
 
 
-def build_model(ckpt: Checkpoint, device: torch.device) -> KLVCG:
-    """The checkpoint's model with its weights, on ``device``, in eval mode."""
-    model = KLVCG(ckpt.model_config)
+def build_model(ckpt: Checkpoint, device: torch.device) -> Backbone:
+    """The checkpoint's model (its backbone, through the registry) with its weights, on
+    ``device``, in eval mode."""
+    model = build_backbone(ckpt.model_config)
     try:
         model.load_state_dict(ckpt.state_dict)
     except RuntimeError as e:
@@ -249,7 +260,7 @@ def build_model(ckpt: Checkpoint, device: torch.device) -> KLVCG:
 class OpenedCheckpoint:
     ckpt: Checkpoint
     data: ModelData
-    model: KLVCG
+    model: Backbone
     device: torch.device
 
 

@@ -1,4 +1,4 @@
-"""A split's samples plus their recalled knowledge, as the arrays KLVCG reads.
+"""A split's samples plus their recalled knowledge, as the arrays the backbones read.
 
 Design: docs/architecture.md, section "Data flow".
 
@@ -15,6 +15,14 @@ For a sample at second t (KLVCG §IV-A), in corpus ids (:mod:`model.word_ids`):
   ``fact_part`` saying whether a word is of the fact's head, relation or value (the copy path's
   segment embedding; the three parts are segmented separately);
 - ``period``: the viewing-period stage of t;
+- ``subtitle`` and ``transcript`` ``(s+1,)``: ``[CLS]`` then the window's subtitle lines (the
+  audio transcript's stretches) joined by ``<&&&>``, in time order (what TTE and the engaging
+  model read; KLVCG does not);
+- ``context_likes`` ``(2l+1, c)``: the like counts of the comments each context row holds, in
+  the row's order (the k-th stretch between separators), -1 where the row holds no k-th
+  comment (always in the other videos' row); ``target_likes``: each ground truth's count; a
+  comment without a count reads 0, and ``has_likes`` says whether the sample's video has
+  counts at all (:mod:`model.data.samples`);
 - ``targets``: the ground-truth comments as ``<BOS> words <EOS>`` rows of g ids;
 - ``stated``: per ground truth, the KG facts it states (:mod:`retrieval.stated`), and
   ``knowledge_stated``: whether any ground truth of the sample states one (the
@@ -43,17 +51,17 @@ from common.atomic import atomic_open, write_json
 from model.data.samples import Sample, build_samples
 from model.data.schema import DataError
 from model.data.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
-from model.word_ids import PART_NONE, PackedFact, TextEncoder, Unseen, WordSpace
+from model.word_ids import PART_NONE, Lengths, PackedFact, TextEncoder, Unseen, WordSpace
 
 log = logging.getLogger(__name__)
-ENCODING_VERSION = 4  # part of the cache key: bump when the encoding changes
+ENCODING_VERSION = 5  # part of the cache key: bump when the encoding changes
 RECALL_BATCH = 256
 
 
 @dataclass(frozen=True)
 class Batch:
     """The context tensors of a batch of B samples in a model's ids (no targets): what
-    :meth:`model.klvcg.KLVCG.encode` reads."""
+    a backbone's ``encode`` reads (:class:`model.backbones.Backbone`)."""
 
     frames: torch.Tensor  # (B, 2l+1, F) float32
     frame_mask: torch.Tensor  # (B, 2l+1) bool
@@ -62,6 +70,10 @@ class Batch:
     fact_of: torch.Tensor  # (B, m+1) long: the fact of each knowledge word, -1 none
     fact_part: torch.Tensor  # (B, m+1) long: PART_* of each knowledge word
     period: torch.Tensor  # (B,) long
+    subtitle: torch.Tensor  # (B, s+1) long: [CLS] the window's subtitle lines, <&&&> between
+    transcript: torch.Tensor  # (B, s+1) long: [CLS] the window's transcript stretches, likewise
+    context_likes: torch.Tensor  # (B, 2l+1, c) long: likes of each comment a row holds, -1 none
+    has_likes: torch.Tensor  # (B,) bool: the sample's video has like counts (else all 0)
     source_ext: torch.Tensor | None = None  # (B, S) the copy path's source, extended ids
 
 
@@ -88,6 +100,28 @@ class Encoded:
     oov: list[str] = field(default_factory=list)
     linked: list[list[str]] = field(default_factory=list)  # per sample: its linked entities
     stated: list[list[list[str]]] = field(default_factory=list)  # per target: [h, r, t] facts
+    # What other backbones read (module docstring): ``subtitle``, ``transcript`` (N, s+1)
+    # int32; ``context_likes`` (N, 2l+1, c) int32, -1 where a row holds no such comment;
+    # ``target_likes`` (T,) int32; ``has_likes`` (N,) bool. Left out (a test's synthetic
+    # split), the split reads as one without subtitles, transcripts or likes (__post_init__).
+    subtitle: np.ndarray = None  # type: ignore[assignment]
+    transcript: np.ndarray = None  # type: ignore[assignment]
+    context_likes: np.ndarray = None  # type: ignore[assignment]
+    target_likes: np.ndarray = None  # type: ignore[assignment]
+    has_likes: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        n, rows = len(self.t), self.rows.shape
+        if self.subtitle is None:
+            self.subtitle = np.full((n, 1), self.corpus_words + 1, np.int32)  # [CLS] alone
+        if self.transcript is None:
+            self.transcript = np.full((n, 1), self.corpus_words + 1, np.int32)
+        if self.context_likes is None:
+            self.context_likes = np.full((n, rows[1], max(1, rows[2] // 2)), -1, np.int32)
+        if self.target_likes is None:
+            self.target_likes = np.zeros(len(self.targets), np.int32)
+        if self.has_likes is None:
+            self.has_likes = np.zeros(n, bool)
 
     @property
     def knowledge_stated(self) -> np.ndarray:
@@ -100,7 +134,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.video)
 
-    def space(self, cfg) -> WordSpace:  # cfg: model.config.ModelConfig
+    def space(self, cfg) -> WordSpace:  # cfg: a model.backbones.BackboneConfig
         """How the model of ``cfg`` reads this split's ids."""
         return WordSpace(
             self.corpus_words, cfg.vocab_size - 2, cfg.copy, cfg.copy_known_comment_words
@@ -191,6 +225,10 @@ class Encoded:
             fact_of=tensor(self.fact_of[idx], torch.long),
             fact_part=tensor(part, torch.long),
             period=tensor(self.period[idx], torch.long),
+            subtitle=tensor(space.to_model(self.subtitle[idx]), torch.long),
+            transcript=tensor(space.to_model(self.transcript[idx]), torch.long),
+            context_likes=tensor(self.context_likes[idx], torch.long),
+            has_likes=tensor(self.has_likes[idx], torch.bool),
             source_ext=source_ext,
         )
 
@@ -206,6 +244,11 @@ class Encoded:
         "knowledge_target",
         "targets",
         "target_sample",
+        "subtitle",
+        "transcript",
+        "context_likes",
+        "target_likes",
+        "has_likes",
     )
 
     def save(self, path: Path) -> None:
@@ -245,6 +288,8 @@ class Encoded:
         n, pairs = len(encoded.t), len(encoded.targets)
         sizes = [(encoded.video, n), (encoded.facts, n), (encoded.ac, n)]
         sizes += [(encoded.linked, n), (encoded.stated, pairs)] if encoded.linked else []
+        sizes += [(getattr(encoded, k), n) for k in ("subtitle", "transcript", "has_likes")]
+        sizes += [(encoded.context_likes, n), (encoded.target_likes, pairs)]
         if any(len(records) != size for records, size in sizes):
             raise DataError(f"{meta_path}: damaged encoded split (records and arrays disagree)")
         return encoded
@@ -255,6 +300,7 @@ class _SampleIds:
     """One sample's corpus ids (:func:`_encode_sample`)."""
 
     rows: list[list[int]]  # the 2l context seconds' rows, then the other videos' row
+    held: list[int]  # how many comments each context second's row holds
     knowledge: list[int]
     fact_of: list[int]
     fact_part: list[int]
@@ -268,13 +314,17 @@ def _encode_sample(sample: Sample, knowledge, encoder: TextEncoder, unseen: Unse
     its unseen words join ``unseen`` in reading order: context rows, facts, targets."""
     r = encoder.lengths.radius
     seconds = [s for s in range(-r, r + 1) if s != 0]
-    rows = [encoder.row(sample.context.get(sample.t + s, []), unseen) for s in seconds]
+    rows, held = [], []
+    for s in seconds:
+        row, n = encoder.row_held(sample.context.get(sample.t + s, []), unseen)
+        rows.append(row)
+        held.append(n)
     ac = [h.text for h in knowledge.comments]
     rows.append(encoder.row(ac, unseen))
     facts = [PackedFact(f.head, f.relation, f.tail, f.text) for f in knowledge.facts]
     ids, fact_of, part = encoder.knowledge(facts, unseen)
     targets = [encoder.target(text, unseen) for text in sample.targets]
-    return _SampleIds(rows, ids, fact_of, part, targets, facts, ac)
+    return _SampleIds(rows, held, ids, fact_of, part, targets, facts, ac)
 
 
 def _pad(rows: Sequence[Sequence[int]], width: int, fill: int = PAD) -> np.ndarray:
@@ -282,6 +332,28 @@ def _pad(rows: Sequence[Sequence[int]], width: int, fill: int = PAD) -> np.ndarr
     for i, r in enumerate(rows):
         out[i, : len(r)] = r[:width]
     return out
+
+
+def _context_likes(samples: list[Sample], each: list[_SampleIds], lengths: Lengths) -> np.ndarray:
+    """(N, 2l+1, c): the likes of the comments each context row holds, -1 where none."""
+    r, c = lengths.radius, lengths.step_comments
+    seconds = [s for s in range(-r, r + 1) if s != 0]
+    out = np.full((len(samples), 2 * r + 1, c), -1, dtype=np.int32)
+    for i, (sample, e) in enumerate(zip(samples, each, strict=True)):
+        for j, (s, held) in enumerate(zip(seconds, e.held, strict=True)):
+            likes = sample.context_likes.get(sample.t + s, [])[: min(held, c)]
+            out[i, j, : len(likes)] = likes
+    return out
+
+
+def _target_likes(samples: list[Sample]) -> np.ndarray:
+    """(T,): each ground truth's likes, in target order."""
+    likes = []
+    for s in samples:
+        if len(s.target_likes) != len(s.targets):
+            raise ValueError(f"sample {s.video_id}@{s.t}: likes not aligned with its targets")
+        likes += s.target_likes
+    return np.array(likes, dtype=np.int32)
 
 
 def _frames(samples: list[Sample], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +376,10 @@ def encode_samples(
     n_rows, m = 2 * lengths.radius + 1, lengths.max_knowledge_len + 1
     unseen = encoder.unseen()
     each = [_encode_sample(s, k, encoder, unseen) for s, k in zip(samples, knowledge, strict=True)]
+    # after every sample's other rows, so their ids (and their unseen words') are as before
+    width = lengths.max_text_len
+    subtitle = [encoder.row(s.subtitles, unseen, width) for s in samples]
+    transcript = [encoder.row(s.transcript, unseen, width) for s in samples]
     rows = np.full((len(each), n_rows, lengths.max_step_len), PAD, dtype=np.int32)
     for i, e in enumerate(each):
         rows[i] = _pad(e.rows, lengths.max_step_len)
@@ -328,6 +404,11 @@ def encode_samples(
         oov=unseen.words,
         linked=linked if linked is not None else [[] for _ in samples],
         stated=stated if stated is not None else [[] for _ in target_sample],
+        subtitle=_pad(subtitle, width),
+        transcript=_pad(transcript, width),
+        context_likes=_context_likes(samples, each, lengths),
+        target_likes=_target_likes(samples),
+        has_likes=np.array([s.has_likes for s in samples], dtype=bool),
     )
 
 

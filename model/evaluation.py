@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.backbones import Backbone
 from model.checkpoint import CheckpointError
 from model.data.vocab import Vocab, words_to_text
 from model.encoded_split import Encoded
@@ -33,7 +34,6 @@ from model.evaluation_report import (
     rank_block,
 )
 from model.generator import banned_ids
-from model.klvcg import KLVCG
 from model.metrics import (
     WindowKnowledge,
     corpus_bleu,
@@ -51,7 +51,7 @@ KNOWLEDGE_GENERATION_SAMPLES = 300
 
 
 def evaluate_model(
-    model: KLVCG,
+    model: Backbone,
     data: ModelData,
     device: torch.device,
     *,
@@ -86,7 +86,7 @@ def evaluate_model(
 class SplitEvaluation:
     """One model on one encoded split of ``data``: the steps of :func:`evaluate_model`."""
 
-    model: KLVCG
+    model: Backbone
     data: ModelData
     encoded: Encoded
     split: str
@@ -231,7 +231,7 @@ class SplitEvaluation:
 
 @torch.no_grad()
 def generate_best(
-    model: KLVCG,
+    model: Backbone,
     encoded: Encoded,
     vocab: Vocab,
     device: torch.device,
@@ -248,7 +248,7 @@ def generate_best(
     for i in tqdm(idx, desc="generating", unit=" samples", disable=not progress, leave=False):
         started = time.perf_counter()
         enc = model.encode(encoded.batch([i], device, space), use_kg=use_kg)
-        best = model.beam_search(enc, beam=beam, banned=banned_ids(space))
+        best = model.generate(enc, beam=beam, banned=banned_ids(space))
         latencies.append(time.perf_counter() - started)
         hyps.append(encoded.decode(best[0][0], int(i), space, vocab) if best else [])
     return hyps, latencies

@@ -6,7 +6,7 @@ The corpora ship one visual vector per second of video, from an ImageNet CNN run
 sampled at 1 fps (LiveBot: ResNet-18, 512-d, ``res18.pkl``;
 VideoIC and KLVCG/MovieLC: ResNet-101, 2048-d, ``image.pkl`` / ``*101.pkl``). This module makes
 the same kind of file from the user's own videos: decoding with PyAV, a backbone from
-:mod:`model.backbones_visual` (EfficientNet-Lite0 with its bundled weights by default; ResNet-18
+:mod:`model.frame_encoders` (EfficientNet-Lite0 with its bundled weights by default; ResNet-18
 / -101 given torchvision-format ``--weights``), written in VideoIC's ``image.pkl`` layout
 ``{video_id: {second (int): np.ndarray float32 (dim,)}}`` with ``torch.save`` (read it back
 with ``torch.load(..., weights_only=False)``).
@@ -49,7 +49,7 @@ from common.atomic import atomic_open, write_json
 from common.cli import print_json, run
 from common.device import resolve_device
 from common.paths import data_dir
-from model.backbones_visual import (
+from model.frame_encoders import (
     VISUAL_BACKBONES,
     FeatureError,
     VisualSpec,

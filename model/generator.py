@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from common.device import resolve_device
+from model.backbones import Backbone, Memory
 from model.beam_limits import MAX_BEAM
 from model.checkpoint import Checkpoint, build_model, check_compatible, load_checkpoint
 from model.data.samples import sample_at
 from model.data.schema import DataError
 from model.data.vocab import SEP, UNK, words_to_text
 from model.encoded_split import Encoded, encode_samples
-from model.klvcg import EncoderOutput
 from model.model_data import lengths_of
 from model.word_ids import TextEncoder, WordSpace
 from retrieval.context import RetrievalContext
@@ -130,7 +130,7 @@ COPIED = 0.5  # a word counts as copied (and names its fact) when copying gave h
 
 
 def copy_report(words: list[str], shares: np.ndarray, source_fact: np.ndarray) -> CopyReport:
-    """What one comment copied: ``shares`` (len, S) from :meth:`KLVCG.copy_shares`,
+    """What one comment copied: ``shares`` (len, S) from :meth:`Backbone.copy_shares`,
     ``source_fact`` (S,) the fact of each source position (-1: a comment word or none)."""
     n_facts = int(source_fact.max()) + 1 if source_fact.size else 0
     per_fact = np.zeros((len(words), n_facts))
@@ -169,7 +169,9 @@ def fact_weights(attention: torch.Tensor, fact_of: np.ndarray, n_facts: int) -> 
 class Generator:
     """A checkpoint ready to comment: load once, then :meth:`generate` for any (video, t)."""
 
-    def __init__(self, ckpt, model, encoder: TextEncoder, ctx: RetrievalContext, device):
+    def __init__(
+        self, ckpt: Checkpoint, model: Backbone, encoder: TextEncoder, ctx: RetrievalContext, device
+    ):
         self.ckpt, self.model, self.encoder, self.ctx, self.device = (
             ckpt,
             model,
@@ -219,16 +221,18 @@ class Generator:
         enc = self.model.encode(encoded.batch([0], self.device, space), use_kg=self.use_kg)
         out = Generation(video_id, int(t), other_comments=encoded.ac[0])
         out.comments = self._comments(encoded, space, enc, beam)
-        if encoded.facts[0] and self.model.cfg.use_kg:
-            out.facts_by = "copy" if self.model.cfg.copy else "attention"
-            out.facts = self._facts(encoded, enc, out.comments)
+        if encoded.facts[0]:
+            weights = self._fact_weights(encoded, enc, out.comments)
+            if weights is not None:
+                out.facts_by = "copy" if self.model.cfg.copy else "attention"
+                out.facts = self._facts(encoded, weights)
         return out
 
     def _comments(
-        self, encoded: Encoded, space: WordSpace, enc: EncoderOutput, beam: int
+        self, encoded: Encoded, space: WordSpace, enc: Memory, beam: int
     ) -> list[GeneratedComment]:
         """The beam's comments, best first, each with what it copied (with the copy path)."""
-        hyps = self.model.beam_search(enc, beam=beam, banned=banned_ids(space))
+        hyps = self.model.generate(enc, beam=beam, banned=banned_ids(space))
         shares = self.model.copy_shares(enc, [ids for ids, _ in hyps])
         source_fact = np.full(encoded.source([0]).shape[1], -1)
         source_fact[: encoded.fact_of.shape[1]] = encoded.fact_of[0]
@@ -239,19 +243,27 @@ class Generator:
             comments.append(GeneratedComment(words_to_text(words), round(score, 4), copied))
         return comments
 
-    def _facts(
-        self, encoded: Encoded, enc: EncoderOutput, comments: list[GeneratedComment]
-    ) -> list[UsedFact]:
-        """The recalled facts, the most used first: by their copy mass in the best comment
-        (with the copy path), else by the knowledge encoder's attention."""
-        facts = encoded.facts[0]
+    def _fact_weights(
+        self, encoded: Encoded, enc: Memory, comments: list[GeneratedComment]
+    ) -> list[float] | None:
+        """How much each recalled fact was used: its copy mass in the best comment (with the
+        copy path), else the share of the knowledge encoder's attention on its words; None
+        when the model reads no facts."""
+        n_facts = len(encoded.facts[0])
         if self.model.cfg.copy:
-            weights = [0.0] * len(facts)
+            weights = [0.0] * n_facts
             best = comments[0].copy if comments else None
             for f in best.facts if best is not None else ():
                 weights[f.fact] = f.mass
-        else:
-            weights = fact_weights(enc.knowledge_attention[0], encoded.fact_of[0], len(facts))
+            return weights
+        attention = self.model.knowledge_attention(enc)
+        if attention is None:
+            return None
+        return fact_weights(attention[0], encoded.fact_of[0], n_facts)
+
+    def _facts(self, encoded: Encoded, weights: list[float]) -> list[UsedFact]:
+        """The recalled facts, the most used first."""
+        facts = encoded.facts[0]
         ranked = sorted(enumerate(weights), key=lambda iw: -iw[1])
         return [
             UsedFact(facts[i].head, facts[i].relation, facts[i].tail, i, round(w, 4))

@@ -27,7 +27,7 @@ from common.paths import data_dir
 from common.settings import RunSettings
 from kg.cli import add_store_args
 from kg.store import GraphStore
-from model.config import ModelConfig, preset_sizes
+from model.backbones import DEFAULT_BACKBONE, BackboneConfig, backbone_class
 from model.data.candidates import as_mapping
 from model.data.prepare import Prepared, corpus_fingerprint, prepare
 from model.data.readers import FORMATS
@@ -173,10 +173,11 @@ def build_data(settings: RunSettings, store: GraphStore, lengths: Lengths) -> Mo
     )
 
 
-def preset_lengths(preset: str) -> Lengths:
+def preset_lengths(preset: str, backbone: str = DEFAULT_BACKBONE) -> Lengths:
     """The encoding lengths of a preset's model (known before the vocabulary is)."""
-    return lengths_of(ModelConfig(vocab_size=1, frame_dim=1, **preset_sizes(preset)))
+    model_cfg, _ = backbone_class(backbone).configure(preset, None, vocab_size=1, frame_dim=1)
+    return lengths_of(model_cfg)
 
 
-def lengths_of(cfg: ModelConfig) -> Lengths:
+def lengths_of(cfg: BackboneConfig) -> Lengths:
     return Lengths(cfg.radius, cfg.max_len, cfg.max_step_len, cfg.max_knowledge_len)

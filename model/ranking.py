@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.backbones import Backbone
 from model.data.vocab import PAD
 from model.encoded_split import Encoded
-from model.klvcg import KLVCG
 from model.metrics import ranks_of_first_truth
 
 CANDIDATE_ROWS = 512  # candidates per decoder pass (B samples x C candidates)
@@ -22,7 +22,7 @@ CANDIDATE_ROWS = 512  # candidates per decoder pass (B samples x C candidates)
 
 @torch.no_grad()
 def candidate_scores(
-    model: KLVCG,
+    model: Backbone,
     encoded: Encoded,
     cand_ids: np.ndarray,
     device: torch.device,
@@ -64,7 +64,7 @@ def is_candidate(cand_ids: np.ndarray) -> np.ndarray:
 
 
 def rank(
-    model: KLVCG,
+    model: Backbone,
     encoded: Encoded,
     cand_ids: np.ndarray,
     is_truth: np.ndarray,

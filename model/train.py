@@ -1,19 +1,21 @@
 """``python -m model.train --kg filmkg``: the main job. Builds whatever is missing (the bundled
 FilmKG sample in the embedded store, the demo corpus, keyword sets, the FAISS index of other
 videos' comments, the vocabulary and candidate sets, the recalled knowledge of every sample),
-pre-trains (MLM) and fine-tunes KLVCG, selects the checkpoint on dev MRR, evaluates it on the
-test split and prints the metrics with 95 % intervals, overall and on the knowledge-bearing
-subset. Running it again resumes an interrupted run, or only re-evaluates a finished one; one
-run at a time per output directory (it holds ``run.lock`` there: :func:`run_lock`).
+trains the backbone (``--backbone``, KLVCG by default: MLM pre-training, then fine-tuning),
+selects the checkpoint on dev MRR, evaluates it on the test split and prints the metrics with
+95 % intervals, overall and on the knowledge-bearing subset. Running it again resumes an
+interrupted run, or only re-evaluates a finished one; one run at a time per output directory
+(it holds ``run.lock`` there: :func:`run_lock`).
 
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
-        [--ablation basic|+mlm|+kg|+ac|+period|full|+copy] [--epochs N] [--max-steps N]
+        [--backbone klvcg] [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
+        [--epochs N] [--max-steps N]
         [--out DIR] [--device auto] [--seed N] [--json]
 
-Defaults (``--preset cpu``, ``--ablation +copy``: the full model with the copy path of
-:mod:`model.copy`) are sized for a 2-core CPU, data building included (the results pages under
-``docs/`` give the measured time); ``--preset paper`` is the paper's model (d = 384, batch 128,
-lr 1e-4), ``--ablation full`` the paper's full model.
+Defaults (``--backbone klvcg``, ``--preset cpu``, ``--ablation +copy``: the full model with the
+copy path of :mod:`model.backbones.klvcg_copy`) are sized for a 2-core CPU, data building
+included (the results pages under ``docs/`` give the measured time); ``--preset paper`` is the
+paper's model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's full model.
 """
 
 from __future__ import annotations
@@ -32,16 +34,10 @@ from common.device import resolve_device
 from common.lock import LockHeld, describe_holder, hold_lock
 from common.paths import data_dir
 from common.settings import RunSettings
+from model.backbones import BACKBONES, DEFAULT_BACKBONE, BackboneConfig, backbone_class
+from model.backbones.klvcg_config import ABLATIONS, DEFAULT_ABLATION
 from model.checkpoint import CheckpointError, build_model, load_checkpoint, write_metrics
-from model.config import (
-    ABLATIONS,
-    DEFAULT_ABLATION,
-    PRESETS,
-    ModelConfig,
-    TrainConfig,
-    canonical_ablation,
-    make_configs,
-)
+from model.config import PRESETS, TrainConfig
 from model.evaluation import GENERATION_SAMPLES, evaluate_model
 from model.evaluation_report import EvaluationReport, format_generation, format_table
 from model.model_data import (
@@ -87,9 +83,9 @@ OTHER_OPTIONS = {
 
 def legacy_run_name(args: argparse.Namespace, corpus_fingerprint: str) -> str:
     """The default run name before the seed and the settings were part of it."""
-    ablation = canonical_ablation(args.ablation)
+    ablation = backbone_class(args.backbone).canonical_ablation(args.ablation)
     slug = "full" if ablation == "+period" else ablation.lstrip("+")
-    return f"klvcg-{slug}-{args.preset}-{args.format}-{corpus_fingerprint[:8]}"
+    return f"{args.backbone}-{slug}-{args.preset}-{args.format}-{corpus_fingerprint[:8]}"
 
 
 def run_name(args: argparse.Namespace, corpus_fingerprint: str) -> str:
@@ -132,6 +128,12 @@ def run_lock(out: Path):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
     add_data_args(p)
+    p.add_argument(
+        "--backbone",
+        choices=sorted(BACKBONES),
+        default=DEFAULT_BACKBONE,
+        help=f"the model (default: {DEFAULT_BACKBONE})",
+    )
     p.add_argument("--preset", choices=PRESETS, default="cpu", help="model size (default: cpu)")
     p.add_argument(
         "--ablation",
@@ -177,7 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     try:
-        canonical_ablation(args.ablation)
+        backbone_class(args.backbone).canonical_ablation(args.ablation)
     except ValueError as e:
         p.error(str(e))
     for name in ("epochs", "pretrain_epochs", "max_steps", "batch_size", "lr", "min_word_count"):
@@ -203,7 +205,8 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     seed_everything(args.seed)
     device = resolve_device(args.device)
     settings = RunSettings.from_args(args)
-    data = build_data(settings, open_bootstrapped_store(settings), preset_lengths(args.preset))
+    lengths = preset_lengths(args.preset, args.backbone)
+    data = build_data(settings, open_bootstrapped_store(settings), lengths)
     model_cfg, train_cfg = _configs(args, data)
     out = Path(args.out) if args.out else _default_out(args, data, held)
     progress = not args.no_progress
@@ -221,9 +224,9 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     return 0
 
 
-def _configs(args: argparse.Namespace, data: ModelData) -> tuple[ModelConfig, TrainConfig]:
+def _configs(args: argparse.Namespace, data: ModelData) -> tuple[BackboneConfig, TrainConfig]:
     """The model and training configurations of the command line, for ``data``."""
-    model_cfg, train_cfg = make_configs(
+    model_cfg, train_cfg = backbone_class(args.backbone).configure(
         args.preset,
         args.ablation,
         vocab_size=len(data.vocab) + 2,

@@ -1,4 +1,5 @@
-"""The training loop of KLVCG (§IV-C): MLM pre-training, then generation fine-tuning.
+"""The training loop of any backbone (:mod:`model.backbones`): its stages in order (KLVCG,
+§IV-C: MLM pre-training, then generation fine-tuning; :meth:`Backbone.stages`).
 
 Each stage runs AdamW at the configured learning rate with UniVL's ``warmup_linear`` schedule
 (linear warm-up over the first ``warmup`` fraction of the stage's steps, then linear decay to
@@ -27,6 +28,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from model.backbones import (
+    FINETUNE,
+    LEGACY_BACKBONE,
+    BackboneConfig,
+    Stage,
+    TrainingBatch,
+    build_backbone,
+)
 from model.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -37,10 +46,7 @@ from model.checkpoint import (
     safe_torch_load,
     save_checkpoint,
 )
-from model.config import ModelConfig, TrainConfig, ablation_switches
-from model.copy import gate_targets
-from model.data.vocab import BOS, EOS, PAD, SPECIALS
-from model.klvcg import KLVCG
+from model.config import TrainConfig
 from model.model_data import ModelData
 from model.ranking import rank
 
@@ -58,32 +64,9 @@ def warmup_linear(step: int, total: int, warmup: float) -> float:
     return max(0.0, (total - step) / max(1, total - warm))
 
 
-def mask_targets(
-    targets: torch.Tensor, mask_id: int, vocab_size: int, prob: float, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT-style masking of the target words (§IV-C): each word (not <BOS>/<EOS>/<PAD>) is
-    chosen with ``prob`` (at least one per comment); a chosen word becomes ``[MASK]`` 80 % of
-    the time, a random word 10 %, and stays 10 %. Returns (input, labels: PAD where unchosen)."""
-    words = targets.ne(PAD) & targets.ne(BOS) & targets.ne(EOS)
-    u = torch.rand(targets.shape, generator=gen)
-    chosen = words & (u < prob)
-    # at least one per comment: the word with the smallest draw
-    first = torch.where(words, u, torch.full_like(u, 2.0)).argmin(dim=1)
-    has_word = words.any(dim=1)
-    chosen[torch.arange(len(targets))[has_word], first[has_word]] = True
-    labels = torch.where(chosen, targets, torch.full_like(targets, PAD))
-    action = torch.rand(targets.shape, generator=gen)
-    masked = targets.clone()
-    masked[chosen & (action < 0.8)] = mask_id
-    rand_words = torch.randint(len(SPECIALS), vocab_size, targets.shape, generator=gen)
-    swap = chosen & (action >= 0.8) & (action < 0.9)
-    masked[swap] = rand_words[swap]
-    return masked, labels
-
-
 @dataclass
 class Progress:
-    stage: str = "pretrain"
+    stage: str = FINETUNE  # the name of the stage running
     step: int = 0
     best_mrr: float = -1.0
 
@@ -91,7 +74,7 @@ class Progress:
 class Trainer:
     def __init__(
         self,
-        model_cfg: ModelConfig,
+        model_cfg: BackboneConfig,
         train_cfg: TrainConfig,
         data: ModelData,
         device: torch.device,
@@ -100,10 +83,9 @@ class Trainer:
     ) -> None:
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.device, self.out, self.show = device, out, progress
-        self.model = KLVCG(model_cfg).to(device)
-        self.stages = (["pretrain"] if ablation_switches(train_cfg.ablation)["mlm"] else []) + [
-            "finetune"
-        ]
+        self.model = build_backbone(model_cfg).to(device)
+        self.stage_of: dict[str, Stage] = {s.name: s for s in self.model.stages(train_cfg)}
+        self.stages = list(self.stage_of)  # their names, in order
         self.state = Progress(stage=self.stages[0])
         self.train = data.split("train")
         self.space = self.train.space(model_cfg)
@@ -121,6 +103,7 @@ class Trainer:
 
     def _record(self) -> dict:
         return {
+            "backbone": self.model_cfg.name,
             "model": self.model_cfg.to_dict(),
             "train": self.train_cfg.to_dict(),
             "data": self.data.encoding_key,
@@ -142,7 +125,12 @@ class Trainer:
             return None
         saved = safe_torch_load(path)
         mine = self._record()
-        if saved.get("model") != mine["model"] or saved.get("data") != mine["data"]:
+        backbone = saved.get("backbone", LEGACY_BACKBONE)  # saved before backbones had names
+        if (
+            backbone != mine["backbone"]
+            or saved.get("model") != mine["model"]
+            or saved.get("data") != mine["data"]
+        ):
             raise CheckpointError(
                 f"{path}: a run with another model configuration or data; pass another --out "
                 "or --overwrite (nothing was overwritten)"
@@ -185,8 +173,7 @@ class Trainer:
         """(steps of the stage, steps per epoch)."""
         cfg = self.train_cfg
         per_epoch = max(1, math.ceil(len(self.samples) / cfg.batch_size))
-        epochs = cfg.pretrain_epochs if stage == "pretrain" else cfg.epochs
-        total = max(1, math.ceil(epochs * per_epoch))
+        total = max(1, math.ceil(self.stage_of[stage].epochs * per_epoch))
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         return total, per_epoch
@@ -198,7 +185,7 @@ class Trainer:
         no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
-            lr=cfg.lr,
+            lr=self.stage_of[stage].lr,
             weight_decay=0.0,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -214,32 +201,27 @@ class Trainer:
         """The loss of a batch of samples over all their ground truths: each context is
         encoded once however many comments were posted at its second."""
         cfg, space = self.train_cfg, self.space
-        use_kg = stage == "pretrain" or cfg.kg_in_finetune
+        use_kg = self.stage_of[stage].use_kg
         drop = None  # knowledge dropout (the copy path's training): these windows lose their facts
-        if stage == "finetune" and use_kg and cfg.knowledge_dropout > 0:
+        if stage == FINETUNE and use_kg and cfg.knowledge_dropout > 0:
             drop = (torch.rand(len(samples), generator=gen) < cfg.knowledge_dropout).numpy()
         batch = self.train.batch(samples, self.device, space, drop)
-        enc = self.model.encode(batch, use_kg=use_kg)
+        memory = self.model.encode(batch, use_kg=use_kg)
         starts, ends = self.offsets[samples], self.offsets[samples + 1]
         pairs = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
         owner = np.repeat(np.arange(len(samples)), ends - starts)
-        enc = enc.select(torch.as_tensor(owner, device=self.device))
-        raw = self.train.targets[pairs]
-        if stage == "pretrain":
-            targets = torch.as_tensor(space.to_model(raw), dtype=torch.long)
-            masked, labels = mask_targets(
-                targets, space.mask_id, space.model_words, cfg.mask_prob, gen
-            )
-            return self.model.mlm_loss(enc, masked.to(self.device), labels.to(self.device))
-        source = self.train.source(samples, drop)[owner] if space.copy else None
-        targets = torch.as_tensor(space.target_ext(raw, source), dtype=torch.long)
-        gate = None
-        if source is not None:
-            n_facts = self.train.knowledge.shape[1]
-            gate = gate_targets(torch.as_tensor(raw[:, 1:]), torch.as_tensor(source), n_facts)
-        return self.model.generation_loss(
-            enc, targets.to(self.device), cfg.copy_gate_weight, gate, cfg.gate_copy_side
+        memory = memory.select(torch.as_tensor(owner, device=self.device))
+        truths = TrainingBatch(
+            self.train.targets[pairs],
+            space,
+            cfg,
+            gen,
+            source=self.train.source(samples, drop)[owner] if space.copy else None,
+            n_facts=self.train.knowledge.shape[1],
+            likes=self.train.target_likes[pairs],
+            has_likes=self.train.has_likes[samples][owner],
         )
+        return self.model.loss(memory, truths, stage)
 
     def dev_mrr(self) -> float:
         if self.dev_cands is None or len(self.dev_idx) == 0:
@@ -335,7 +317,7 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
             at_end = self.state.step == total
-            if stage == "finetune" and (self.state.step % eval_every == 0 or at_end):
+            if stage == FINETUNE and (self.state.step % eval_every == 0 or at_end):
                 mrr = self.dev_mrr()
                 if not math.isnan(mrr) and mrr > self.state.best_mrr:
                     self.state.best_mrr = mrr

@@ -13,7 +13,8 @@ the context rows, flattened), so it can still be scored and generated.
 
 :class:`TextEncoder` turns a sample's texts into those ids: a second's comments into a row,
 the recalled facts (:class:`PackedFact`) into the knowledge row with the fact and the part
-(head, relation, value) of each word, a comment into a target.
+(head, relation, value) of each word, a comment into a target, the window's subtitle lines or
+transcript stretches into a row like a second's comments.
 """
 
 from __future__ import annotations
@@ -35,12 +36,30 @@ def model_specials(vocab: Vocab) -> tuple[int, int]:
     return len(vocab), len(vocab) + 1
 
 
+#: Default ``Lengths.max_text_len``: the window's subtitles or transcript as one row (the
+#: demo corpus's longest transcript row is 45 words; LiveChat's 30 s clips need more).
+MAX_TEXT_LEN = 64
+
+
 @dataclass(frozen=True)
 class Lengths:
+    """The encoded rows' lengths, in ids: ``radius`` l (the window t-l..t+l), ``max_len`` g
+    (a comment with ``<BOS>``/``<EOS>``), ``max_step_len`` n (a second's comments, with
+    ``[CLS]`` and separators), ``max_knowledge_len`` m (the facts, without ``[CLS]``) and
+    ``max_text_len`` (the window's subtitles, and its transcript, with ``[CLS]`` and
+    separators)."""
+
     radius: int
     max_len: int
     max_step_len: int
     max_knowledge_len: int
+    max_text_len: int = MAX_TEXT_LEN
+
+    @property
+    def step_comments(self) -> int:
+        """The most comments of one or more words a context row holds: ``[CLS]``, then each
+        comment's words after its separator."""
+        return max(1, self.max_step_len // 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +194,25 @@ class TextEncoder:
         ids = self.vocab.ids
         return [ids[w] if w in ids else unseen.add(w) for w in tokens]
 
-    def row(self, texts: Sequence[str], unseen: Unseen | None = None) -> list[int]:
-        """``[CLS] c1 <&&&> c2 ...`` cut to the row length."""
-        ids = [self.cls_id]
+    def row(
+        self, texts: Sequence[str], unseen: Unseen | None = None, length: int | None = None
+    ) -> list[int]:
+        """``[CLS] c1 <&&&> c2 ...`` cut to ``length`` (default: a context row's, n)."""
+        return self.row_held(texts, unseen, length)[0]
+
+    def row_held(
+        self, texts: Sequence[str], unseen: Unseen | None = None, length: int | None = None
+    ) -> tuple[list[int], int]:
+        """:meth:`row`, and how many of ``texts`` it holds: the first, and each whose
+        separator lies inside the row (so the k-th text is the row's k-th stretch between
+        separators). Every text's words are read, the cut ones too, so ``unseen`` grows the
+        same however long the row is."""
+        n = self.lengths.max_step_len if length is None else length
+        ids, held = [self.cls_id], 0
         for i, text in enumerate(texts):
+            held += 1 if not i or len(ids) < n else 0
             ids += ([SEP] if i else []) + self.words(text, unseen)
-        return ids[: self.lengths.max_step_len]
+        return ids[:n], held
 
     def knowledge(
         self, facts: Sequence[PackedFact], unseen: Unseen | None = None

@@ -5,20 +5,31 @@ For a target second ``t`` of a video: the frames of ``[t-l, t+l]`` (l = 5, KLVCG
 window; a missing second is zero-padded and masked, never an error), the comments of the 10
 surrounding seconds (not ``t``: those are the targets), up to 5 ground-truth comments at
 ``t`` (LiveBot keeps the first five of a second), and the period bucket of ``t/duration`` in
-5 stages (KLVCG's period embedding: <= 0.2, <= 0.4, <= 0.6, <= 0.8, else). The recalled facts
-and other videos' comments (the paper's "AC") are not part of a sample: the retrieval layer
+5 stages (KLVCG's period embedding: <= 0.2, <= 0.4, <= 0.6, <= 0.8, else). For the backbones
+that read more than KLVCG: the subtitle lines and transcript stretches on screen or spoken in
+the window (LiveChat's TTE reads the audio transcript), and the like counts of the context
+and ground-truth comments (the engaging-comments model of iQIYI). The recalled facts and
+other videos' comments (the paper's "AC") are not part of a sample: the retrieval layer
 recalls them per sample and the encoder takes them alongside (``model.encoded_split``).
+
+The window is the seconds t-l..t+l, i.e. the time span ``[t-l, t+l+1)``: a comment at 15.7 s
+is of second 15, and a segment (subtitle line, transcript stretch) belongs to the window when
+it overlaps that span (``start_s < t+l+1`` and ``end_s > t-l``; a zero-length one when its
+start lies in it). Likes: a comment without a count reads 0, and ``has_likes`` says whether
+the video's comments carry counts at all, so a corpus without likes (every sample False) is
+told apart from comments nobody liked; no count is ever made up.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.data.schema import Comment, Corpus, FrameFeatures, Video
+from model.data.schema import Comment, Corpus, FrameFeatures, Segment, Video
 
 CONTEXT_RADIUS = 5
 MAX_TRUTHS = 5
@@ -36,6 +47,13 @@ class Sample:
     targets: list[str]  # <= 5 ground truths at t
     period: int  # 0..4
     knowledge_target: bool = False  # a target states a fact (demo corpus flags)
+    subtitles: list[str] = field(default_factory=list)  # the window's subtitle lines, in time
+    # order (by start, then end; a tie keeps the video's order)
+    transcript: list[str] = field(default_factory=list)  # its transcript stretches, likewise
+    context_likes: dict[int, list[int]] = field(default_factory=dict)  # second -> the likes of
+    # its comments, aligned with ``context`` (0: no count)
+    target_likes: list[int] = field(default_factory=list)  # aligned with ``targets``
+    has_likes: bool = False  # the video's comments carry like counts (see the module docstring)
 
 
 def period_bucket(t: float, duration_s: float, n: int = N_PERIODS) -> int:
@@ -61,11 +79,45 @@ def _frames(features: FrameFeatures | None, video_id: str, t: int, radius: int):
     return frames, mask
 
 
-def _by_second(video: Video) -> dict[int, list[Comment]]:
-    by_second: dict[int, list[Comment]] = {}
-    for c in video.comments:
-        by_second.setdefault(c.second, []).append(c)
-    return by_second
+class Segments:
+    """A video's subtitle lines or transcript stretches, sorted by time once, to find those
+    of a window without scanning them all."""
+
+    def __init__(self, segments: list[Segment]) -> None:
+        # by start, then end; a tie keeps the video's order (a stable sort)
+        self.items = sorted(segments, key=lambda s: (s.start_s, s.end_s))
+        self.starts = [s.start_s for s in self.items]
+        self.longest = max([0.0, *(s.end_s - s.start_s for s in self.items)])
+
+    def window(self, t: int, radius: int = CONTEXT_RADIUS) -> list[str]:
+        """The texts of the segments overlapping the seconds ``t-radius..t+radius`` (the
+        span ``[t-radius, t+radius+1)``), in time order."""
+        lo, hi = t - radius, t + radius + 1
+        first = bisect_left(self.starts, lo - self.longest - 1e-6)  # no earlier one reaches lo
+        items = self.items[first : bisect_left(self.starts, hi)]
+        return [s.text for s in items if s.end_s > lo or s.start_s >= lo]
+
+
+@dataclass
+class _Timeline:
+    """What :func:`sample_at` reads of a video, built once for all its samples."""
+
+    by_second: dict[int, list[Comment]]
+    liked: bool
+    subtitles: Segments
+    transcript: Segments
+
+    @classmethod
+    def of(cls, video: Video) -> _Timeline:
+        by_second: dict[int, list[Comment]] = {}
+        for c in video.comments:
+            by_second.setdefault(c.second, []).append(c)
+        liked = any(c.likes is not None for c in video.comments)
+        return cls(by_second, liked, Segments(video.subtitles), Segments(video.transcript))
+
+
+def _likes(comments: list[Comment]) -> list[int]:
+    return [int(c.likes) if c.likes is not None else 0 for c in comments]
 
 
 def sample_at(
@@ -74,26 +126,29 @@ def sample_at(
     t: int,
     radius: int = CONTEXT_RADIUS,
     max_truths: int = MAX_TRUTHS,
-    by_second: dict[int, list[Comment]] | None = None,
+    timeline: _Timeline | None = None,
 ) -> Sample:
     """The sample at second ``t`` of ``video`` (no targets when nobody commented at t)."""
-    by_second = _by_second(video) if by_second is None else by_second
+    timeline = _Timeline.of(video) if timeline is None else timeline
+    by_second = timeline.by_second
     truths = by_second.get(t, [])[:max_truths]
-    context = {
-        s: [c.text for c in by_second.get(s, [])]
-        for s in range(max(t - radius, 0), min(t + radius + 1, math.ceil(video.duration_s)))
-        if s != t
-    }
+    seconds = range(max(t - radius, 0), min(t + radius + 1, math.ceil(video.duration_s)))
+    context = {s: by_second.get(s, []) for s in seconds if s != t}
     frames, mask = _frames(features, video.id, t, radius)
     return Sample(
         video_id=video.id,
         t=t,
         frames=frames,
         frame_mask=mask,
-        context=context,
+        context={s: [c.text for c in comments] for s, comments in context.items()},
         targets=[c.text for c in truths],
         period=period_bucket(t, video.duration_s),
         knowledge_target=any(c.knowledge for c in truths),
+        subtitles=timeline.subtitles.window(t, radius),
+        transcript=timeline.transcript.window(t, radius),
+        context_likes={s: _likes(comments) for s, comments in context.items()},
+        target_likes=_likes(truths),
+        has_likes=timeline.liked,
     )
 
 
@@ -104,9 +159,9 @@ def video_samples(
     max_truths: int = MAX_TRUTHS,
 ) -> Iterator[Sample]:
     """One sample per second of ``video`` that has a comment, in time order."""
-    by_second = _by_second(video)
-    for t in sorted(by_second):
-        yield sample_at(video, features, t, radius, max_truths, by_second)
+    timeline = _Timeline.of(video)
+    for t in sorted(timeline.by_second):
+        yield sample_at(video, features, t, radius, max_truths, timeline)
 
 
 def build_samples(corpus: Corpus, split: str | None = None, **kw) -> Iterator[Sample]:

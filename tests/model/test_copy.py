@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig
-from model.copy import (
+from model.backbones.klvcg import KLVCG
+from model.backbones.klvcg_blocks import StepDecoder
+from model.backbones.klvcg_config import KLVCGConfig
+from model.backbones.klvcg_copy import (
     GATE_COPY,
     GATE_GENERATE,
     GATE_NONE,
@@ -20,7 +22,6 @@ from model.copy import (
 from model.data.vocab import BOS, EOS, PAD, UNK, Vocab
 from model.encoded_split import Encoded
 from model.generator import banned_ids, copy_report
-from model.klvcg import KLVCG, StepDecoder
 from model.word_ids import PART_RELATION, PART_VALUE, WordSpace, frequent_words
 from tests.model.test_klvcg import FRAME, tiny
 
@@ -264,7 +265,7 @@ def test_beam_search_generates_an_unseen_value_by_copying_it(trained):
     said = 0
     for i in range(len(data)):
         enc = model.encode(data.batch([i], space=space))
-        [(ids, _)] = model.beam_search(enc, beam=1, banned=banned_ids(space))
+        [(ids, _)] = model.generate(enc, beam=1, banned=banned_ids(space))
         words = data.decode(ids, i, space, vocab)
         said += words == [vocab.words[NEW_VALUES[i]]]
         if words == [vocab.words[NEW_VALUES[i]]]:
@@ -310,6 +311,6 @@ def test_padding_rows_of_a_smaller_set_score_inf_with_the_copy_path():
 
 def test_a_configuration_saved_before_follow_span_reads_one_word_back():
     saved = copy_cfg(True).to_dict()
-    assert ModelConfig.from_dict(saved).follow_span == saved["follow_span"] == 3
+    assert KLVCGConfig.from_dict(saved).follow_span == saved["follow_span"] == 3
     del saved["follow_span"]
-    assert ModelConfig.from_dict(saved).follow_span == 1
+    assert KLVCGConfig.from_dict(saved).follow_span == 1

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from model import features
-from model.backbones_visual import FeatureError, ResNet, VisualSpec
 from model.features import FeatureConfig, extract, main, sample_seconds
+from model.frame_encoders import FeatureError, ResNet, VisualSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

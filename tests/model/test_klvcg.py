@@ -11,17 +11,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.config import ModelConfig, ablation_switches, canonical_ablation, make_configs
+from model.backbones.klvcg import KLVCG, OLD_NAMES, mask_targets
+from model.backbones.klvcg_blocks import StepDecoder, trim
+from model.backbones.klvcg_config import (
+    KLVCGConfig,
+    ablation_switches,
+    canonical_ablation,
+    make_configs,
+)
 from model.data.vocab import BOS, EOS, PAD
 from model.encoded_split import Batch
-from model.klvcg import KLVCG, OLD_NAMES, StepDecoder, trim
-from model.trainer import mask_targets, warmup_linear
+from model.trainer import warmup_linear
 
 V, FRAME = 40, 6  # vocabulary (ids 0-4 specials, 38 MASK, 39 CLS) and frame-feature size
 MASK, CLS = V - 2, V - 1
 
 
-def tiny(**kw) -> ModelConfig:
+def tiny(**kw) -> KLVCGConfig:
     base = dict(
         vocab_size=V,
         frame_dim=FRAME,
@@ -36,7 +42,7 @@ def tiny(**kw) -> ModelConfig:
         max_knowledge_len=12,
         max_len=8,
     )
-    return ModelConfig(**{**base, **kw})
+    return KLVCGConfig(**{**base, **kw})
 
 
 def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> Batch:
@@ -59,6 +65,11 @@ def batch(b: int, seed: int = 0, knowledge: torch.Tensor | None = None) -> Batch
         fact_of=torch.full_like(knowledge, -1),
         fact_part=torch.zeros_like(knowledge),
         period=torch.randint(0, 5, (b,), generator=g),
+        # read by other backbones, not KLVCG
+        subtitle=torch.randint(5, V - 2, (b, 10), generator=g),
+        transcript=torch.randint(5, V - 2, (b, 10), generator=g),
+        context_likes=torch.randint(-1, 50, (b, 11, 4), generator=g),
+        has_likes=torch.ones(b, dtype=torch.bool),
     )
 
 
@@ -104,6 +115,26 @@ def test_knowledge_and_period_change_the_encoding_only_when_switched_on():
     assert not torch.allclose(full.encode(b1).memory, full.encode(other_period).memory)
     no_period = KLVCG(tiny(use_period=False)).eval()
     assert torch.allclose(no_period.encode(b1).memory, no_period.encode(other_period).memory)
+
+
+def test_subtitles_transcripts_and_likes_do_not_change_klvcg():
+    """They are in the batch for other backbones (TTE, the engaging model): KLVCG, with or
+    without its copy path, reads none of them."""
+    torch.manual_seed(0)
+    for model in (KLVCG(tiny()).eval(), KLVCG(tiny(copy=True)).eval()):
+        b = copy_batch(2)
+        other = replace(
+            b,
+            subtitle=torch.full_like(b.subtitle, PAD),
+            transcript=b.transcript.flip(1),
+            context_likes=torch.zeros_like(b.context_likes),
+            has_likes=~b.has_likes,
+        )
+        cands = targets(6).reshape(2, 3, -1)
+        assert torch.equal(model.encode(b).memory, model.encode(other).memory)
+        assert torch.equal(
+            model.score(model.encode(b), cands), model.score(model.encode(other), cands)
+        )
 
 
 def test_dropping_facts_at_encode_time_equals_an_empty_knowledge_input():
@@ -162,7 +193,7 @@ def test_beam_search_finishes_non_empty_comments_within_g_best_first():
     torch.manual_seed(0)
     model = KLVCG(tiny()).eval()
     enc = model.encode(batch(1))
-    hyps = model.beam_search(enc, beam=5, banned=(MASK, CLS))
+    hyps = model.generate(enc, beam=5, banned=(MASK, CLS))
     assert 1 <= len(hyps) <= 5
     scores = [s for _, s in hyps]
     assert scores == sorted(scores, reverse=True)
@@ -175,7 +206,7 @@ def test_beam_of_one_is_greedy_decoding():
     torch.manual_seed(0)
     model = KLVCG(tiny()).eval()
     enc = model.encode(batch(1))
-    [(words, _)] = model.beam_search(enc, beam=1)
+    [(words, _)] = model.generate(enc, beam=1)
     seq = [BOS]
     for step in range(1, 8):
         logits = model.decode(enc, torch.tensor([seq]))[0, -1]
@@ -288,7 +319,7 @@ def test_incremental_decoding_gives_the_full_decoders_logits():
 
 
 #: The submodules in the order their parameters had in the code that named them by their old
-#: names (:data:`model.klvcg.OLD_NAMES`): a saved optimiser state numbers parameters so.
+#: names (:data:`model.backbones.klvcg.OLD_NAMES`): a saved optimiser state numbers parameters so.
 OLD_ORDER = [
     "missing_frame",
     "embed",

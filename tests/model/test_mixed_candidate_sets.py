@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from model.backbones.klvcg import KLVCG
 from model.data.vocab import PAD
 from model.encoded_split import Encoded
 from model.evaluation_report import random_anchor
-from model.klvcg import KLVCG
 from model.metrics import expected_random, ranks_of_first_truth
 from model.ranking import is_candidate, rank
 from tests.model.test_klvcg import V, batch, targets, tiny

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.data.samples import build_samples, period_bucket, video_samples
-from model.data.schema import Comment, DataError, Video
+from model.data.samples import build_samples, period_bucket, sample_at, video_samples
+from model.data.schema import Comment, DataError, Segment, Video
 from model.data.vocab import SPECIALS, UNK, Tokenizer, Vocab
 
 
@@ -40,6 +40,70 @@ def test_window_context_truths_and_masking():
     assert max(samples[7].context) == 11, "no seconds past the end of the video"
 
 
+def window_video(likes: bool = True) -> Video:
+    """Comments with likes (some without a count) around t = 10, and segments at the window's
+    edges: the window of t = 10 is the seconds 5..15, the span [5, 16)."""
+
+    def c(t, text, n):
+        return Comment(t, text, n if likes else None)
+
+    comments = [c(4.0, "before", 9), c(7.0, "a", 3), c(7.5, "b", None), c(12.9, "c", 0)]
+    comments += [c(10.0, f"t{i}", 10 + i) for i in range(6)] + [c(15.2, "last", 8)]
+    comments.insert(5, c(10.0, "t-none", None))  # the second ground truth: no count
+    subtitles = [
+        Segment(10.0, 12.0, "s-b"),  # given before s-a: time order puts s-a (ends first) first
+        Segment(1.0, 5.0, "ends-at-5"),  # touches the window's start only: out
+        Segment(2.0, 5.5, "overlaps-5"),
+        Segment(16.0, 17.0, "starts-at-16"),  # out: second 16 is past the window
+        Segment(15.9, 18.0, "starts-in-15"),
+        Segment(10.0, 11.0, "s-a"),
+        Segment(8.0, 8.0, "zero-length"),
+        Segment(0.0, 100.0, "whole-film"),  # long: found however far back it starts
+        Segment(30.0, 31.0, "far"),
+    ]
+    transcript = [Segment(0.0, 6.0, "tr0"), Segment(6.0, 12.0, "tr1"), Segment(16.0, 30.0, "x")]
+    return Video("v", "t", 40.0, comments, subtitles, transcript)
+
+
+def test_window_subtitles_transcript_and_likes():
+    video = window_video()
+    s = sample_at(video, None, 10)
+    assert s.subtitles == [
+        "whole-film",
+        "overlaps-5",
+        "zero-length",
+        "s-a",
+        "s-b",
+        "starts-in-15",
+    ]
+    assert s.transcript == ["tr0", "tr1"]
+    assert s.targets == ["t0", "t-none", "t1", "t2", "t3"]
+    assert s.target_likes == [10, 0, 11, 12, 13], "aligned with the targets; no count reads 0"
+    assert s.context[7] == ["a", "b"] and s.context_likes[7] == [3, 0]
+    assert s.context[12] == ["c"] and s.context_likes[12] == [0]
+    assert s.context_likes[15] == [8] and 4 not in s.context_likes
+    assert all(len(s.context_likes[k]) == len(v) for k, v in s.context.items())
+    assert s.has_likes
+    same = next(x for x in video_samples(video, None) if x.t == 10)
+    assert (same.subtitles, same.transcript, same.context_likes, same.target_likes) == (
+        s.subtitles,
+        s.transcript,
+        s.context_likes,
+        s.target_likes,
+    )
+    edge = sample_at(video, None, 10, radius=0)  # the span [10, 11)
+    assert edge.subtitles == ["whole-film", "s-a", "s-b"] and edge.transcript == ["tr1"]
+
+
+def test_a_corpus_without_likes_is_told_apart_from_comments_nobody_liked():
+    without = sample_at(window_video(likes=False), None, 10)
+    assert not without.has_likes
+    assert without.target_likes == [0] * 5 and without.context_likes[7] == [0, 0]
+    unliked = Video("u", "t", 20.0, [Comment(3.0, "x", 0), Comment(5.0, "y", 0)])
+    assert sample_at(unliked, None, 5).has_likes, "counts of 0 are counts"
+    assert sample_at(unliked, None, 5).target_likes == [0]
+
+
 def test_period_buckets_follow_klvcg():
     assert [period_bucket(t, 100) for t in (0, 20, 21, 40, 60, 80, 81, 100)] == [
         0,
@@ -59,6 +123,11 @@ def test_demo_samples(demo):
     assert any(s.knowledge_target for s in test)
     assert all(1 <= len(s.targets) <= 5 and 0 <= s.period < 5 for s in test)
     assert all(s.frame_mask.sum() >= 6 for s in test)
+    # the demo has subtitles, transcripts and heavy-tailed likes
+    assert all(s.has_likes and len(s.target_likes) == len(s.targets) for s in test)
+    assert sum(map(sum, (s.target_likes for s in test))) > 0
+    assert sum(bool(s.subtitles) for s in test) > 0.9 * len(test)
+    assert all(s.transcript for s in test)
 
 
 def test_vocab_livebot_format_round_trip(tmp_path):

@@ -1,4 +1,4 @@
-"""Image backbones that turn one frame into one feature vector.
+"""Frame encoders: the image backbones that turn one frame into one feature vector.
 
 Formats: docs/data-contracts.md, section "Frame features".
 

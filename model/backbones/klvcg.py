@@ -1,4 +1,7 @@
-"""KLVCG: knowledge-enhanced live video comment generation (Chen et al., §IV-A, Fig. 2).
+"""KLVCG: knowledge-enhanced live video comment generation (Chen et al., §IV-A, Fig. 2), the
+backbone ``klvcg`` (:mod:`model.backbones.base`). Its configuration, presets and ablation rows
+are in :mod:`model.backbones.klvcg_config`, its building blocks in
+:mod:`model.backbones.klvcg_blocks`, its copy path in :mod:`model.backbones.klvcg_copy`.
 
 - Visual encoder (``visual_encoder``): frame features of [t-l, t+l] -> linear -> + position
   -> transformer (V'). A second without a feature gets a learned "missing frame" vector
@@ -15,40 +18,65 @@
   embedding (``period_embedding``): W.
 - Decoder: 1 transformer decoder layer over W, then a linear layer to the vocabulary, tied to
   the word embedding (all encoders share it).
-- ``+copy`` (ours, :mod:`model.copy`): the fact words enter the knowledge encoder with a
-  fact-index and a head/relation/value embedding; their encodings (K~, one vector per word)
-  and the window's comment words' encodings (the Comment@TimeStep outputs) join the decoder's
-  memory next to W, and a pointer-generator head mixes copying them into the vocabulary
-  distribution. Scoring, beam search and the loss use the mixed distribution.
+- ``+copy`` (ours, :mod:`model.backbones.klvcg_copy`): the fact words enter the knowledge
+  encoder with a fact-index and a head/relation/value embedding; their encodings (K~, one
+  vector per word) and the window's comment words' encodings (the Comment@TimeStep outputs)
+  join the decoder's memory next to W, and a pointer-generator head mixes copying them into
+  the vocabulary distribution. Scoring, beam search and the loss use the mixed distribution.
 
-Pre-training, eq. (3): the target with 30 % of its words masked (80 % ``[MASK]``, 10 % a random
-word, 10 % unchanged) is read without the causal mask and the masked words are predicted.
-Fine-tuning, eq. (4): teacher-forced left-to-right cross-entropy. Ranking (§V-A): the mean
-token cross-entropy of each candidate; the context is encoded once and all candidates are
-scored in one batched decoder pass.
+Stages (§IV-C): pre-training, eq. (3) (:func:`mask_targets`): the target with 30 % of its words
+masked (80 % ``[MASK]``, 10 % a random word, 10 % unchanged) is read without the causal mask
+and the masked words are predicted; the ``basic`` row skips it. Fine-tuning, eq. (4):
+teacher-forced left-to-right cross-entropy. Ranking (§V-A): the mean token cross-entropy of
+each candidate; the context is encoded once and all candidates are scored in one batched
+decoder pass.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.config import ModelConfig
-from model.copy import (
+from model.backbones.base import (
+    FINETUNE,
+    PRETRAIN,
+    Backbone,
+    Stage,
+    TrainingBatch,
+    register,
+)
+from model.backbones.klvcg_blocks import (
+    EncoderOutput,
+    KnowledgeEncoder,
+    StepDecoder,
+    key_mask,
+    layer_rest,
+    self_attention,
+    split_heads,
+    transformer_encoder,
+    trim,
+)
+from model.backbones.klvcg_config import (
+    DEFAULT_ABLATION,
+    KLVCGConfig,
+    ablation_switches,
+    canonical_ablation,
+    make_configs,
+)
+from model.backbones.klvcg_copy import (
     GATE_COPY,
     GATE_GENERATE,
     PointerHead,
-    PointerStep,
+    gate_targets,
     gold_logp,
     source_words_before,
     words_before,
 )
-from model.data.vocab import BOS, EOS, PAD, UNK
+from model.config import TrainConfig
+from model.data.vocab import BOS, EOS, PAD, SPECIALS, UNK
 from model.encoded_split import Batch
 
 TYPE_VISUAL, TYPE_COMMENT, TYPE_KNOWLEDGE = range(3)
@@ -64,113 +92,14 @@ OLD_NAMES = {
     "period": "period_embedding",
 }
 
-# the encoders' nested-tensor fast path (inference) warns that its API is a prototype
-warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors", category=UserWarning)
 
+@register("klvcg")
+class KLVCG(Backbone):
+    """The backbone ``klvcg`` (the module docstring says what each part is)."""
 
-def trim(ids: torch.Tensor, least: int = 1) -> torch.Tensor:
-    """``ids`` without the trailing columns that are padding everywhere (padding is trailing):
-    most comments are far shorter than the longest allowed, and the work is quadratic in it."""
-    used = ids.ne(PAD).reshape(-1, ids.shape[-1]).any(dim=0)
-    n = int(used.nonzero().max()) + 1 if bool(used.any()) else 0
-    return ids[..., : max(n, least)]
+    config_class = KLVCGConfig
 
-
-def _encoder(
-    cfg: ModelConfig, layers: int, heads: int, nested: bool = False
-) -> nn.TransformerEncoder:
-    """``nested``: in inference, rows of different lengths go through the layers as one nested
-    tensor, so their padding costs nothing (PyTorch's fast path; training pads as before)."""
-    layer = nn.TransformerEncoderLayer(
-        cfg.d_model,
-        heads,
-        cfg.ffn_factor * cfg.d_model,
-        cfg.dropout,
-        batch_first=True,
-        norm_first=False,
-    )
-    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=nested)
-
-
-class KnowledgeEncoder(nn.Module):
-    """Eq. (1): self-attention among the knowledge words, then cross-attention from M."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        d, h = cfg.d_model, cfg.knowledge_heads
-        self.self_block = _encoder(cfg, 1, h)
-        self.cross = nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-        self.norm1 = nn.LayerNorm(d)
-        self.ffn = nn.Sequential(
-            nn.Linear(d, cfg.ffn_factor * d),
-            nn.GELU(),
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.ffn_factor * d, d),
-        )
-        self.norm2 = nn.LayerNorm(d)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(
-        self, m: torch.Tensor, k: torch.Tensor, k_pad: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(K' of shape (B, rows, d), attention over the knowledge words (B, m+1), and K~)."""
-        k_tilde = self.self_block(k, src_key_padding_mask=k_pad)
-        att, weights = self.cross(m, k_tilde, k_tilde, key_padding_mask=k_pad)
-        x = self.norm1(m + self.drop(att))
-        x = self.norm2(x + self.drop(self.ffn(x)))
-        return x, weights.mean(dim=1), k_tilde  # attention averaged over the comment steps
-
-
-@dataclass
-class EncoderOutput:
-    """W, and with the copy path the decoder's whole memory ([W; source]), its padding, and
-    the source's pointer keys and extended ids (the first ``n_facts`` positions are the fact
-    words, the rest the window's comment words)."""
-
-    memory: torch.Tensor  # (B, L, d)
-    knowledge_attention: torch.Tensor | None  # (B, m+1) or None without KG
-    memory_pad: torch.Tensor | None = None  # (B, L) True: not attended
-    keys: torch.Tensor | None = None  # (B, S, 2 dim): the pointer's keys and values
-    source_ext: torch.Tensor | None = None  # (B, S)
-    n_facts: int = 0
-    # per decoder layer, the cross-attention keys and values of the memory (B, heads, L, d/h):
-    # computed once per context, however many comments are decoded against it
-    memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-    n_source: int = 0  # the source's full length (the positions extended ids count)
-    source_positions: torch.Tensor | None = None  # (S,) the full-layout position of each kept
-    # (B, S, span) the extended ids of the words just before each source position, nearest
-    # first (PAD: none): the pointer's "go on copying" feature (:class:`model.copy.PointerHead`)
-    source_before: torch.Tensor | None = None
-
-    def select(self, idx: torch.Tensor) -> EncoderOutput:
-        """The encodings of samples ``idx`` (repeats allowed: candidates, ground truths)."""
-
-        def pick(x: torch.Tensor | None) -> torch.Tensor | None:
-            return x[idx] if x is not None else None
-
-        return EncoderOutput(
-            self.memory[idx],
-            pick(self.knowledge_attention),
-            memory_pad=pick(self.memory_pad),
-            keys=pick(self.keys),
-            source_ext=pick(self.source_ext),
-            n_facts=self.n_facts,
-            memory_kv=[(k[idx], v[idx]) for k, v in self.memory_kv]
-            if self.memory_kv is not None
-            else None,
-            n_source=self.n_source,
-            source_positions=self.source_positions,
-            source_before=pick(self.source_before),
-        )
-
-    def repeat(self, n: int) -> EncoderOutput:
-        """Each sample's encoding ``n`` times in a row (beams)."""
-        rows = torch.arange(self.memory.shape[0], device=self.memory.device)
-        return self.select(rows.repeat_interleave(n))
-
-
-class KLVCG(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: KLVCGConfig) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
@@ -182,13 +111,15 @@ class KLVCG(nn.Module):
         self.word_pos = nn.Embedding(max(cfg.max_step_len, cfg.max_knowledge_len + 1), d)
         self.step_pos = nn.Embedding(2 * cfg.radius + 1, d)
         self.target_pos = nn.Embedding(cfg.max_len, d)
-        self.visual_encoder = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
-        self.timestep_encoder = _encoder(cfg, cfg.modality_layers, cfg.modality_heads, nested=True)
-        self.timespan_encoder = _encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.visual_encoder = transformer_encoder(cfg, cfg.modality_layers, cfg.modality_heads)
+        self.timestep_encoder = transformer_encoder(
+            cfg, cfg.modality_layers, cfg.modality_heads, nested=True
+        )
+        self.timespan_encoder = transformer_encoder(cfg, cfg.modality_layers, cfg.modality_heads)
         self.knowledge_encoder = KnowledgeEncoder(cfg) if cfg.use_kg else None
         self.token_type = nn.Embedding(3, d)
         self.period_embedding = nn.Embedding(cfg.n_periods, d) if cfg.use_period else None
-        self.cross_encoder = _encoder(cfg, cfg.cross_layers, cfg.cross_heads)
+        self.cross_encoder = transformer_encoder(cfg, cfg.cross_layers, cfg.cross_heads)
         layer = nn.TransformerDecoderLayer(
             d, cfg.decoder_heads, cfg.ffn_factor * d, cfg.dropout, batch_first=True
         )
@@ -217,6 +148,28 @@ class KLVCG(nn.Module):
             if isinstance(module, nn.Embedding) and module.padding_idx is not None:
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
+
+    # -- configuration and stages ---------------------------------------------------------
+
+    @classmethod
+    def configure(
+        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
+    ) -> tuple[KLVCGConfig, TrainConfig]:
+        """:func:`model.backbones.klvcg_config.make_configs` (None: the ``+copy`` row)."""
+        ablation = DEFAULT_ABLATION if ablation is None else ablation
+        return make_configs(preset, ablation, vocab_size, frame_dim, **train_overrides)
+
+    @classmethod
+    def canonical_ablation(cls, name: str) -> str:
+        return canonical_ablation(name)
+
+    def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
+        """MLM pre-training (not in the ``basic`` row), then fine-tuning; the facts are fed in
+        both, or in pre-training only (``kg_in_finetune``: the released code's setup)."""
+        finetune = Stage(FINETUNE, train.epochs, train.lr, use_kg=train.kg_in_finetune)
+        if not ablation_switches(train.ablation)["mlm"]:
+            return (finetune,)
+        return Stage(PRETRAIN, train.pretrain_epochs, train.lr, use_kg=True), finetune
 
     def _words(self, ids: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(ids.shape[-1], device=ids.device)
@@ -274,7 +227,7 @@ class KLVCG(nn.Module):
             w, b = ca.in_proj_weight, ca.in_proj_bias
             k = F.linear(enc.memory, w[d : 2 * d], b[d : 2 * d])
             v = F.linear(enc.memory, w[2 * d :], b[2 * d :])
-            enc.memory_kv.append((_heads(k, ca.num_heads), _heads(v, ca.num_heads)))
+            enc.memory_kv.append((split_heads(k, ca.num_heads), split_heads(v, ca.num_heads)))
         return enc
 
     def _with_source(self, w, attention, batch, k_tilde, words, use_kg: bool) -> EncoderOutput:
@@ -364,11 +317,11 @@ class KLVCG(nn.Module):
         allowed = tgt_in.ne(PAD)[:, None, None, :]  # (B, 1, 1, n): keys that are words
         if causal:
             allowed = allowed & ~self.causal[:n, :n]
-        memory_mask = _allowed(enc.memory_pad)
+        memory_mask = key_mask(enc.memory_pad)
         h = x
         for layer, (mk, mv) in zip(self.decoder.layers, enc.memory_kv, strict=True):
-            sa = _self_attention(layer, h, allowed, self.training)
-            h = _layer_rest(layer, h, sa, mk, mv, memory_mask, self.training)
+            sa = self_attention(layer, h, allowed, self.training)
+            h = layer_rest(layer, h, sa, mk, mv, memory_mask, self.training)
         return h, x
 
     def decode(self, enc: EncoderOutput, tgt_in: torch.Tensor, causal: bool = True) -> torch.Tensor:
@@ -389,6 +342,31 @@ class KLVCG(nn.Module):
         p_gen, att = self.pointer(h, x, enc.keys, enc.source_ext, enc.source_before, read)
         return gold_logp(logits, gold, p_gen, att, enc.source_ext), p_gen
 
+    # -- losses -----------------------------------------------------------------------------
+
+    def loss(self, memory: EncoderOutput, batch: TrainingBatch, stage: str) -> torch.Tensor:
+        """The loss of ``stage`` for the ground truths of ``batch`` (one row of ``memory``
+        each): pre-training's MLM loss of the masked targets (:meth:`mlm_loss`, the masking
+        drawn from the batch's generator), fine-tuning's teacher-forced cross-entropy with,
+        on the copy path, the copy gate's loss (:meth:`generation_loss`)."""
+        space, settings, device = batch.space, batch.settings, memory.memory.device
+        if stage == PRETRAIN:
+            targets = torch.as_tensor(space.to_model(batch.targets), dtype=torch.long)
+            masked, labels = mask_targets(
+                targets, space.mask_id, space.model_words, settings.mask_prob, batch.generator
+            )
+            return self.mlm_loss(memory, masked.to(device), labels.to(device))
+        if stage != FINETUNE:
+            raise ValueError(f"KLVCG has no training stage {stage!r}")
+        targets = torch.as_tensor(space.target_ext(batch.targets, batch.source), dtype=torch.long)
+        gate = None
+        if batch.source is not None:
+            gold, source = torch.as_tensor(batch.targets[:, 1:]), torch.as_tensor(batch.source)
+            gate = gate_targets(gold, source, batch.n_facts)
+        return self.generation_loss(
+            memory, targets.to(device), settings.copy_gate_weight, gate, settings.gate_copy_side
+        )
+
     def generation_loss(
         self,
         enc: EncoderOutput,
@@ -399,8 +377,8 @@ class KLVCG(nn.Module):
     ) -> torch.Tensor:
         """Eq. (4): teacher-forced cross-entropy of ``targets`` (B, g) = <BOS> words <EOS>;
         with the copy path, plus ``gate_weight`` times the copy gate's binary cross-entropy
-        against ``gate`` (B, g - 1: :func:`model.copy.gate_targets`), each side averaged apart and
-        the copy side's mean weighted by ``copy_side``."""
+        against ``gate`` (B, g - 1: :func:`~model.backbones.klvcg_copy.gate_targets`), each side
+        averaged apart and the copy side's mean weighted by ``copy_side``."""
         targets = trim(targets, least=2)
         gold = targets[:, 1:]
         logp, p_gen = self.token_logp(enc, targets[:, :-1], gold)
@@ -457,7 +435,7 @@ class KLVCG(nn.Module):
     # -- generation -------------------------------------------------------------------------
 
     @torch.no_grad()
-    def beam_search(
+    def generate(
         self, enc: EncoderOutput, beam: int = 5, banned: tuple[int, ...] = ()
     ) -> list[tuple[list[int], float]]:
         """Beam search for ONE context (``enc`` of batch 1): up to ``beam`` finished
@@ -531,6 +509,34 @@ class KLVCG(nn.Module):
         full[..., one.source_positions] = shares  # back to the full layout's positions
         return [full[i, : len(hyp)].float().cpu() for i, hyp in enumerate(hyps)]
 
+    def knowledge_attention(self, enc: EncoderOutput) -> torch.Tensor | None:
+        """(B, m+1): the knowledge encoder's cross-attention from the comment steps M to the
+        knowledge words (eq. 1, averaged over heads and steps); None without it."""
+        return enc.knowledge_attention
+
+
+def mask_targets(
+    targets: torch.Tensor, mask_id: int, vocab_size: int, prob: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT-style masking of the target words (§IV-C): each word (not <BOS>/<EOS>/<PAD>) is
+    chosen with ``prob`` (at least one per comment); a chosen word becomes ``[MASK]`` 80 % of
+    the time, a random word 10 %, and stays 10 %. Returns (input, labels: PAD where unchosen)."""
+    words = targets.ne(PAD) & targets.ne(BOS) & targets.ne(EOS)
+    u = torch.rand(targets.shape, generator=gen)
+    chosen = words & (u < prob)
+    # at least one per comment: the word with the smallest draw
+    first = torch.where(words, u, torch.full_like(u, 2.0)).argmin(dim=1)
+    has_word = words.any(dim=1)
+    chosen[torch.arange(len(targets))[has_word], first[has_word]] = True
+    labels = torch.where(chosen, targets, torch.full_like(targets, PAD))
+    action = torch.rand(targets.shape, generator=gen)
+    masked = targets.clone()
+    masked[chosen & (action < 0.8)] = mask_id
+    rand_words = torch.randint(len(SPECIALS), vocab_size, targets.shape, generator=gen)
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    masked[swap] = rand_words[swap]
+    return masked, labels
+
 
 def _rename_old_keys(module: KLVCG, state_dict: dict, prefix: str, *_) -> None:
     """A load-state-dict pre-hook: the keys of a state dict saved with the old submodule
@@ -540,110 +546,3 @@ def _rename_old_keys(module: KLVCG, state_dict: dict, prefix: str, *_) -> None:
         name, dot, rest = key[len(prefix) :].partition(".")
         if dot and name in OLD_NAMES:
             state_dict[f"{prefix}{OLD_NAMES[name]}.{rest}"] = state_dict.pop(key)
-
-
-def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """(n, t, d) -> (n, heads, t, d/heads)"""
-    n, t, d = x.shape
-    return x.reshape(n, t, heads, d // heads).transpose(1, 2)
-
-
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    n, h, t, hd = x.shape
-    return x.transpose(1, 2).reshape(n, t, h * hd)
-
-
-def _allowed(pad: torch.Tensor | None) -> torch.Tensor | None:
-    """scaled_dot_product_attention's boolean mask (True: attended) of a key padding mask."""
-    return None if pad is None else ~pad[:, None, None, :]
-
-
-def _self_attention(
-    layer: nn.TransformerDecoderLayer, x: torch.Tensor, allowed: torch.Tensor | None, training: bool
-) -> torch.Tensor:
-    """The layer's self-attention output for ``x`` (n, t, d)."""
-    sa = layer.self_attn
-    q, k, v = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).chunk(3, dim=-1)
-    q, k, v = (_heads(t, sa.num_heads) for t in (q, k, v))
-    p = sa.dropout if training else 0.0
-    att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
-    return sa.out_proj(_merge(att))
-
-
-def _layer_rest(layer, x, sa_out, mk, mv, memory_mask, training: bool) -> torch.Tensor:
-    """The rest of a post-norm ``nn.TransformerDecoderLayer`` after its self-attention, for
-    ``x`` (n, t, d), with the memory's keys and values ``mk``/``mv`` (n, heads, L, d/h)
-    computed beforehand."""
-    x = layer.norm1(x + layer.dropout1(sa_out))
-    ca = layer.multihead_attn
-    d = ca.embed_dim
-    q = _heads(F.linear(x, ca.in_proj_weight[:d], ca.in_proj_bias[:d]), ca.num_heads)
-    p = ca.dropout if training else 0.0
-    att = F.scaled_dot_product_attention(q, mk, mv, attn_mask=memory_mask, dropout_p=p)
-    x = layer.norm2(x + layer.dropout2(ca.out_proj(_merge(att))))
-    ffn = layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))
-    return layer.norm3(x + layer.dropout3(ffn))
-
-
-class StepDecoder:
-    """Incremental decoding with the weights of ``model.decoder``, one position at a time, for
-    the hypotheses of ONE context (beam search; eval mode).
-
-    Each layer keeps the self-attention keys and values of the positions decoded so far (with
-    the causal mask, earlier positions never change) in one buffer, and uses the memory's keys
-    and values of the encoding (computed once), its padded positions dropped, not masked. All
-    hypotheses read the same memory, so its cross-attention is one attention with the
-    hypotheses as the queries. The states equal :meth:`KLVCG.decode_states`'s at the last
-    position, at a cost independent of the prefix length."""
-
-    def __init__(self, model: KLVCG, enc: EncoderOutput) -> None:
-        self.model = model
-        self.layers = list(model.decoder.layers)
-        self.pos = 0
-        keep = slice(None) if enc.memory_pad is None else ~enc.memory_pad[0]
-        self.memory_kv = [(k[:1, :, keep], v[:1, :, keep]) for k, v in enc.memory_kv]
-        # per layer (n, 2, heads, g, d/heads): the keys [:, 0] and values [:, 1] so far
-        self.cache: list[torch.Tensor] = []
-        self.pointer = None
-        if model.cfg.copy:
-            self.pointer = PointerStep(
-                model.pointer, enc.keys[0], enc.source_ext[0], enc.source_before[0], enc.n_source
-            )
-
-    def step(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decoder state (n, d) after ``words`` (n,) at the current position, and the
-        input it read (the copy gate's ``x``)."""
-        model, t = self.model, self.pos
-        x_in = model.norm_in(model.input_words(words) + model.target_pos.weight[t])
-        x, n = x_in, len(words)
-        for i, layer in enumerate(self.layers):
-            sa = layer.self_attn
-            heads, d = sa.num_heads, sa.embed_dim
-            qkv = F.linear(x, sa.in_proj_weight, sa.in_proj_bias).view(n, 3, heads, d // heads)
-            if t == 0:
-                self.cache.append(x.new_zeros(n, 2, heads, self.model.cfg.max_len, d // heads))
-            cache = self.cache[i]
-            cache[:, :, :, t] = qkv[:, 1:]
-            att = F.scaled_dot_product_attention(
-                qkv[:, 0, :, None], cache[:, 0, :, : t + 1], cache[:, 1, :, : t + 1]
-            )
-            # the hypotheses as one sequence of queries of the context's memory (batch 1)
-            sa_out = sa.out_proj(att.reshape(1, n, d))
-            mk, mv = self.memory_kv[i]
-            x = _layer_rest(layer, x[None], sa_out, mk, mv, None, False)[0]
-        self.pos += 1
-        return x, x_in
-
-    def next_logp(self, words: torch.Tensor) -> torch.Tensor:
-        """log P of the next word, ``(n, vocab)`` (``vocab + n_source`` extended ids with the
-        copy path), after the words read last (n, span, nearest first:
-        :func:`model.copy.words_before`); decodes the position of ``words[:, 0]``."""
-        h, x = self.step(words[:, 0])
-        logits = self.model.out(h)
-        if self.pointer is None:
-            return F.log_softmax(logits.float(), dim=-1)
-        return self.pointer.log_probs(logits, h, x, words)
-
-    def reorder(self, parents: torch.Tensor) -> None:
-        """Keep the caches of the hypotheses that go on (``parents``: their rows now)."""
-        self.cache = [c.index_select(0, parents) for c in self.cache]

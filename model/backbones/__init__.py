@@ -1,0 +1,43 @@
+"""The comment-generation backbones, by name: the interface and the registry are in
+:mod:`model.backbones.base`; each backbone's module is imported here by name, which registers
+it (nothing is found by scanning folders).
+
+- ``klvcg`` (:mod:`model.backbones.klvcg`): KLVCG (Chen et al. 2023), its table IV ablation
+  rows and our copy path.
+"""
+
+from model.backbones import klvcg  # noqa: F401  (registers "klvcg")
+from model.backbones.base import (
+    BACKBONES,
+    FINETUNE,
+    LEGACY_BACKBONE,
+    PRETRAIN,
+    Backbone,
+    BackboneConfig,
+    Memory,
+    Stage,
+    TrainingBatch,
+    backbone_class,
+    build_backbone,
+    config_from_dict,
+    register,
+)
+
+DEFAULT_BACKBONE = "klvcg"
+
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_BACKBONE",
+    "FINETUNE",
+    "LEGACY_BACKBONE",
+    "PRETRAIN",
+    "Backbone",
+    "BackboneConfig",
+    "Memory",
+    "Stage",
+    "TrainingBatch",
+    "backbone_class",
+    "build_backbone",
+    "config_from_dict",
+    "register",
+]
