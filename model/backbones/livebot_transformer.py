@@ -253,7 +253,7 @@ class LiveBotTransformer(Backbone):
         pad = rows.eq(PAD)
         order = torch.argsort(pad.to(torch.int8), dim=1, stable=True)  # words first
         text = rows.gather(1, order)
-        width = max(int((~pad).sum(1).max()), 1)
+        width = min(max(int((~pad).sum(1).max()), 1), len(self.position))  # the longest
         text = text[:, :width]
         text_pad = text.eq(PAD)
         text_pad[:, 0] = False  # a context without any word still has a (PAD) key to read
