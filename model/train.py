@@ -8,7 +8,8 @@ interrupted run, or only re-evaluates a finished one; one run at a time per outp
 (it holds ``run.lock`` there: :func:`run_lock`).
 
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
-        [--backbone klvcg] [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
+        [--backbone klvcg|livebot_transformer]
+        [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
         [--epochs N] [--max-steps N]
         [--out DIR] [--device auto] [--seed N] [--json]
 
@@ -16,6 +17,8 @@ Defaults (``--backbone klvcg``, ``--preset cpu``, ``--ablation +copy``: the full
 copy path of :mod:`model.backbones.klvcg_copy`) are sized for a 2-core CPU, data building
 included (the results pages under ``docs/`` give the measured time); ``--preset paper`` is the
 paper's model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's full model.
+``--backbone livebot_transformer`` is LiveBot's Unified Transformer: it has one row only
+(``unified``, its default), and any other ``--ablation`` is refused.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from common.lock import LockHeld, describe_holder, hold_lock
 from common.paths import data_dir
 from common.settings import RunSettings
 from model.backbones import BACKBONES, DEFAULT_BACKBONE, BackboneConfig, backbone_class
-from model.backbones.klvcg_config import ABLATIONS, DEFAULT_ABLATION
+from model.backbones.klvcg_config import ABLATIONS
 from model.checkpoint import CheckpointError, build_model, load_checkpoint, write_metrics
 from model.config import PRESETS, TrainConfig
 from model.evaluation import GENERATION_SAMPLES, evaluate_model
@@ -137,9 +140,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--preset", choices=PRESETS, default="cpu", help="model size (default: cpu)")
     p.add_argument(
         "--ablation",
-        default=DEFAULT_ABLATION,
-        help=f"paper table IV row, or our +copy on top of it (the default): "
-        f"{', '.join(ABLATIONS)} or full (= +period)",
+        default=None,
+        help=f"the backbone's row (default: its default row); klvcg: paper table IV row, or "
+        f"our +copy on top of it (its default): {', '.join(ABLATIONS)} or full (= +period); "
+        f"livebot_transformer: unified only",
     )
     p.add_argument("--epochs", type=float, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=float, help="MLM pre-training epochs")

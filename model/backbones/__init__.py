@@ -4,9 +4,14 @@ it (nothing is found by scanning folders).
 
 - ``klvcg`` (:mod:`model.backbones.klvcg`): KLVCG (Chen et al. 2023), its table IV ablation
   rows and our copy path.
+- ``livebot_transformer`` (:mod:`model.backbones.livebot_transformer`): LiveBot's Unified
+  Transformer (Ma et al. 2019): video encoder, text encoder, comment decoder; no knowledge.
 """
 
-from model.backbones import klvcg  # noqa: F401  (registers "klvcg")
+from model.backbones import (
+    klvcg,  # noqa: F401  (registers "klvcg")
+    livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
+)
 from model.backbones.base import (
     BACKBONES,
     FINETUNE,

@@ -114,8 +114,9 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def canonical_ablation(cls, name: str) -> str:
-        """The ablation row ``name`` as the configuration records it; ValueError if none."""
+    def canonical_ablation(cls, name: str | None) -> str:
+        """The ablation row ``name`` as the configuration records it (None: the backbone's
+        default row); ValueError for a row the backbone does not have."""
         raise NotImplementedError
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:

@@ -160,8 +160,8 @@ class KLVCG(Backbone):
         return make_configs(preset, ablation, vocab_size, frame_dim, **train_overrides)
 
     @classmethod
-    def canonical_ablation(cls, name: str) -> str:
-        return canonical_ablation(name)
+    def canonical_ablation(cls, name: str | None) -> str:
+        return canonical_ablation(DEFAULT_ABLATION if name is None else name)
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         """MLM pre-training (not in the ``basic`` row), then fine-tuning; the facts are fed in

@@ -47,6 +47,9 @@ TINY = {
         max_knowledge_len=12,
         max_len=G,
     ),
+    "livebot_transformer": dict(
+        d_model=24, heads=4, layers=2, d_ff=48, dropout=0.0, max_step_len=8, max_len=G
+    ),
 }
 ROWS = {"klvcg": ("+copy", "full", "basic")}  # the default, the paper's full model, one stage
 CASES = [(name, row) for name in sorted(BACKBONES) for row in ROWS.get(name, (None,))]

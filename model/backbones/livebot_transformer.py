@@ -1,0 +1,358 @@
+"""LiveBot's Unified Transformer (Ma et al. 2019, "LiveBot", section "Model II: Unified
+Transformer Model", Fig. 6), the backbone ``livebot_transformer`` (:mod:`model.backbones.base`).
+
+- Video encoder (``video_encoder``), eqs. (10)-(11): each frame's feature -> linear (the
+  paper's CNN: our frames arrive as features, as in the released code, which feeds ResNet-18
+  features) -> + sinusoidal position -> transformer over the frames (h). A second without a
+  feature gets a learned "missing frame" vector (as KLVCG), so every window has 5 frames.
+- Text encoder (``text_encoder``), eq. (12): the surrounding comments concatenated into one
+  word sequence e; each block has self-attention over e, then attention to h (g).
+- Comment decoder (``comment_decoder``), eqs. (13)-(15): each block has causal self-attention
+  over the comment, attention to h, then attention to g; a linear layer and a softmax give
+  the next word. Word embeddings are shared by the text encoder and the decoder (§Settings:
+  "a shared embedding between encoder and decoder").
+
+Inputs (§"Problem Formulation": "the nearest m frames and n comments", m = n = 5 in the
+full setting of Table 4). From :class:`model.encoded_split.Batch`, encoded with the window
+[t-5, t+5] of KLVCG's data (so both backbones share one encoded split):
+
+- frames: the 5 seconds t-2..t+2 (``n_frames``), the 5 nearest to t;
+- comments: the rows of the 5 context seconds nearest t (``n_comment_seconds``: t-3, t-2,
+  t-1, t+1, t+2, earlier before later when two are as near), in time order, each row's
+  ``[CLS]`` kept as the boundary between seconds, its padding squeezed out. The Batch holds
+  comments per second, not per comment, so "5 nearest comments" becomes "the comments of the
+  5 nearest seconds" (a busy second gives more than one comment, an empty one none); the
+  row of other videos' comments (AC), the facts, the period and subtitles are not read
+  (``encode`` ignores ``use_kg``).
+
+Paper settings (§"Experiments / Settings"): hidden and embedding size 512, batch 64, Adam at
+lr 3e-4 (beta 0.9 / 0.999, eps 1e-8), vocabulary of the 30,000 most common words. The paper
+gives no layer or head counts: 6 blocks of 8 heads with a 2048-unit feed-forward layer and
+dropout 0.1 are the released code's defaults (lancopku/livebot ``codes/transformer.py``), as
+are at most 20 words per comment. ``--preset paper`` is that (AdamW with weight decay 0 is
+Adam). The ``cpu`` preset keeps the structure at d = 128, 2 blocks of 4 heads, no dropout.
+
+Where the released code departs from the paper, the paper is followed: ranking sorts by
+likelihood, most likely first (the code sorts the losses descending, i.e. least likely
+first); generation is beam search (the paper's decoder; the code decodes greedily). As in
+every backbone here, a candidate's score is its mean token cross-entropy (the code sums).
+One stage, fine-tuning, with teacher-forced cross-entropy; no ablation rows but its default,
+``unified`` (5 frames and 5 seconds of comments).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.backbones.base import FINETUNE, Backbone, Stage, TrainingBatch, register
+from model.config import PRESETS, TrainConfig, preset_training
+from model.data.vocab import BOS, EOS, PAD
+from model.encoded_split import Batch
+
+DEFAULT_ROW = "unified"
+
+
+@dataclass(frozen=True)
+class LiveBotConfig:
+    name: ClassVar[str] = "livebot_transformer"
+    vocab_size: int  # the corpus vocabulary plus [MASK] and [CLS]
+    frame_dim: int
+    d_model: int = 512
+    heads: int = 8
+    layers: int = 6  # blocks of each of the video encoder, text encoder and decoder
+    d_ff: int = 2048
+    dropout: float = 0.1
+    n_frames: int = 5  # the frames nearest t: t-2..t+2
+    n_comment_seconds: int = 5  # the context seconds nearest t whose comments are read
+    radius: int = 5  # the encoded window [t-5, t+5] (KLVCG's: one encoded split for both)
+    max_len: int = 20  # g: the words of a comment, <BOS> and <EOS> included
+    max_step_len: int = 32  # words of one second's comments (with [CLS] and separators)
+    max_knowledge_len: int = 80  # encoded with the split; not read
+    copy: bool = False  # no copy path
+    copy_known_comment_words: bool = False
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by {self.heads} heads")
+        if not 1 <= self.n_frames <= 2 * self.radius + 1:
+            raise ValueError(f"n_frames must be within the window's {2 * self.radius + 1}")
+        if not 1 <= self.n_comment_seconds <= 2 * self.radius:
+            raise ValueError(f"n_comment_seconds must be within the {2 * self.radius} seconds")
+        if self.copy:
+            raise ValueError("livebot_transformer has no copy path")
+        if self.max_len < 3:
+            raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LiveBotConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}")
+        return cls(**d)
+
+
+def preset_sizes(preset: str) -> dict:
+    if preset == "paper":
+        return {}
+    if preset == "cpu":
+        # small enough for a 2-core machine; rows as short as KLVCG's cpu preset (one split)
+        return {"d_model": 128, "heads": 4, "layers": 2, "d_ff": 512, "dropout": 0.0,
+                "max_step_len": 16}  # fmt: skip
+    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+
+
+def preset_train(preset: str) -> dict:
+    if preset == "paper":  # §Settings: batch 64, Adam lr 3e-4; epochs: not given (ours)
+        return {"batch_size": 64, "lr": 3e-4, "weight_decay": 0.0, "epochs": 10.0}
+    return preset_training(preset)
+
+
+@dataclass
+class LiveBotMemory:
+    """The encodings a comment is decoded against: h (video), g (text) and g's padding."""
+
+    video: torch.Tensor  # (B, n_frames, d)
+    text: torch.Tensor  # (B, L, d)
+    text_pad: torch.Tensor  # (B, L) bool
+
+    def select(self, idx: torch.Tensor) -> LiveBotMemory:
+        return LiveBotMemory(self.video[idx], self.text[idx], self.text_pad[idx])
+
+
+class DecoderBlock(nn.Module):
+    """Causal self-attention, attention to h, attention to g, feed-forward (pre-norm)."""
+
+    def __init__(self, cfg: LiveBotConfig) -> None:
+        super().__init__()
+        d, heads, p = cfg.d_model, cfg.heads, cfg.dropout
+        self.self_attn = nn.MultiheadAttention(d, heads, dropout=p, batch_first=True)
+        self.video_attn = nn.MultiheadAttention(d, heads, dropout=p, batch_first=True)
+        self.text_attn = nn.MultiheadAttention(d, heads, dropout=p, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, cfg.d_ff), nn.ReLU(), nn.Linear(cfg.d_ff, d))
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(4))
+        self.drop = nn.Dropout(p)
+
+    def forward(self, y, causal, y_pad, mem: LiveBotMemory) -> torch.Tensor:
+        x = self.norms[0](y)
+        y = y + self.drop(self.self_attn(x, x, x, attn_mask=causal, key_padding_mask=y_pad)[0])
+        x = self.norms[1](y)
+        y = y + self.drop(self.video_attn(x, mem.video, mem.video, need_weights=False)[0])
+        x = self.norms[2](y)
+        a = self.text_attn(x, mem.text, mem.text, key_padding_mask=mem.text_pad)[0]
+        y = y + self.drop(a)
+        return y + self.drop(self.ff(self.norms[3](y)))
+
+
+def sinusoid(n: int, d: int) -> torch.Tensor:
+    """(n, d) sinusoidal position encodings (Vaswani et al. 2017)."""
+    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
+    return pe
+
+
+def nearest_seconds(radius: int, n: int) -> list[int]:
+    """The row indices (rows: t-r..t-1, t+1..t+r) of the n seconds nearest t, in time order."""
+    seconds = [s for s in range(-radius, radius + 1) if s != 0]
+    near = sorted(range(len(seconds)), key=lambda j: (abs(seconds[j]), seconds[j]))[:n]
+    return sorted(near)
+
+
+@register("livebot_transformer")
+class LiveBotTransformer(Backbone):
+    """The backbone ``livebot_transformer`` (the module docstring says what each part is)."""
+
+    config_class = LiveBotConfig
+
+    def __init__(self, cfg: LiveBotConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.embed = nn.Embedding(cfg.vocab_size, d, padding_idx=PAD)
+        self.frame_proj = nn.Linear(cfg.frame_dim, d)
+        self.missing_frame = nn.Parameter(torch.zeros(d))
+
+        def encoder_layer(cls):
+            return cls(d, cfg.heads, cfg.d_ff, cfg.dropout, batch_first=True, norm_first=True)
+
+        self.video_encoder = nn.TransformerEncoder(
+            encoder_layer(nn.TransformerEncoderLayer), cfg.layers, nn.LayerNorm(d),
+            enable_nested_tensor=False,
+        )  # fmt: skip
+        self.text_encoder = nn.TransformerDecoder(  # self-attention, then attention to h
+            encoder_layer(nn.TransformerDecoderLayer), cfg.layers, nn.LayerNorm(d)
+        )
+        self.comment_decoder = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.layers))
+        self.final_norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, cfg.vocab_size)
+        self.drop = nn.Dropout(cfg.dropout)
+        n_pos = max(cfg.max_len, cfg.n_comment_seconds * cfg.max_step_len, cfg.n_frames)
+        self.register_buffer("position", sinusoid(n_pos, d), persistent=False)
+        frames = torch.arange(cfg.n_frames) + cfg.radius - (cfg.n_frames - 1) // 2
+        self.register_buffer("frame_idx", frames, persistent=False)
+        rows = torch.tensor(nearest_seconds(cfg.radius, cfg.n_comment_seconds))
+        self.register_buffer("row_idx", rows, persistent=False)
+        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
+        self.register_buffer("causal", causal, persistent=False)
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        with torch.no_grad():
+            self.embed.weight[PAD].zero_()
+
+    # -- configuration and stages ---------------------------------------------------------
+
+    @classmethod
+    def configure(
+        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
+    ) -> tuple[LiveBotConfig, TrainConfig]:
+        """The preset's sizes; the only row is ``unified`` (None gives it)."""
+        row = cls.canonical_ablation(ablation)
+        model = LiveBotConfig(vocab_size=vocab_size, frame_dim=frame_dim, **preset_sizes(preset))
+        train = replace(TrainConfig(preset=preset, ablation=row), **preset_train(preset))
+        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+        return model, train
+
+    @classmethod
+    def canonical_ablation(cls, name: str | None) -> str:
+        if name is None or name == DEFAULT_ROW:
+            return DEFAULT_ROW
+        raise ValueError(
+            f"backbone livebot_transformer has no ablation {name!r}: its only row is "
+            f"{DEFAULT_ROW!r} (the default)"
+        )
+
+    def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
+        return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)
+
+    # -- encoders ---------------------------------------------------------------------------
+
+    def _words(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids) * math.sqrt(self.cfg.d_model) + self.position[: ids.shape[1]]
+        return self.drop(x)
+
+    def encode(self, batch: Batch, use_kg: bool = True) -> LiveBotMemory:
+        """h and g for a batch of contexts; ``use_kg`` is ignored (no facts are read)."""
+        frames = self.frame_proj(batch.frames[:, self.frame_idx])  # (B, m, d)
+        present = batch.frame_mask[:, self.frame_idx].unsqueeze(-1)
+        frames = torch.where(present, frames, self.missing_frame.expand_as(frames))
+        h = self.video_encoder(self.drop(frames + self.position[: frames.shape[1]]))
+
+        rows = batch.rows[:, self.row_idx].reshape(len(frames), -1)  # (B, n * row)
+        pad = rows.eq(PAD)
+        order = torch.argsort(pad.to(torch.int8), dim=1, stable=True)  # words first
+        text = rows.gather(1, order)
+        width = min(max(int((~pad).sum(1).max()), 1), len(self.position))  # the longest
+        text = text[:, :width]
+        text_pad = text.eq(PAD)
+        text_pad[:, 0] = False  # a context without any word still has a (PAD) key to read
+        g = self.text_encoder(self._words(text), h, tgt_key_padding_mask=text_pad)
+        return LiveBotMemory(h, g, text_pad)
+
+    # -- decoder ----------------------------------------------------------------------------
+
+    def decode(self, mem: LiveBotMemory, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits (B, len, V) after each prefix of ``tgt_in`` (B, len)."""
+        n = tgt_in.shape[1]
+        y = self._words(tgt_in)
+        y_pad = tgt_in.eq(PAD)
+        y_pad[:, 0] = False
+        for block in self.comment_decoder:
+            y = block(y, self.causal[:n, :n], y_pad, mem)
+        return self.out(self.final_norm(y))
+
+    def token_nll(self, mem: LiveBotMemory, seqs: torch.Tensor) -> torch.Tensor:
+        """-log P of each next word of ``seqs`` (B, len) = <BOS> words <EOS> <PAD>...: (B, len-1),
+        0 at padding."""
+        gold = seqs[:, 1:]
+        logits = self.decode(mem, seqs[:, :-1]).float()
+        nll = F.cross_entropy(logits.transpose(1, 2), gold, ignore_index=PAD, reduction="none")
+        return nll * gold.ne(PAD)
+
+    def loss(self, memory: LiveBotMemory, batch: TrainingBatch, stage: str) -> torch.Tensor:
+        """Eq. (13): teacher-forced cross-entropy of the ground truths, mean over words."""
+        if stage != FINETUNE:
+            raise ValueError(f"livebot_transformer has no training stage {stage!r}")
+        targets = torch.as_tensor(batch.space.to_model(batch.targets), dtype=torch.long)
+        targets = _trim(targets.to(memory.video.device))
+        words = targets[:, 1:].ne(PAD).sum().clamp(min=1)
+        return self.token_nll(memory, targets).sum() / words
+
+    @torch.no_grad()
+    def score(self, memory: LiveBotMemory, candidates: torch.Tensor, rows: int = 512):
+        """Mean token cross-entropy of each candidate (B, C, g) -> (B, C), lower is better;
+        +inf for an all-padding row. Candidates are decoded in chunks of ``rows``."""
+        b, c, _ = candidates.shape
+        flat = candidates.reshape(b * c, -1)
+        lengths = flat.ne(PAD).sum(dim=1)
+        out = torch.full((b * c,), math.inf, device=flat.device)
+        order = torch.argsort(lengths, stable=True)
+        order = order[lengths[order] > 0]
+        for start in range(0, len(order), rows):
+            idx = order[start : start + rows]
+            cand = _trim(flat[idx])
+            nll = self.token_nll(memory.select(idx // c), cand)
+            out[idx] = nll.sum(1) / cand[:, 1:].ne(PAD).sum(1).clamp(min=1)
+        return out.reshape(b, c)
+
+    @torch.no_grad()
+    def generate(
+        self, memory: LiveBotMemory, beam: int = 5, banned: tuple[int, ...] = ()
+    ) -> list[tuple[list[int], float]]:
+        """Beam search for ONE context: up to ``beam`` hypotheses ``(ids without <BOS>/<EOS>,
+        mean log-probability over its words and <EOS>)``, best first, at most g ids with
+        <BOS> and <EOS>; never an empty comment nor a ``banned`` id."""
+        g, width = self.cfg.max_len, self.cfg.vocab_size
+        device = memory.video.device
+        ban = torch.zeros(width, device=device)
+        ban[[PAD, BOS, *banned]] = -math.inf
+        first, last = ban.clone(), torch.full_like(ban, -math.inf)
+        first[EOS], last[EOS] = -math.inf, 0.0
+        hyps: list[list[int]] = [[]]
+        logp = torch.zeros(1, device=device)
+        finished: list[tuple[list[int], float]] = []
+        for step in range(1, g):
+            seqs = torch.tensor([[BOS, *h] for h in hyps], device=device)
+            mem = memory.select(torch.zeros(len(hyps), dtype=torch.long, device=device))
+            lp = F.log_softmax(self.decode(mem, seqs)[:, -1].float(), dim=-1)
+            lp = lp + (first if step == 1 else last if step == g - 1 else ban)
+            total = (logp.unsqueeze(1) + lp).reshape(-1)
+            top, idx = total.topk(min(beam * 2, total.numel()))
+            next_hyps, next_logp = [], []
+            for value, i in zip(top.tolist(), idx.tolist(), strict=True):
+                if value == -math.inf:
+                    break
+                prev, word = divmod(i, width)
+                if word == EOS:
+                    finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
+                else:
+                    next_hyps.append([*hyps[prev], word])
+                    next_logp.append(value)
+                if len(next_hyps) == beam:
+                    break
+            best_open = max(next_logp, default=-math.inf) / (step + 1)
+            if len(finished) >= beam and max(s for _, s in finished) >= best_open:
+                break
+            if not next_hyps:
+                break
+            hyps, logp = next_hyps, torch.tensor(next_logp, device=device)
+        finished.sort(key=lambda h: -h[1])
+        return finished[:beam]
+
+
+def _trim(ids: torch.Tensor) -> torch.Tensor:
+    """Columns up to the last that holds a word in some row (at least two)."""
+    used = ids.ne(PAD).any(dim=0).nonzero()
+    width = max(int(used.max()) + 1 if len(used) else 0, 2)
+    return ids[:, :width]
