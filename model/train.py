@@ -8,7 +8,8 @@ interrupted run, or only re-evaluates a finished one; one run at a time per outp
 (it holds ``run.lock`` there: :func:`run_lock`).
 
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
-        [--backbone klvcg] [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
+        [--backbone klvcg|s2s_i|s2s_c|s2s_ic]
+        [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
         [--epochs N] [--max-steps N]
         [--out DIR] [--device auto] [--seed N] [--json]
 
@@ -16,6 +17,7 @@ Defaults (``--backbone klvcg``, ``--preset cpu``, ``--ablation +copy``: the full
 copy path of :mod:`model.backbones.klvcg_copy`) are sized for a 2-core CPU, data building
 included (the results pages under ``docs/`` give the measured time); ``--preset paper`` is the
 paper's model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's full model.
+The LiveBot baselines (``s2s_*``, :mod:`model.backbones.s2s`) have one row, ``default``.
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--preset", choices=PRESETS, default="cpu", help="model size (default: cpu)")
     p.add_argument(
         "--ablation",
-        default=DEFAULT_ABLATION,
-        help=f"paper table IV row, or our +copy on top of it (the default): "
-        f"{', '.join(ABLATIONS)} or full (= +period)",
+        help=f"klvcg: paper table IV row, or our +copy on top of it (the default): "
+        f"{', '.join(ABLATIONS)} or full (= +period); s2s_*: default only "
+        f"(default: the backbone's own, {DEFAULT_ABLATION} for klvcg)",
     )
     p.add_argument("--epochs", type=float, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=float, help="MLM pre-training epochs")
@@ -179,6 +181,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     try:
+        if args.ablation is None:  # the backbone's default row, as its configuration names it
+            config = backbone_class(args.backbone).configure(args.preset, None, 1, 1)[1]
+            args.ablation = config.ablation
         backbone_class(args.backbone).canonical_ablation(args.ablation)
     except ValueError as e:
         p.error(str(e))

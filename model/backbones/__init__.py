@@ -4,9 +4,14 @@ it (nothing is found by scanning folders).
 
 - ``klvcg`` (:mod:`model.backbones.klvcg`): KLVCG (Chen et al. 2023), its table IV ablation
   rows and our copy path.
+- ``s2s_i``, ``s2s_c``, ``s2s_ic`` (:mod:`model.backbones.s2s`): LiveBot's sequence-to-sequence
+  baselines (Ma et al. 2019) on the video only, the comments only, and both.
 """
 
-from model.backbones import klvcg  # noqa: F401  (registers "klvcg")
+from model.backbones import (
+    klvcg,  # noqa: F401  (registers "klvcg")
+    s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
+)
 from model.backbones.base import (
     BACKBONES,
     FINETUNE,
