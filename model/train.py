@@ -8,7 +8,7 @@ interrupted run, or only re-evaluates a finished one; one run at a time per outp
 (it holds ``run.lock`` there: :func:`run_lock`).
 
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
-        [--backbone klvcg|livebot_transformer]
+        [--backbone klvcg|livebot_transformer|s2s_i|s2s_c|s2s_ic]
         [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
         [--epochs N] [--max-steps N]
         [--out DIR] [--device auto] [--seed N] [--json]
@@ -19,6 +19,7 @@ included (the results pages under ``docs/`` give the measured time); ``--preset 
 paper's model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's full model.
 ``--backbone livebot_transformer`` is LiveBot's Unified Transformer: it has one row only
 (``unified``, its default), and any other ``--ablation`` is refused.
+The LiveBot baselines (``s2s_*``, :mod:`model.backbones.s2s`) have one row, ``default``.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"the backbone's row (default: its default row); klvcg: paper table IV row, or "
         f"our +copy on top of it (its default): {', '.join(ABLATIONS)} or full (= +period); "
-        f"livebot_transformer: unified only",
+        f"livebot_transformer: unified only; s2s_*: default only",
     )
     p.add_argument("--epochs", type=float, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=float, help="MLM pre-training epochs")

@@ -6,11 +6,14 @@ it (nothing is found by scanning folders).
   rows and our copy path.
 - ``livebot_transformer`` (:mod:`model.backbones.livebot_transformer`): LiveBot's Unified
   Transformer (Ma et al. 2019): video encoder, text encoder, comment decoder; no knowledge.
+- ``s2s_i``, ``s2s_c``, ``s2s_ic`` (:mod:`model.backbones.s2s`): LiveBot's sequence-to-sequence
+  baselines (Ma et al. 2019) on the video only, the comments only, and both.
 """
 
 from model.backbones import (
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
+    s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
 )
 from model.backbones.base import (
     BACKBONES,
