@@ -48,6 +48,7 @@ from model.backbones.base import (
     TrainingBatch,
     register,
 )
+from model.backbones.beam import beam_search
 from model.backbones.klvcg_blocks import (
     EncoderOutput,
     KnowledgeEncoder,
@@ -441,49 +442,23 @@ class KLVCG(Backbone):
         """Beam search for ONE context (``enc`` of batch 1): up to ``beam`` finished
         hypotheses ``(word ids without <BOS>/<EOS>, mean log-probability)``, best first.
         At most g ids including <BOS> and <EOS>; an empty comment is never finished."""
-        g = self.cfg.max_len
-        device = enc.memory.device
-        hyps: list[list[int]] = [[]]  # the open hypotheses' words after <BOS>
         span = self.cfg.follow_span
-        logp = torch.zeros(1, device=device)
-        finished: list[tuple[list[int], float]] = []
+        device = enc.memory.device
         stepper = StepDecoder(self, enc)
-        # what each step adds to the log P: -inf for the words never said, and for <EOS> at
-        # the first step (no empty comment); at the last only <EOS> (the comment must close)
-        width = self.cfg.vocab_size + (enc.n_source if self.cfg.copy else 0)
-        ban = torch.zeros(width, device=device)
-        ban[[PAD, BOS, *banned]] = -math.inf
-        first, last = ban.clone(), torch.full_like(ban, -math.inf)
-        first[EOS], last[EOS] = -math.inf, 0.0
-        for step in range(1, g):
+
+        def next_logp(hyps: list[list[int]], step: int) -> torch.Tensor:
             read = [([PAD] * span + [BOS, *h])[: -span - 1 : -1] for h in hyps]
-            words = torch.tensor(read, dtype=torch.long, device=device)  # (n, span)
-            lp = stepper.next_logp(words) + (first if step == 1 else last if step == g - 1 else ban)
-            total = (logp.unsqueeze(1) + lp).reshape(-1)
-            top, idx = total.topk(min(beam * 2, total.numel()))
-            next_hyps, next_logp, parents = [], [], []
-            for value, i in zip(top.tolist(), idx.tolist(), strict=True):
-                if value == -math.inf:
-                    break
-                prev, word = divmod(i, width)
-                if word == EOS:
-                    finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
-                else:
-                    next_hyps.append([*hyps[prev], word])
-                    next_logp.append(value)
-                    parents.append(prev)
-                if len(next_hyps) == beam:
-                    break
-            best_open = max(next_logp, default=-math.inf) / (step + 1)
-            if len(finished) >= beam and max(s for _, s in finished) >= best_open:
-                break
-            if not next_hyps:
-                break
-            hyps = next_hyps
-            logp = torch.tensor(next_logp, device=device)
-            stepper.reorder(torch.tensor(parents, device=device))
-        finished.sort(key=lambda h: -h[1])
-        return finished[:beam]
+            return stepper.next_logp(torch.tensor(read, dtype=torch.long, device=device))
+
+        return beam_search(
+            next_logp,
+            stepper.reorder,
+            width=self.cfg.vocab_size + (enc.n_source if self.cfg.copy else 0),
+            max_len=self.cfg.max_len,
+            beam=beam,
+            banned=banned,
+            device=device,
+        )
 
     @torch.no_grad()
     def copy_shares(self, enc: EncoderOutput, hyps: list[list[int]]) -> list[torch.Tensor]:

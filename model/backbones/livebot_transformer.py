@@ -51,8 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, Stage, TrainingBatch, register
+from model.backbones.beam import beam_search
 from model.config import PRESETS, TrainConfig, preset_training
-from model.data.vocab import BOS, EOS, PAD
+from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
 DEFAULT_ROW = "unified"
@@ -313,42 +314,22 @@ class LiveBotTransformer(Backbone):
         """Beam search for ONE context: up to ``beam`` hypotheses ``(ids without <BOS>/<EOS>,
         mean log-probability over its words and <EOS>)``, best first, at most g ids with
         <BOS> and <EOS>; never an empty comment nor a ``banned`` id."""
-        g, width = self.cfg.max_len, self.cfg.vocab_size
         device = memory.video.device
-        ban = torch.zeros(width, device=device)
-        ban[[PAD, BOS, *banned]] = -math.inf
-        first, last = ban.clone(), torch.full_like(ban, -math.inf)
-        first[EOS], last[EOS] = -math.inf, 0.0
-        hyps: list[list[int]] = [[]]
-        logp = torch.zeros(1, device=device)
-        finished: list[tuple[list[int], float]] = []
-        for step in range(1, g):
+
+        def next_logp(hyps: list[list[int]], step: int) -> torch.Tensor:
             seqs = torch.tensor([[BOS, *h] for h in hyps], device=device)
             mem = memory.select(torch.zeros(len(hyps), dtype=torch.long, device=device))
-            lp = F.log_softmax(self.decode(mem, seqs)[:, -1].float(), dim=-1)
-            lp = lp + (first if step == 1 else last if step == g - 1 else ban)
-            total = (logp.unsqueeze(1) + lp).reshape(-1)
-            top, idx = total.topk(min(beam * 2, total.numel()))
-            next_hyps, next_logp = [], []
-            for value, i in zip(top.tolist(), idx.tolist(), strict=True):
-                if value == -math.inf:
-                    break
-                prev, word = divmod(i, width)
-                if word == EOS:
-                    finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
-                else:
-                    next_hyps.append([*hyps[prev], word])
-                    next_logp.append(value)
-                if len(next_hyps) == beam:
-                    break
-            best_open = max(next_logp, default=-math.inf) / (step + 1)
-            if len(finished) >= beam and max(s for _, s in finished) >= best_open:
-                break
-            if not next_hyps:
-                break
-            hyps, logp = next_hyps, torch.tensor(next_logp, device=device)
-        finished.sort(key=lambda h: -h[1])
-        return finished[:beam]
+            return F.log_softmax(self.decode(mem, seqs)[:, -1].float(), dim=-1)
+
+        return beam_search(
+            next_logp,
+            lambda parents: None,  # no state kept: each step reads the whole prefix
+            width=self.cfg.vocab_size,
+            max_len=self.cfg.max_len,
+            beam=beam,
+            banned=banned,
+            device=device,
+        )
 
 
 def _trim(ids: torch.Tensor) -> torch.Tensor:

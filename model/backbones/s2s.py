@@ -48,9 +48,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.backbones.base import FINETUNE, Backbone, TrainingBatch, register
+from model.backbones.beam import beam_search
 from model.backbones.klvcg_blocks import trim
 from model.config import PRESETS, TrainConfig, preset_training
-from model.data.vocab import BOS, EOS, PAD
+from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
 DEFAULT_ROW = "default"
@@ -280,46 +281,29 @@ class S2S(Backbone):
         """Beam search for ONE context, as KLVCG's (:meth:`model.backbones.klvcg.KLVCG.generate`):
         up to ``beam`` comments (ids without <BOS>/<EOS>, at most g ids with them) with their
         mean log-probability, best first; never ``banned`` ids, never an empty comment."""
-        g, width, device = self.cfg.max_len, self.cfg.vocab_size, memory.states.device
-        hyps: list[list[int]] = [[]]
-        logp = torch.zeros(1, device=device)
-        finished: list[tuple[list[int], float]] = []
-        ban = torch.zeros(width, device=device)
-        ban[[PAD, BOS, *banned]] = -math.inf
-        first, last = ban.clone(), torch.full_like(ban, -math.inf)
-        first[EOS], last[EOS] = -math.inf, 0.0
-        mem, state = memory, None
-        words = torch.full((1, 1), BOS, dtype=torch.long, device=device)
-        for step in range(1, g):
+        device = memory.states.device
+        mem, state = memory, None  # the decoder's memory and LSTM state, one row a hypothesis
+
+        def next_logp(hyps: list[list[int]], step: int) -> torch.Tensor:
+            nonlocal state
+            words = torch.tensor([[h[-1] if h else BOS] for h in hyps], device=device)
             logits, state = self.decode(mem, words, state)
-            lp = F.log_softmax(logits[:, -1].float(), dim=-1)
-            lp = lp + (first if step == 1 else last if step == g - 1 else ban)
-            total = (logp.unsqueeze(1) + lp).reshape(-1)
-            top, idx = total.topk(min(beam * 2, total.numel()))
-            next_hyps, next_logp, parents = [], [], []
-            for value, i in zip(top.tolist(), idx.tolist(), strict=True):
-                if value == -math.inf:
-                    break
-                prev, word = divmod(i, width)
-                if word == EOS:
-                    finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
-                else:
-                    next_hyps.append([*hyps[prev], word])
-                    next_logp.append(value)
-                    parents.append(prev)
-                if len(next_hyps) == beam:
-                    break
-            best_open = max(next_logp, default=-math.inf) / (step + 1)
-            if len(finished) >= beam and max(s for _, s in finished) >= best_open:
-                break
-            if not next_hyps:
-                break
-            hyps, logp = next_hyps, torch.tensor(next_logp, device=device)
-            at = torch.tensor(parents, device=device)
-            mem, state = memory.select(torch.zeros_like(at)), (state[0][:, at], state[1][:, at])
-            words = torch.tensor([[h[-1]] for h in hyps], dtype=torch.long, device=device)
-        finished.sort(key=lambda h: -h[1])
-        return finished[:beam]
+            return F.log_softmax(logits[:, -1].float(), dim=-1)
+
+        def reorder(parents: torch.Tensor) -> None:
+            nonlocal mem, state
+            mem = memory.select(torch.zeros_like(parents))
+            state = (state[0][:, parents], state[1][:, parents])
+
+        return beam_search(
+            next_logp,
+            reorder,
+            width=self.cfg.vocab_size,
+            max_len=self.cfg.max_len,
+            beam=beam,
+            banned=banned,
+            device=device,
+        )
 
 
 @register("s2s_i")

@@ -1,0 +1,71 @@
+"""Beam search shared by every backbone (KLVCG §V-A: beam 5): the hypotheses' bookkeeping,
+apart from how a backbone scores the next word.
+
+A backbone gives ``next_logp(hyps, step)``: the log-probabilities ``(n, width)`` of the next
+word after each open hypothesis (words after ``<BOS>``), and ``reorder(parents)``: keep its
+decoder state for the hypotheses that go on (``parents[i]``: the row the i-th came from).
+The rules are the same for all: ``<PAD>``, ``<BOS>`` and ``banned`` ids are never said, no
+empty comment (no ``<EOS>`` at the first step), only ``<EOS>`` at the last (at most g ids
+with ``<BOS>`` and ``<EOS>``), a finished hypothesis scores its mean log-probability over its
+words and ``<EOS>``, and the search stops once ``beam`` finished ones beat every open one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from model.data.vocab import BOS, EOS, PAD
+
+
+def beam_search(
+    next_logp: Callable[[list[list[int]], int], torch.Tensor],
+    reorder: Callable[[torch.Tensor], None],
+    *,
+    width: int,
+    max_len: int,
+    beam: int,
+    banned: tuple[int, ...],
+    device: torch.device,
+) -> list[tuple[list[int], float]]:
+    """Up to ``beam`` finished hypotheses ``(word ids without <BOS>/<EOS>, mean
+    log-probability)``, best first, over a vocabulary of ``width`` ids and ``max_len`` (g)."""
+    g = max_len
+    hyps: list[list[int]] = [[]]  # the open hypotheses' words after <BOS>
+    logp = torch.zeros(1, device=device)
+    finished: list[tuple[list[int], float]] = []
+    # what each step adds to the log P: -inf for the words never said, and for <EOS> at the
+    # first step (no empty comment); at the last only <EOS> (the comment must close)
+    ban = torch.zeros(width, device=device)
+    ban[[PAD, BOS, *banned]] = -math.inf
+    first, last = ban.clone(), torch.full_like(ban, -math.inf)
+    first[EOS], last[EOS] = -math.inf, 0.0
+    for step in range(1, g):
+        lp = next_logp(hyps, step) + (first if step == 1 else last if step == g - 1 else ban)
+        total = (logp.unsqueeze(1) + lp).reshape(-1)
+        top, idx = total.topk(min(beam * 2, total.numel()))
+        next_hyps, next_logp_values, parents = [], [], []
+        for value, i in zip(top.tolist(), idx.tolist(), strict=True):
+            if value == -math.inf:
+                break
+            prev, word = divmod(i, width)
+            if word == EOS:
+                finished.append((hyps[prev], value / (len(hyps[prev]) + 1)))
+            else:
+                next_hyps.append([*hyps[prev], word])
+                next_logp_values.append(value)
+                parents.append(prev)
+            if len(next_hyps) == beam:
+                break
+        best_open = max(next_logp_values, default=-math.inf) / (step + 1)
+        if len(finished) >= beam and max(s for _, s in finished) >= best_open:
+            break
+        if not next_hyps:
+            break
+        hyps = next_hyps
+        logp = torch.tensor(next_logp_values, device=device)
+        reorder(torch.tensor(parents, device=device))
+    finished.sort(key=lambda h: -h[1])
+    return finished[:beam]
