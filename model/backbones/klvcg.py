@@ -48,7 +48,7 @@ from model.backbones.base import (
     TrainingBatch,
     register,
 )
-from model.backbones.beam import beam_search
+from model.backbones.decoding import beam_search, mean_token_nll, trim
 from model.backbones.klvcg_blocks import (
     EncoderOutput,
     KnowledgeEncoder,
@@ -58,7 +58,6 @@ from model.backbones.klvcg_blocks import (
     self_attention,
     split_heads,
     transformer_encoder,
-    trim,
 )
 from model.backbones.klvcg_config import (
     DEFAULT_ABLATION,
@@ -413,25 +412,14 @@ class KLVCG(Backbone):
     @torch.no_grad()
     def score(self, enc: EncoderOutput, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
         """Mean token cross-entropy of every candidate (B, C, g) -> (B, C), lower is better;
-        +inf for an all-padding row (a set smaller than the batch's widest).
-        All B x C candidates are decoded together against their sample's encoding, in chunks
-        of ``rows`` candidates of similar length (sorted), so padding costs almost nothing."""
-        b, c, g = candidates.shape
-        flat = candidates.reshape(b * c, g)
-        lengths = flat.ne(PAD).sum(dim=1)
-        # all-<PAD> rows pad a smaller candidate set to the batch's width: never decoded (their
-        # decoder attention would be all masked), scored +inf so they never outrank a candidate
-        out = torch.full((b * c,), math.inf, device=flat.device)
-        order = torch.argsort(lengths, stable=True)
-        order = order[lengths[order] > 0]
-        for start in range(0, len(order), rows):
-            idx = order[start : start + rows]
-            cand = trim(flat[idx], least=2)
-            gold = cand[:, 1:]
-            nll = -self.token_logp(enc.select(idx // c), cand[:, :-1], gold)[0]
-            keep = gold.ne(PAD)
-            out[idx] = (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
-        return out.reshape(b, c)
+        +inf for an all-padding row (:func:`model.backbones.decoding.mean_token_nll`)."""
+        return mean_token_nll(
+            candidates,
+            lambda samples, cand: (
+                -self.token_logp(enc.select(samples), cand[:, :-1], cand[:, 1:])[0]
+            ),
+            rows,
+        )
 
     # -- generation -------------------------------------------------------------------------
 

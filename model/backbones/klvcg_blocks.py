@@ -16,18 +16,9 @@ from torch import nn
 
 from model.backbones.klvcg_config import KLVCGConfig
 from model.backbones.klvcg_copy import PointerStep
-from model.data.vocab import PAD
 
 # the encoders' nested-tensor fast path (inference) warns that its API is a prototype
 warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors", category=UserWarning)
-
-
-def trim(ids: torch.Tensor, least: int = 1) -> torch.Tensor:
-    """``ids`` without the trailing columns that are padding everywhere (padding is trailing):
-    most comments are far shorter than the longest allowed, and the work is quadratic in it."""
-    used = ids.ne(PAD).reshape(-1, ids.shape[-1]).any(dim=0)
-    n = int(used.nonzero().max()) + 1 if bool(used.any()) else 0
-    return ids[..., : max(n, least)]
 
 
 def transformer_encoder(

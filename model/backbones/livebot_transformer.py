@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, Stage, TrainingBatch, register
-from model.backbones.beam import beam_search
+from model.backbones.decoding import beam_search, mean_token_nll, trim
 from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
@@ -286,26 +286,17 @@ class LiveBotTransformer(Backbone):
         if stage != FINETUNE:
             raise ValueError(f"livebot_transformer has no training stage {stage!r}")
         targets = torch.as_tensor(batch.space.to_model(batch.targets), dtype=torch.long)
-        targets = _trim(targets.to(memory.video.device))
+        targets = trim(targets.to(memory.video.device), least=2)
         words = targets[:, 1:].ne(PAD).sum().clamp(min=1)
         return self.token_nll(memory, targets).sum() / words
 
     @torch.no_grad()
     def score(self, memory: LiveBotMemory, candidates: torch.Tensor, rows: int = 512):
         """Mean token cross-entropy of each candidate (B, C, g) -> (B, C), lower is better;
-        +inf for an all-padding row. Candidates are decoded in chunks of ``rows``."""
-        b, c, _ = candidates.shape
-        flat = candidates.reshape(b * c, -1)
-        lengths = flat.ne(PAD).sum(dim=1)
-        out = torch.full((b * c,), math.inf, device=flat.device)
-        order = torch.argsort(lengths, stable=True)
-        order = order[lengths[order] > 0]
-        for start in range(0, len(order), rows):
-            idx = order[start : start + rows]
-            cand = _trim(flat[idx])
-            nll = self.token_nll(memory.select(idx // c), cand)
-            out[idx] = nll.sum(1) / cand[:, 1:].ne(PAD).sum(1).clamp(min=1)
-        return out.reshape(b, c)
+        +inf for an all-padding row (:func:`model.backbones.decoding.mean_token_nll`)."""
+        return mean_token_nll(
+            candidates, lambda samples, cand: self.token_nll(memory.select(samples), cand), rows
+        )
 
     @torch.no_grad()
     def generate(
@@ -330,10 +321,3 @@ class LiveBotTransformer(Backbone):
             banned=banned,
             device=device,
         )
-
-
-def _trim(ids: torch.Tensor) -> torch.Tensor:
-    """Columns up to the last that holds a word in some row (at least two)."""
-    used = ids.ne(PAD).any(dim=0).nonzero()
-    width = max(int(used.max()) + 1 if len(used) else 0, 2)
-    return ids[:, :width]

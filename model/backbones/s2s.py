@@ -48,8 +48,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.backbones.base import FINETUNE, Backbone, TrainingBatch, register
-from model.backbones.beam import beam_search
-from model.backbones.klvcg_blocks import trim
+from model.backbones.decoding import beam_search, mean_token_nll, trim
 from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
@@ -257,20 +256,10 @@ class S2S(Backbone):
     @torch.no_grad()
     def score(self, memory: S2SMemory, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
         """Mean token cross-entropy of every candidate (B, C, g) -> (B, C), lower is better;
-        +inf for an all-padding row. Candidates of similar length are decoded together."""
-        b, c, g = candidates.shape
-        flat = candidates.reshape(b * c, g)
-        lengths = flat.ne(PAD).sum(dim=1)
-        out = torch.full((b * c,), math.inf, device=flat.device)
-        order = torch.argsort(lengths, stable=True)
-        order = order[lengths[order] > 0]
-        for start in range(0, len(order), rows):
-            idx = order[start : start + rows]
-            cand = trim(flat[idx], least=2)
-            keep = cand[:, 1:].ne(PAD)
-            nll = -self.token_logp(memory.select(idx // c), cand)
-            out[idx] = (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
-        return out.reshape(b, c)
+        +inf for an all-padding row (:func:`model.backbones.decoding.mean_token_nll`)."""
+        return mean_token_nll(
+            candidates, lambda samples, cand: -self.token_logp(memory.select(samples), cand), rows
+        )
 
     # -- generation -------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from model.backbones.decoding import trim
 from model.backbones.klvcg import KLVCG, OLD_NAMES, mask_targets
-from model.backbones.klvcg_blocks import StepDecoder, trim
+from model.backbones.klvcg_blocks import StepDecoder
 from model.backbones.klvcg_config import (
     KLVCGConfig,
     ablation_switches,

@@ -1,5 +1,6 @@
-"""Beam search shared by every backbone (KLVCG §V-A: beam 5): the hypotheses' bookkeeping,
-apart from how a backbone scores the next word.
+"""What every backbone decodes the same way: ranking scores (mean token cross-entropy of the
+candidates, :func:`mean_token_nll`) and beam search (KLVCG §V-A: beam 5, :func:`beam_search`),
+apart from how a backbone reads a word sequence against its memory.
 
 A backbone gives ``next_logp(hyps, step)``: the log-probabilities ``(n, width)`` of the next
 word after each open hypothesis (words after ``<BOS>``), and ``reorder(parents)``: keep its
@@ -18,6 +19,14 @@ from collections.abc import Callable
 import torch
 
 from model.data.vocab import BOS, EOS, PAD
+
+
+def trim(ids: torch.Tensor, least: int = 1) -> torch.Tensor:
+    """``ids`` without the trailing columns that are padding everywhere (padding is trailing):
+    most comments are far shorter than the longest allowed, and the work is quadratic in it."""
+    used = ids.ne(PAD).reshape(-1, ids.shape[-1]).any(dim=0)
+    n = int(used.nonzero().max()) + 1 if bool(used.any()) else 0
+    return ids[..., : max(n, least)]
 
 
 def beam_search(
@@ -69,3 +78,29 @@ def beam_search(
         reorder(torch.tensor(parents, device=device))
     finished.sort(key=lambda h: -h[1])
     return finished[:beam]
+
+
+def mean_token_nll(
+    candidates: torch.Tensor,
+    nll_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    rows: int = 512,
+) -> torch.Tensor:
+    """The ranking score every backbone gives: the mean token cross-entropy of each candidate
+    ``(B, C, g)`` -> ``(B, C)``, lower is better. ``nll_of(samples, cand)``: the token NLL
+    ``(n, L - 1)`` of ``cand`` (n, L: ``<BOS>`` words ``<EOS>``, trimmed) read against the
+    memory rows ``samples`` (n,). Candidates of similar length are decoded together, ``rows``
+    at a time, so padding costs almost nothing; an all-``<PAD>`` row (a set smaller than the
+    batch's widest) is never decoded and scores +inf, so it never outranks a candidate."""
+    b, c, g = candidates.shape
+    flat = candidates.reshape(b * c, g)
+    lengths = flat.ne(PAD).sum(dim=1)
+    out = torch.full((b * c,), math.inf, device=flat.device)
+    order = torch.argsort(lengths, stable=True)
+    order = order[lengths[order] > 0]
+    for start in range(0, len(order), rows):
+        idx = order[start : start + rows]
+        cand = trim(flat[idx], least=2)
+        keep = cand[:, 1:].ne(PAD)
+        nll = nll_of(idx // c, cand)
+        out[idx] = (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
+    return out.reshape(b, c)
