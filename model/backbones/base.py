@@ -28,7 +28,7 @@ found by scanning folders).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
@@ -63,6 +63,26 @@ class BackboneConfig(Protocol):
 
     @classmethod
     def from_dict(cls, d: dict) -> Any: ...
+
+
+class SavedConfig:
+    """What a backbone's frozen config dataclass inherits to be saved in a checkpoint:
+    ``to_dict`` and ``from_dict``, which refuses a setting the config does not have."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Any:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}")
+        return cls(**cls.upgrade(d))
+
+    @classmethod
+    def upgrade(cls, d: dict) -> dict:
+        """A config saved by an older version, in today's fields (by default: as it is)."""
+        return d
 
 
 class Memory(Protocol):

@@ -35,9 +35,10 @@ their much larger corpora.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from model.backbones.base import SavedConfig
 from model.config import PRESETS, TrainConfig, preset_training
 
 ABLATIONS = ("basic", "+mlm", "+kg", "+ac", "+period", "+copy")
@@ -46,7 +47,7 @@ ABLATION_ALIASES = {"full": "+period"}
 
 
 @dataclass(frozen=True)
-class KLVCGConfig:
+class KLVCGConfig(SavedConfig):
     name: ClassVar[str] = "klvcg"
     vocab_size: int  # the corpus vocabulary plus the model's [MASK] and [CLS]
     frame_dim: int
@@ -100,18 +101,11 @@ class KLVCGConfig:
         """Comment rows: the 2l context seconds, plus the row of other videos' comments."""
         return 2 * self.radius + (1 if self.use_ac else 0)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, d: dict) -> KLVCGConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown model settings {sorted(unknown)}")
+    def upgrade(cls, d: dict) -> dict:
         if "follow_span" not in d:  # saved before the setting: the pointer read one word back
             d = {**d, "follow_span": 1}
-        return cls(**d)
+        return d
 
 
 #: Training of ``+copy``, with the reasons:

@@ -43,14 +43,14 @@ One stage, fine-tuning, with teacher-forced cross-entropy; no ablation rows but 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.backbones.base import FINETUNE, Backbone, Stage, TrainingBatch, register
+from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import beam_search, mean_token_nll, trim
 from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
@@ -60,7 +60,7 @@ DEFAULT_ROW = "unified"
 
 
 @dataclass(frozen=True)
-class LiveBotConfig:
+class LiveBotConfig(SavedConfig):
     name: ClassVar[str] = "livebot_transformer"
     vocab_size: int  # the corpus vocabulary plus [MASK] and [CLS]
     frame_dim: int
@@ -89,16 +89,6 @@ class LiveBotConfig:
             raise ValueError("livebot_transformer has no copy path")
         if self.max_len < 3:
             raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LiveBotConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown model settings {sorted(unknown)}")
-        return cls(**d)
 
 
 def preset_sizes(preset: str) -> dict:

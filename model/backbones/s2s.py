@@ -39,7 +39,7 @@ knowledge input, no copy path, one ablation row (``default``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from model.backbones.base import FINETUNE, Backbone, TrainingBatch, register
+from model.backbones.base import FINETUNE, Backbone, SavedConfig, TrainingBatch, register
 from model.backbones.decoding import beam_search, mean_token_nll, trim
 from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
@@ -57,7 +57,7 @@ DEFAULT_ROW = "default"
 
 
 @dataclass(frozen=True)
-class S2SConfig:
+class S2SConfig(SavedConfig):
     """The config of ``s2s_ic``; :class:`S2SIConfig` and :class:`S2SCConfig` switch an input
     off. Sizes are the paper's (module docstring)."""
 
@@ -83,16 +83,6 @@ class S2SConfig:
             raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
         if self.copy or self.copy_known_comment_words:
             raise ValueError(f"{self.name} has no copy path")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> S2SConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown model settings {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass(frozen=True)
