@@ -220,6 +220,7 @@ class Trainer:
             n_facts=self.train.knowledge.shape[1],
             likes=self.train.target_likes[pairs],
             has_likes=self.train.has_likes[samples][owner],
+            owner=owner,
         )
         return self.model.loss(memory, truths, stage)
 

@@ -116,6 +116,7 @@ class TrainingBatch:
     n_facts: int = 0  # the source's first n_facts positions are the fact words
     likes: np.ndarray | None = None  # (T,) int: each ground truth's like count (0: no count)
     has_likes: np.ndarray | None = None  # (T,) bool: its video has like counts at all
+    owner: np.ndarray | None = None  # (T,) int: the batch's sample each row belongs to
 
 
 class Backbone(nn.Module):

@@ -122,6 +122,7 @@ def stage_loss(
         n_facts=data.knowledge.shape[1],
         likes=data.target_likes,
         has_likes=data.has_likes[data.target_sample],
+        owner=data.target_sample,
     )
     return model.loss(memory, truths, stage.name)
 
