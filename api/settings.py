@@ -37,7 +37,7 @@ from kg.stores import STORE_KINDS
 from model.data.readers import FORMATS
 from retrieval.context import DEFAULT_EMBEDDER
 
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILES = ("model.safetensors", "checkpoint.pt")  # the layout, and the earlier one
 _CHOICES = {"store": STORE_KINDS, "kg": KG_KINDS, "format": FORMATS}
 NO_CHECKPOINT = "none"
 
@@ -118,11 +118,13 @@ class Settings(BaseSettings):
 
     def checkpoint_dir(self) -> Path | None:
         """The configured checkpoint, else the newest ``$DANMAKU_DATA/checkpoints/*/`` that
-        holds a ``checkpoint.pt``, else None (``DANMAKU_CHECKPOINT=none``: always None)."""
+        holds a model (``model.safetensors``, or ``checkpoint.pt`` of the earlier layout), else
+        None (``DANMAKU_CHECKPOINT=none``: always None)."""
         if self.checkpoint is not None:
             return None if self.checkpoint.lower() == NO_CHECKPOINT else Path(self.checkpoint)
+        root = data_dir() / "checkpoints"
         found = sorted(
-            (data_dir() / "checkpoints").glob(f"*/{CHECKPOINT_FILE}"),
+            (p for name in CHECKPOINT_FILES for p in root.glob(f"*/{name}")),
             key=lambda p: p.stat().st_mtime,
         )
         return found[-1].parent if found else None

@@ -11,7 +11,7 @@ interrupted run, or only re-evaluates a finished one; one run at a time per outp
         [--backbone klvcg|livebot_transformer|s2s_i|s2s_c|s2s_ic]
         [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
         [--epochs N] [--max-steps N]
-        [--out DIR] [--device auto] [--seed N] [--json]
+        [--out DIR] [--tensorboard DIR] [--device auto] [--seed N] [--json]
 
 Defaults (``--backbone klvcg``, ``--preset cpu``, ``--ablation +copy``: the full model with the
 copy path of :mod:`model.backbones.klvcg_copy`) are sized for a 2-core CPU, data building
@@ -181,6 +181,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, help="rank only this many spread test samples")
     p.add_argument("--out", help="checkpoint directory (default: $DANMAKU_DATA/checkpoints/RUN)")
     p.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write the training curves as TensorBoard event files in DIR "
+        "(metrics.csv in --out holds them always)",
+    )
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     try:
@@ -215,7 +221,8 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     model_cfg, train_cfg = _configs(args, data)
     out = Path(args.out) if args.out else _default_out(args, data, held)
     progress = not args.no_progress
-    trainer = Trainer(model_cfg, train_cfg, data, device, out, progress=progress)
+    tensorboard = Path(args.tensorboard) if args.tensorboard else None
+    trainer = Trainer(model_cfg, train_cfg, data, device, out, progress, tensorboard)
     trainer.fit(overwrite=args.overwrite)
     trained_s = time.perf_counter() - started
     report, record = _evaluate(args, out, data, device, train_cfg)

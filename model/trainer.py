@@ -39,6 +39,7 @@ from model.backbones import (
 from model.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
+    LEGACY_WEIGHTS,
     STATE,
     WEIGHTS,
     CheckpointError,
@@ -49,6 +50,7 @@ from model.checkpoint import (
 from model.config import TrainConfig
 from model.model_data import ModelData
 from model.ranking import rank
+from model.train_log import TrainingLog
 
 log = logging.getLogger(__name__)
 STATE_EVERY_S = 120.0
@@ -80,9 +82,12 @@ class Trainer:
         device: torch.device,
         out: Path,
         progress: bool = True,
+        tensorboard: Path | None = None,
     ) -> None:
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.device, self.out, self.show = device, out, progress
+        self.tensorboard = tensorboard  # TensorBoard event files there too (model.train_log)
+        self.log: TrainingLog | None = None
         self.model = build_backbone(model_cfg).to(device)
         self.stage_of: dict[str, Stage] = {s.name: s for s in self.model.stages(train_cfg)}
         self.stages = list(self.stage_of)  # their names, in order
@@ -117,7 +122,7 @@ class Trainer:
         it; refuse the state of another run."""
         path = self.out / STATE
         if not path.exists():
-            if (self.out / WEIGHTS).exists():
+            if (self.out / WEIGHTS).exists() or (self.out / LEGACY_WEIGHTS).exists():
                 raise CheckpointError(
                     f"{self.out}: holds a checkpoint but no training state: pass another --out "
                     "or --overwrite (nothing was overwritten)"
@@ -151,6 +156,8 @@ class Trainer:
         return saved
 
     def _save_state(self, optimizer, scheduler) -> None:
+        if self.log is not None:
+            self.log.flush()  # the curves hold every step the state has
         atomic_torch_save(
             {
                 "format": FORMAT,
@@ -168,6 +175,11 @@ class Trainer:
         )
 
     # -- the loop ---------------------------------------------------------------------------
+
+    def global_step(self, stage: str, step: int) -> int:
+        """``step`` of ``stage`` counted across stages (after the earlier stages' totals)."""
+        earlier = self.stages[: self.stages.index(stage)]
+        return sum(self.stage_steps(s)[0] for s in earlier) + step
 
     def stage_steps(self, stage: str) -> tuple[int, int]:
         """(steps of the stage, steps per epoch)."""
@@ -244,20 +256,25 @@ class Trainer:
         """Run (or resume) every stage; returns the dev record of the selected checkpoint."""
         self.out.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            for name in (STATE, WEIGHTS):
+            for name in (STATE, WEIGHTS, LEGACY_WEIGHTS):
                 (self.out / name).unlink(missing_ok=True)
         saved = self.resume()
         first = self.stages.index(self.state.stage)  # stages run in order, never revisited
-        for stage in self.stages[first:]:
-            optimizer, scheduler = self._optimizer(stage)
-            if saved is not None:  # resuming this stage (a finished one may have more steps now)
-                optimizer.load_state_dict(saved["optim_state"])
-                scheduler.load_state_dict(saved["sched_state"])
-                saved = None
-            else:
-                self.state.stage, self.state.step = stage, 0
-            self._run_stage(stage, optimizer, scheduler)
-        if not (self.out / WEIGHTS).exists():  # no dev split: keep the last weights
+        done = self.global_step(self.state.stage, self.state.step if saved is not None else 0)
+        self.log = TrainingLog(self.out, self.tensorboard, done)
+        try:
+            for stage in self.stages[first:]:
+                optimizer, scheduler = self._optimizer(stage)
+                if saved is not None:  # resuming this stage (a finished one may have more steps)
+                    optimizer.load_state_dict(saved["optim_state"])
+                    scheduler.load_state_dict(saved["sched_state"])
+                    saved = None
+                else:
+                    self.state.stage, self.state.step = stage, 0
+                self._run_stage(stage, optimizer, scheduler)
+        finally:
+            self.log.close()
+        if not any((self.out / w).exists() for w in (WEIGHTS, LEGACY_WEIGHTS)):  # no dev split
             self._save_checkpoint({"mrr": None, "step": self.state.step})
         return {"best_dev_mrr": self.state.best_mrr}
 
@@ -312,11 +329,15 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            lr = scheduler.get_last_lr()[0]  # this step's
             optimizer.step()
             scheduler.step()
             self.state.step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+            value = loss.item()
+            bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.1e}")
+            at = self.global_step(stage, self.state.step)
+            self.log.step(stage, self.state.step, at, value, lr)
             at_end = self.state.step == total
             if stage == FINETUNE and (self.state.step % eval_every == 0 or at_end):
                 mrr = self.dev_mrr()
@@ -324,6 +345,7 @@ class Trainer:
                     self.state.best_mrr = mrr
                     self._save_checkpoint({"mrr": round(mrr, 4), "step": self.state.step})
                 bar.write(f"{stage} step {self.state.step}: dev MRR {mrr:.4f}")
+                self.log.dev(stage, self.state.step, at, mrr)
                 self._save_state(optimizer, scheduler)
                 last_save = time.monotonic()
             elif time.monotonic() - last_save > STATE_EVERY_S:

@@ -92,9 +92,9 @@ def test_an_empty_or_unsendable_api_key_is_refused(tmp_path, key):
         assert load_settings().api_key is None  # unset: open, as documented
 
 
-def _checkpoint(directory: Path, age_s: float) -> Path:
+def _checkpoint(directory: Path, age_s: float, weights: str = "model.safetensors") -> Path:
     directory.mkdir(parents=True)
-    weights = directory / "checkpoint.pt"
+    weights = directory / weights
     weights.write_bytes(b"weights")
     stamp = weights.stat().st_mtime - age_s
     os.utime(weights, (stamp, stamp))
@@ -105,9 +105,9 @@ def test_the_newest_checkpoint_is_the_default(tmp_path):
     with api_env(tmp_path):
         assert load_settings().checkpoint_dir() is None
         checkpoints = tmp_path / "checkpoints"
-        _checkpoint(checkpoints / "old", age_s=100)
+        _checkpoint(checkpoints / "old", age_s=100, weights="checkpoint.pt")  # earlier layout
         newest = _checkpoint(checkpoints / "new", age_s=10)
-        (checkpoints / "unfinished").mkdir()  # no checkpoint.pt: not a candidate
+        (checkpoints / "unfinished").mkdir()  # no weights: not a candidate
         assert load_settings().checkpoint_dir() == newest
         assert load_settings(checkpoint="/elsewhere").checkpoint_dir() == Path("/elsewhere")
         assert load_settings(checkpoint="none").checkpoint_dir() is None

@@ -182,9 +182,9 @@ def test_bad_checkpoints_and_runs_are_refused_and_nothing_is_overwritten(env, tr
 
     other_config = env["root"] / "other-config"
     shutil.copytree(out, other_config)
-    saved = torch.load(other_config / WEIGHTS, weights_only=True)
-    saved["model"]["d_model"] = 96  # weights of a d=144 model under a d=96 configuration
-    torch.save(saved, other_config / WEIGHTS)
+    config = json.loads((other_config / "config.json").read_text(encoding="utf-8"))
+    config["model"]["d_model"] = 96  # weights of a d=144 model under a d=96 configuration
+    (other_config / "config.json").write_text(json.dumps(config), encoding="utf-8")
     code, _, err = call(evaluate.main, ["--checkpoint", str(other_config), *eval_argv], capsys)
     assert code == 2 and "do not fit their configuration" in err
 

@@ -16,11 +16,11 @@ import sys
 import time
 
 import pytest
-import torch
+from safetensors.torch import load_file, save_file
 
 from common.paths import data_dir
 from model import evaluate, train
-from model.checkpoint import DIGEST, WEIGHTS
+from model.checkpoint import WEIGHTS
 from tests.conftest import cli_env
 from tests.model.conftest import METRICS, call, train_quietly
 
@@ -132,10 +132,10 @@ def test_damaged_weights_are_refused_and_metrics_are_kept(env, trained, capsys, 
 
     zeroed = env["root"] / "zeroed"
     shutil.copytree(trained, zeroed)
-    saved = torch.load(zeroed / WEIGHTS, weights_only=True)
-    name = next(k for k, v in saved["state_dict"].items() if v.dtype.is_floating_point)
-    saved["state_dict"][name].zero_()
-    torch.save(saved, zeroed / WEIGHTS)  # a valid file with its CRCs: only the digest tells
+    saved = load_file(zeroed / WEIGHTS)
+    name = next(k for k, v in saved.items() if v.dtype.is_floating_point)
+    saved[name].zero_()
+    save_file(saved, zeroed / WEIGHTS, metadata={"format": "pt"})  # a valid file: only the digest
     code, _, err = call(evaluate.main, eval_args(env, zeroed), capsys)
     assert code == 2 and "Traceback" not in err
     assert err.strip() == (
@@ -152,18 +152,18 @@ def test_damaged_weights_are_refused_and_metrics_are_kept(env, trained, capsys, 
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # inside the tensor data
     (flipped / WEIGHTS).write_bytes(bytes(data))
     code, _, err = call(evaluate.main, eval_args(env, flipped), capsys)
-    assert code == 2 and "fails its CRC-32 check" in err and str(flipped / WEIGHTS) in err
+    assert code == 2 and "corrupted" in err and str(flipped / WEIGHTS) in err
 
-    legacy = env["root"] / "legacy"  # saved before the digest existed: loads, with a warning
-    shutil.copytree(trained, legacy)
-    saved = torch.load(legacy / WEIGHTS, weights_only=True)
-    del saved[DIGEST]
-    torch.save(saved, legacy / WEIGHTS)
+    undigested = env["root"] / "undigested"  # no digest in its config: loads, with a warning
+    shutil.copytree(trained, undigested)
+    config = json.loads((undigested / "config.json").read_text(encoding="utf-8"))
+    del config["weights_digest"]
+    (undigested / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with caplog.at_level(logging.WARNING):
-        code, out, err = call(evaluate.main, eval_args(env, legacy), capsys)
+        code, out, err = call(evaluate.main, eval_args(env, undigested), capsys)
     assert code == 0, err
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any(str(legacy / WEIGHTS) in w and "cannot be verified" in w for w in warned)
+    assert any(str(undigested / WEIGHTS) in w and "cannot be verified" in w for w in warned)
 
 
 def test_damaged_caches_are_built_again_with_the_same_figures(env, trained, capsys, caplog):
