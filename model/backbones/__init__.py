@@ -2,6 +2,9 @@
 :mod:`model.backbones.base`; each backbone's module is imported here by name, which registers
 it (nothing is found by scanning folders).
 
+- ``fusional_rnn`` (:mod:`model.backbones.fusional_rnn`): LiveBot's Fusional RNN (Ma et al.
+  2019): frame LSTM, word- and sentence-level comment LSTMs attending to the video, and an
+  LSTM decoder attending to both; no knowledge.
 - ``klvcg`` (:mod:`model.backbones.klvcg`): KLVCG (Chen et al. 2023), its table IV ablation
   rows and our copy path.
 - ``livebot_transformer`` (:mod:`model.backbones.livebot_transformer`): LiveBot's Unified
@@ -11,6 +14,7 @@ it (nothing is found by scanning folders).
 """
 
 from model.backbones import (
+    fusional_rnn,  # noqa: F401  (registers "fusional_rnn")
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
     s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")

@@ -35,6 +35,7 @@ N = 4  # samples of the synthetic split: one batch
 
 #: Each backbone's sizes for the suite (over its ``cpu`` preset), and the configurations run.
 TINY = {
+    "fusional_rnn": dict(embed_dim=16, hidden=32, max_step_len=8, max_len=G),
     "klvcg": dict(
         d_model=24,
         modality_heads=2,
