@@ -11,6 +11,9 @@ it (nothing is found by scanning folders).
   Transformer (Ma et al. 2019): video encoder, text encoder, comment decoder; no knowledge.
 - ``s2s_i``, ``s2s_c``, ``s2s_ic`` (:mod:`model.backbones.s2s`): LiveBot's sequence-to-sequence
   baselines (Ma et al. 2019) on the video only, the comments only, and both.
+- ``tte`` (:mod:`model.backbones.tte`): LiveChat's triple transformer encoder (arXiv
+  2311.12826): video, audio-transcript and comment encoders, a decoder attending to each; one
+  random ground truth per sample and step; no knowledge.
 """
 
 from model.backbones import (
@@ -18,6 +21,7 @@ from model.backbones import (
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
     s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
+    tte,  # noqa: F401  (registers "tte")
 )
 from model.backbones.base import (
     BACKBONES,

@@ -55,6 +55,7 @@ TINY = {
         name: dict(embed_dim=16, hidden=24, max_step_len=8, max_knowledge_len=12, max_len=G)
         for name in ("s2s_i", "s2s_c", "s2s_ic")
     },
+    "tte": dict(d_model=16, heads=2, layers=1, d_ff=32, dropout=0.0, max_step_len=8, max_len=G),
 }
 ROWS = {"klvcg": ("+copy", "full", "basic")}  # the default, the paper's full model, one stage
 CASES = [(name, row) for name in sorted(BACKBONES) for row in ROWS.get(name, (None,))]
