@@ -8,12 +8,16 @@ it (nothing is found by scanning folders).
   Transformer (Ma et al. 2019): video encoder, text encoder, comment decoder; no knowledge.
 - ``s2s_i``, ``s2s_c``, ``s2s_ic`` (:mod:`model.backbones.s2s`): LiveBot's sequence-to-sequence
   baselines (Ma et al. 2019) on the video only, the comments only, and both.
+- ``sfat`` (:mod:`model.backbones.sfat`): SFAT (Fatima et al. 2025): frames weighted by their
+  similarity to the chat context and summed, a multimodal encoder, a decoder attending to
+  the text, then the video; no knowledge.
 """
 
 from model.backbones import (
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
     s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
+    sfat,  # noqa: F401  (registers "sfat")
 )
 from model.backbones.base import (
     BACKBONES,

@@ -54,6 +54,17 @@ TINY = {
         name: dict(embed_dim=16, hidden=24, max_step_len=8, max_knowledge_len=12, max_len=G)
         for name in ("s2s_i", "s2s_c", "s2s_ic")
     },
+    "sfat": dict(
+        d_model=24,
+        joint_dim=16,
+        heads=4,
+        text_layers=1,
+        fusion_layers=1,
+        decoder_layers=1,
+        d_ff=48,
+        max_step_len=8,
+        max_len=G,
+    ),
 }
 ROWS = {"klvcg": ("+copy", "full", "basic")}  # the default, the paper's full model, one stage
 CASES = [(name, row) for name in sorted(BACKBONES) for row in ROWS.get(name, (None,))]
