@@ -23,7 +23,8 @@ What we chose (the paper does not say, or we cannot do as it does):
   frames are whatever per-second features the data ships (``Batch.frames``; precomputed CLIP
   image features where a dataset provides them), the chat vector is the ``[CLS]`` output of a
   learned transformer text encoder (``text_encoder``) over the context comments, and two
-  linear maps (``frame_joint``, ``chat_joint``) put both into one ``joint_dim`` space. The
+  linear maps (``frame_joint``, ``chat_joint``) put both into one ``joint_dim`` space (CLIP
+  image features are projected too: the chat vector is not CLIP's text embedding). The
   similarity is the dot product of the L2-normalised projections (CLIP's embeddings are
   compared normalised), divided by the temperature.
 - Temperature: the paper's value is not given; ``temperature = 0.1`` (fixed, a config field),
