@@ -14,6 +14,9 @@ it (nothing is found by scanning folders).
 - ``tte`` (:mod:`model.backbones.tte`): LiveChat's triple transformer encoder (arXiv
   2311.12826): video, audio-transcript and comment encoders, a decoder attending to each; one
   random ground truth per sample and step; no knowledge.
+- ``sfat`` (:mod:`model.backbones.sfat`): SFAT (Fatima et al. 2025): frames weighted by their
+  similarity to the chat context and summed, a multimodal encoder, a decoder attending to
+  the text, then the video; no knowledge.
 """
 
 from model.backbones import (
@@ -22,6 +25,7 @@ from model.backbones import (
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
     s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
     tte,  # noqa: F401  (registers "tte")
+    sfat,  # noqa: F401  (registers "sfat")
 )
 from model.backbones.base import (
     BACKBONES,

@@ -56,6 +56,17 @@ TINY = {
         for name in ("s2s_i", "s2s_c", "s2s_ic")
     },
     "tte": dict(d_model=16, heads=2, layers=1, d_ff=32, dropout=0.0, max_step_len=8, max_len=G),
+    "sfat": dict(
+        d_model=24,
+        joint_dim=16,
+        heads=4,
+        text_layers=1,
+        fusion_layers=1,
+        decoder_layers=1,
+        d_ff=48,
+        max_step_len=8,
+        max_len=G,
+    ),
 }
 ROWS = {"klvcg": ("+copy", "full", "basic")}  # the default, the paper's full model, one stage
 CASES = [(name, row) for name in sorted(BACKBONES) for row in ROWS.get(name, (None,))]
