@@ -34,12 +34,13 @@ The model:
   their row's second embedding, so generation knows when each context comment was posted),
   feed-forward; a linear layer to the vocabulary. Word embeddings are shared by the comment
   stream and the decoder.
-- Time prediction (``time_head``): for each context second with at least one comment, its
-  row's ``[CLS]`` encoding (which read the frames through the cross-modal attention) -> a
-  linear layer -> a softmax over the 2l+1 seconds of the window; the label is the row's
-  second (row index j of the 2l context rows is the offset j - l before t, j - l + 1 after,
-  i.e. frame index j for j < l and j + 1 after). The ground-truth comments are all at t and
-  are never labels.
+- Time prediction (``time_query``, ``time_key``): for each context second with at least one
+  comment, its row's ``[CLS]`` encoding attends to the window's 2l+1 frame encodings (scaled
+  dot product of a query and a key projection); the softmax over the frames is the
+  prediction of the second the comment was posted at. The label is the row's second (row
+  index j of the 2l context rows is the offset j - l before t, j - l + 1 after, i.e. frame
+  index j for j < l and j + 1 after). The ground-truth comments are all at t and are never
+  labels.
 
 Training: one stage, fine-tuning: the loss is the generation cross-entropy (teacher-forced,
 mean over words) + ``time_weight`` x the time cross-entropy (mean over the labelled context
@@ -55,9 +56,10 @@ What we chose (the secondary descriptions do not say):
   kept within each second's row (so a row's ``[CLS]`` summarises that second's comments and
   learns its second only from the frames it attends to), and the second embedding added to
   the comment words only in the decoder's memory.
-- The time head: a linear classifier over the window's 2l+1 seconds (t's class is never a
-  label; keeping it makes a class a frame index), and ``time_weight`` = 1 (the two losses
-  summed).
+- The time head: a pointer over the window's 2l+1 frames (t's frame is never a label;
+  keeping it makes a class a frame index) rather than a classifier over second offsets: the
+  prediction is read from the comment's attention to the frames, so the task is matching a
+  comment to the moment it belongs to. ``time_weight`` = 1 (the two losses summed).
 - Sizes of ``paper``: d = 512 and 8 heads (the brief's reading of the paper); the layer
   count is not known to us: 6 co-attention layers and 6 decoder blocks, feed-forward 2048,
   dropout 0.1, as the released code of LiveBot's Unified Transformer (the model VideoIC
@@ -221,7 +223,7 @@ class MMLCG(Backbone):
         self.second_embed = nn.Embedding(seconds, d)
         self.encoder = nn.ModuleList(CoAttentionLayer(cfg) for _ in range(cfg.layers))
         self.video_norm, self.text_norm = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.time_head = nn.Linear(d, seconds)
+        self.time_query, self.time_key = nn.Linear(d, d), nn.Linear(d, d)  # the time head
         layer = nn.TransformerDecoderLayer(
             d, cfg.heads, cfg.d_ff, cfg.dropout, batch_first=True, norm_first=True
         )
@@ -284,7 +286,9 @@ class MMLCG(Backbone):
             video, text = layer(video, text, text_pad)
         video, text = self.video_norm(video), self.text_norm(text)
 
-        time_logits = self.time_head(text[:, :, 0])  # each row's [CLS]: (B, 2l, 2l+1)
+        # the time head: each row's [CLS] attends to the window's frames (B, 2l, 2l+1)
+        query, key = self.time_query(text[:, :, 0]), self.time_key(video)
+        time_logits = query @ key.transpose(1, 2) / math.sqrt(d)
         targets = time_labels(batch.rows, cfg.radius, cfg.vocab_size - 1)
         # the decoder knows when each context comment was posted (the encoder did not)
         text = text + self.second_embed(self.row_second)[:, None]
