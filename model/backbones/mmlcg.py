@@ -5,9 +5,9 @@ Multimodal Multitask Learning for Comments Generation", ACM MM 2020), the backbo
 The VideoIC paper itself was not available to us. What this module follows:
 
 - KLVCG (Chen et al. 2023, §V-B "Main results"): MML-CG "enhances modalities interaction by
-  multi-modal transformer and multi-task learning"; its tables give MML-CG's ranking results
-  on LiveBot, VideoIC and MovieLC (ranked, as every backbone here, by mean token NLL);
-- the engaging-comments paper (§2, related work): VideoIC "incorporates a time prediction
+  multi-modal transformer and multi-task learning"; its table III gives MML-CG's ranking
+  results on LiveBot, VideoIC and MovieLC;
+- the engaging-comments paper (§2 "Related work"): VideoIC "incorporates a time prediction
   sub-task to grasp the temporal relationship between multimodal information";
 - the VideoIC paper as published, in outline: a multimodal transformer encoder in which the
   video frames and the context comments interact (cross-modal attention between the two
@@ -60,11 +60,11 @@ What we chose (the secondary descriptions do not say):
   keeping it makes a class a frame index) rather than a classifier over second offsets: the
   prediction is read from the comment's attention to the frames, so the task is matching a
   comment to the moment it belongs to. ``time_weight`` = 1 (the two losses summed).
-- Sizes of ``paper``: d = 512 and 8 heads (the brief's reading of the paper); the layer
-  count is not known to us: 6 co-attention layers and 6 decoder blocks, feed-forward 2048,
-  dropout 0.1, as the released code of LiveBot's Unified Transformer (the model VideoIC
-  compares against). Training: LiveBot's settings (batch 64, Adam lr 3e-4, weight decay 0),
-  10 epochs; the trainer's warm-up and linear decay are kept.
+- Sizes of ``paper``: d = 512 and 8 heads as reported of the published paper (we could not
+  check them in its text); the layer count is not known to us: 6 co-attention layers and 6
+  decoder blocks, feed-forward 2048, dropout 0.1, as the released code of LiveBot's Unified
+  Transformer (the model VideoIC compares against). Training: LiveBot's settings (batch 64,
+  Adam lr 3e-4, weight decay 0), 10 epochs; the trainer's warm-up and linear decay are kept.
 - ``cpu``: d = 128, 4 heads, 2 layers each, feed-forward 512, no dropout, rows of 16 words.
 - The window [t-5, t+5] and g = 20 are KLVCG's (one encoded split for every backbone).
 """
