@@ -9,6 +9,9 @@ it (nothing is found by scanning folders).
   rows and our copy path.
 - ``livebot_transformer`` (:mod:`model.backbones.livebot_transformer`): LiveBot's Unified
   Transformer (Ma et al. 2019): video encoder, text encoder, comment decoder; no knowledge.
+- ``mmlcg`` (:mod:`model.backbones.mmlcg`): VideoIC's MML-CG (Wang et al. 2020): a
+  multimodal (video x comments co-attention) transformer encoder, a transformer decoder, and
+  an auxiliary time-prediction task; no knowledge.
 - ``s2s_i``, ``s2s_c``, ``s2s_ic`` (:mod:`model.backbones.s2s`): LiveBot's sequence-to-sequence
   baselines (Ma et al. 2019) on the video only, the comments only, and both.
 - ``tte`` (:mod:`model.backbones.tte`): LiveChat's triple transformer encoder (arXiv
@@ -23,6 +26,7 @@ from model.backbones import (
     fusional_rnn,  # noqa: F401  (registers "fusional_rnn")
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
+    mmlcg,  # noqa: F401  (registers "mmlcg")
     s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
     tte,  # noqa: F401  (registers "tte")
     sfat,  # noqa: F401  (registers "sfat")

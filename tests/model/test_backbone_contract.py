@@ -51,6 +51,7 @@ TINY = {
     "livebot_transformer": dict(
         d_model=24, heads=4, layers=2, d_ff=48, dropout=0.0, max_step_len=8, max_len=G
     ),
+    "mmlcg": dict(d_model=24, heads=4, layers=1, d_ff=48, dropout=0.0, max_step_len=8, max_len=G),
     **{
         name: dict(embed_dim=16, hidden=24, max_step_len=8, max_knowledge_len=12, max_len=G)
         for name in ("s2s_i", "s2s_c", "s2s_ic")
