@@ -2,6 +2,9 @@
 :mod:`model.backbones.base`; each backbone's module is imported here by name, which registers
 it (nothing is found by scanning folders).
 
+- ``engaging`` (:mod:`model.backbones.engaging`): the iQIYI paper's engaging-comment model
+  trained with like counts (competitive context pairs, semantic gap contrastive losses); its
+  rows are the paper's table 4 losses (``isg``, ``jsg1``, ``jsg2``, ``mle``).
 - ``klvcg`` (:mod:`model.backbones.klvcg`): KLVCG (Chen et al. 2023), its table IV ablation
   rows and our copy path.
 - ``livebot_transformer`` (:mod:`model.backbones.livebot_transformer`): LiveBot's Unified
@@ -11,6 +14,7 @@ it (nothing is found by scanning folders).
 """
 
 from model.backbones import (
+    engaging,  # noqa: F401  (registers "engaging")
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
     s2s,  # noqa: F401  (registers "s2s_i", "s2s_c", "s2s_ic")
