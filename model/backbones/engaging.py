@@ -29,7 +29,8 @@ What we chose (the paper does not say, or our data differs):
 
 - lambda: the paper prints none. We fix lambda = -1 on y + 1 (a count of 0 is allowed):
   s = 1 - 1/(y+1) lies in [0, 1), the scale on which the paper's d = 0.4 and its mean score
-  (0.32, Table 1) read naturally (0 likes vs 1+, 1 like vs 9+). ``like_lambda`` sets it.
+  (0.32, Table 1) read naturally (0 likes against 1 or more, 1 like against 10 or more).
+  ``like_lambda`` sets it.
 - The window's comments are our per-second context rows (the k-th stretch between
   ``<&&&>`` of a row is the comment whose count ``Batch.context_likes`` holds; the other
   videos' row is not the window), plus, in training, the other ground truths of the same
@@ -319,7 +320,9 @@ class Engaging(Backbone):
         self.final_norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, cfg.vocab_size)
         self.drop = nn.Dropout(cfg.dropout)
-        n_pos = 2 * cfg.max_step_len + cfg.max_len + 3
+        # [CLS] high <&&&> low <&&&> target: a context comment is a row's stretch or, in
+        # training, another ground truth of the sample
+        n_pos = 2 * max(cfg.max_step_len, cfg.max_len) + cfg.max_len + 3
         self.register_buffer("position", sinusoid(n_pos, d), persistent=False)
         for p in self.parameters():
             if p.dim() > 1:

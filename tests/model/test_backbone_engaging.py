@@ -147,3 +147,26 @@ def test_the_rows_are_named_after_the_paper():
         128,
         3e-4,
     )
+
+
+def test_a_ground_truth_pairs_with_its_samples_other_ground_truths_never_itself():
+    torch.manual_seed(0)
+    cfg, train = backbone_class("engaging").configure("cpu", None, CLS + 1, 6)
+    model = build_backbone(replace(cfg, **TINY))
+    data = synthetic()  # context comments without counts: only the ground truths are scored
+    data.has_likes[:] = True
+    space = data.space(model.cfg)
+    owner = np.array([0, 0, 0, 1])
+    memory = model.encode(data.batch(np.arange(N), space=space)).select(torch.as_tensor(owner))
+    truths = TrainingBatch(
+        data.targets,
+        space,
+        train,
+        torch.Generator().manual_seed(0),
+        likes=np.array([0, 0, 50, 50]),
+        has_likes=np.ones(4, bool),
+        owner=owner,
+    )
+    # rows 0 and 1: the sample's 50-like comment against its other unliked one; row 2: only
+    # unliked ones besides itself; row 3: alone in its sample (row 2's 50 is another sample's)
+    assert model.loss_terms(memory, truths)[2].tolist() == [True, True, False, False]
