@@ -4,7 +4,9 @@ LiveBot §5), returned as an :class:`~model.evaluation_report.EvaluationReport`.
 Ranking (:mod:`model.ranking`): the split's candidate sets, overall and on the
 knowledge-bearing subset, and the value-swap sets (:mod:`model.value_swap`). Generation: beam
 search on a fixed, evenly spread subset of the samples, and on the knowledge-bearing windows
-for the knowledge metrics (:func:`model.metrics.knowledge_generation_metrics`).
+for the knowledge metrics (:func:`model.metrics.knowledge_generation_metrics`); on a split with
+like counts, the engagement metrics (:mod:`model.engagement`) of the comments of its liked
+samples, the generation pass's comments reused.
 
 A library: no argument parsing and no printing. ``model.train`` and ``model.evaluate`` call
 :func:`evaluate_model` and print the report.
@@ -23,7 +25,15 @@ from model.backbones import Backbone
 from model.checkpoint import CheckpointError
 from model.data.vocab import Vocab, words_to_text
 from model.encoded_split import Encoded
+from model.engagement import (
+    SEGMENT_S,
+    engagement_metrics,
+    mean_cosine,
+    reference_sets,
+    segment_comments,
+)
 from model.evaluation_report import (
+    EngagementReport,
     EvaluationReport,
     GenerationReport,
     KnowledgeCounts,
@@ -44,10 +54,15 @@ from model.metrics import (
 from model.model_data import ModelData
 from model.ranking import is_candidate, rank, spread
 from model.value_swap import relation_values, swap_arrays
+from retrieval.embedders import DEFAULT_EMBEDDER, make_embedder
+from retrieval.embedding import Embedder
 from retrieval.recall import window_of
 
 GENERATION_SAMPLES = 100
 KNOWLEDGE_GENERATION_SAMPLES = 300
+#: At most this many liked samples for the engagement metrics (model.engagement), and no more
+#: than the generation metrics' samples.
+ENGAGEMENT_SAMPLES = 100
 
 
 def evaluate_model(
@@ -71,14 +86,23 @@ def evaluate_model(
     idx = spread(len(encoded), eval_samples or len(encoded))
     ids, truth = data.candidates(split, encoded)
     ranking, knowledge_subset = run.ranking(ids, truth, idx)
+    value_swap = run.value_swap(idx)
+    generation = engagement = None
+    if generation_samples > 0:
+        gen_idx = spread(len(encoded), generation_samples)
+        hyps, latencies = run.generate(gen_idx)
+        generation = run.generation_report(hyps, gen_idx, latencies)
+        generated = dict(zip(gen_idx.tolist(), hyps, strict=True))
+        engagement = run.engagement(generated, min(generation_samples, ENGAGEMENT_SAMPLES))
     return EvaluationReport(
         ranking=ranking,
         knowledge_subset=knowledge_subset,
         knowledge_counts=run.knowledge_counts(idx),
         candidates=int(ids.shape[1]),
         split=split,
-        value_swap=run.value_swap(idx),
-        generation=run.generation(generation_samples) if generation_samples > 0 else None,
+        value_swap=value_swap,
+        generation=generation,
+        engagement=engagement,
     )
 
 
@@ -154,6 +178,12 @@ class SplitEvaluation:
         the knowledge metrics (:meth:`knowledge_generation`)."""
         idx = spread(len(self.encoded), samples)
         hyps, latencies = self.generate(idx)
+        return self.generation_report(hyps, idx, latencies)
+
+    def generation_report(
+        self, hyps: list[list[str]], idx: np.ndarray, latencies: list[float]
+    ) -> GenerationReport:
+        """:meth:`generation` of the comments ``hyps`` already generated for ``idx``."""
         references = self.references()
         refs = [references[i] for i in idx]
         distinct = [round(distinct_n(hyps, n), 4) for n in (1, 2, 3, 4)]
@@ -168,6 +198,65 @@ class SplitEvaluation:
             latency_ms_p50=round(1000 * float(np.median(latencies)), 1) if latencies else 0.0,
             knowledge=self.knowledge_generation(),
         )
+
+    def engagement(
+        self, generated: dict[int, list[str]], samples: int = ENGAGEMENT_SAMPLES
+    ) -> EngagementReport | None:
+        """:mod:`model.engagement` on ``samples`` evenly spread samples of the split with like
+        counts, reusing the comments ``generated`` for the generation metrics (sample ->
+        words; all of them when every sample has counts) and generating the others; None
+        when no sample has counts."""
+        liked = np.flatnonzero(self.encoded.has_likes)
+        if not len(liked):
+            return None
+        rows = liked[spread(len(liked), samples)]
+        missing = np.array([i for i in rows.tolist() if i not in generated], dtype=np.int64)
+        if len(missing):
+            more = self.generate(missing)[0]
+            generated = {**generated, **dict(zip(missing.tolist(), more, strict=True))}
+        tokens = self.data.text_encoder.tokenizer
+        radius = self.model.cfg.radius
+        hyps, highs, lows = [], [], []
+        for i in rows.tolist():
+            video = self.data.ctx.corpus.videos[self.encoded.video[i]]
+            t = int(self.encoded.t[i])
+            nearby = video.comments_between(t - SEGMENT_S, t + SEGMENT_S + 1)
+            segment = segment_comments(
+                [(c.time_s, tokens(c.text), c.likes or 0, c.text) for c in nearby],
+                t,
+                radius,
+                SEGMENT_S,
+            )
+            high, low = reference_sets(segment)
+            if high and low:
+                hyps.append(generated[i])
+                highs.append(high)
+                lows.append(low)
+        embedder = self.embedder()
+        similarities = []
+        if hyps:
+            texts = [words_to_text(h) for h in hyps] + [c.text for r in highs for c in r]
+            vectors = embedder.embed(texts)
+            refs = vectors[len(hyps) :]
+            start = 0
+            for k, high in enumerate(highs):
+                similarities.append(mean_cosine(vectors[k], refs[start : start + len(high)]))
+                start += len(high)
+        metrics = engagement_metrics(
+            hyps,
+            [[c.words for c in r] for r in highs],
+            [[c.words for c in r] for r in lows],
+            similarities,
+        )
+        return EngagementReport(liked_samples=int(len(liked)), **metrics, embedder=embedder.name)
+
+    def embedder(self) -> Embedder:
+        """The sentence embedder the product uses: the other-videos comment index's, or the
+        data's spec when the corpus has no index."""
+        index = self.data.ctx.index
+        if index is not None:
+            return index.embedder
+        return make_embedder(self.data.encoding_key.get("embedder", DEFAULT_EMBEDDER))
 
     def generate(self, idx: np.ndarray) -> tuple[list[list[str]], list[float]]:
         """:func:`generate_best` of the samples ``idx``."""

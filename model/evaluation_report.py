@@ -169,6 +169,28 @@ class GenerationReport:
 
 
 @dataclass(frozen=True)
+class EngagementReport:
+    """:func:`model.engagement.engagement_metrics` of the generated comments of the split's
+    samples with like counts (``liked_samples`` of them in the split; ``samples``: those
+    measured, with both reference sets), and the sentence embedder of ``semantic_high``."""
+
+    liked_samples: int
+    samples: int
+    bleu_high: float | None
+    recall_high: float | None
+    semantic_high: float | None
+    bleu_low: float | None
+    relative: float | None
+    relative_wins: float | None
+    references_high: float | None
+    references_low: float | None
+    embedder: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class EvaluationReport:
     """Everything one evaluation of a model on a split measured."""
 
@@ -179,6 +201,7 @@ class EvaluationReport:
     split: str
     value_swap: ValueSwapBlock
     generation: GenerationReport | None = None  # None when no samples were generated
+    engagement: EngagementReport | None = None  # None: nothing generated, or no like counts
 
     def as_dict(self) -> dict:
         """The JSON form: the ranking of all samples at the top level, then the other blocks."""
@@ -192,6 +215,8 @@ class EvaluationReport:
         }
         if self.generation is not None:
             out["generation"] = self.generation.as_dict()
+        if self.engagement is not None:
+            out["engagement"] = self.engagement.as_dict()
         return out
 
 
@@ -230,7 +255,27 @@ def format_table(report: EvaluationReport) -> str:
         if block.estimates is not None:
             anchor = block.estimates.random
             lines.append(f"random ranker, {name}: R@1 {anchor.r1:.2f}, MRR {anchor.mrr:.3f}")
+    if report.engagement is not None:
+        lines.append(format_engagement(report.engagement))
     return "\n".join(lines)
+
+
+def format_engagement(engagement: EngagementReport) -> str:
+    """The engagement metrics on one line (the paper's B_r, R_r, Bs_r and relative
+    engagement against the high- and low-liked reference sets)."""
+    e = engagement
+    if not e.samples:
+        return f"engagement: no sample with both reference sets ({e.liked_samples} with likes)"
+
+    def cell(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return (
+        f"engagement ({e.samples} samples with likes): B_r {cell(e.bleu_high)}, "
+        f"R_r {cell(e.recall_high)}, Bs_r {cell(e.semantic_high)} ({e.embedder}), "
+        f"B_low {cell(e.bleu_low)}, relative {cell(e.relative)}, "
+        f"high beats low {cell(e.relative_wins)}"
+    )
 
 
 def format_generation(generation: GenerationReport) -> str:

@@ -8,7 +8,7 @@ interrupted run, or only re-evaluates a finished one; one run at a time per outp
 (it holds ``run.lock`` there: :func:`run_lock`).
 
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
-        [--backbone klvcg|livebot_transformer|s2s_i|s2s_c|s2s_ic]
+        [--backbone klvcg|livebot_transformer|s2s_i|s2s_c|s2s_ic|engaging]
         [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
         [--epochs N] [--max-steps N]
         [--out DIR] [--tensorboard DIR] [--device auto] [--seed N] [--json]
@@ -20,6 +20,8 @@ paper's model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's ful
 ``--backbone livebot_transformer`` is LiveBot's Unified Transformer: it has one row only
 (``unified``, its default), and any other ``--ablation`` is refused.
 The LiveBot baselines (``s2s_*``, :mod:`model.backbones.s2s`) have one row, ``default``.
+``--backbone engaging`` (:mod:`model.backbones.engaging`) has the paper's table 4 losses as
+rows: ``isg`` (default), ``jsg1``, ``jsg2``, ``mle``.
 """
 
 from __future__ import annotations
@@ -144,7 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"the backbone's row (default: its default row); klvcg: paper table IV row, or "
         f"our +copy on top of it (its default): {', '.join(ABLATIONS)} or full (= +period); "
-        f"livebot_transformer: unified only; s2s_*: default only",
+        f"livebot_transformer: unified only; s2s_*: default only; engaging: the paper's "
+        f"table 4 loss, isg (its default: MLE + HCL + LCL; also 'default'), jsg1 (MLE + JCL1; "
+        f"also 'jcl1'), jsg2 (MLE + JCL2; also 'jcl2'), mle",
     )
     p.add_argument("--epochs", type=float, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=float, help="MLM pre-training epochs")

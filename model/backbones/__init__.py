@@ -5,6 +5,9 @@ it (nothing is found by scanning folders).
 - ``fusional_rnn`` (:mod:`model.backbones.fusional_rnn`): LiveBot's Fusional RNN (Ma et al.
   2019): frame LSTM, word- and sentence-level comment LSTMs attending to the video, and an
   LSTM decoder attending to both; no knowledge.
+- ``engaging`` (:mod:`model.backbones.engaging`): the iQIYI paper's engaging-comment model
+  trained with like counts (competitive context pairs, semantic gap contrastive losses); its
+  rows are the paper's table 4 losses (``isg``, ``jsg1``, ``jsg2``, ``mle``).
 - ``klvcg`` (:mod:`model.backbones.klvcg`): KLVCG (Chen et al. 2023), its table IV ablation
   rows and our copy path.
 - ``livebot_transformer`` (:mod:`model.backbones.livebot_transformer`): LiveBot's Unified
@@ -24,6 +27,7 @@ it (nothing is found by scanning folders).
 
 from model.backbones import (
     fusional_rnn,  # noqa: F401  (registers "fusional_rnn")
+    engaging,  # noqa: F401  (registers "engaging")
     klvcg,  # noqa: F401  (registers "klvcg")
     livebot_transformer,  # noqa: F401  (registers "livebot_transformer")
     mmlcg,  # noqa: F401  (registers "mmlcg")

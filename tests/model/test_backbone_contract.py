@@ -48,6 +48,16 @@ TINY = {
         max_knowledge_len=12,
         max_len=G,
     ),
+    "engaging": dict(
+        d_model=16,
+        heads=2,
+        encoder_layers=1,
+        decoder_layers=1,
+        d_ff=32,
+        dropout=0.0,
+        max_step_len=8,
+        max_len=G,
+    ),
     "livebot_transformer": dict(
         d_model=24, heads=4, layers=2, d_ff=48, dropout=0.0, max_step_len=8, max_len=G
     ),
