@@ -29,6 +29,9 @@ class TrainConfig:
     pretrain_epochs: float = 1.0  # MLM stage (skipped by "basic")
     epochs: float = 2.0  # generation fine-tuning
     max_steps: int | None = None  # caps each stage
+    # training-step seconds at most over all stages (model.compare's equal budget): each
+    # stage stops at its share of the planned steps' time; None: no limit
+    time_budget_s: float | None = None
     mask_prob: float = 0.3
     eval_every: int = 0  # steps between dev evaluations (0: at the end of each epoch)
     dev_samples: int = 256  # dev samples for the checkpoint selection (MRR)

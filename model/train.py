@@ -10,7 +10,7 @@ interrupted run, or only re-evaluates a finished one; one run at a time per outp
     python -m model.train --kg filmkg [--corpus PATH --format FMT] [--preset cpu|paper]
         [--backbone klvcg|livebot_transformer|s2s_i|s2s_c|s2s_ic|engaging]
         [--ablation basic|+mlm|+kg|+ac|+period|full|+copy]
-        [--epochs N] [--max-steps N]
+        [--epochs N] [--max-steps N] [--budget-minutes N]
         [--out DIR] [--tensorboard DIR] [--device auto] [--seed N] [--json]
 
 Defaults (``--backbone klvcg``, ``--preset cpu``, ``--ablation +copy``: the full model with the
@@ -40,8 +40,13 @@ from common.device import resolve_device
 from common.lock import LockHeld, describe_holder, hold_lock
 from common.paths import data_dir
 from common.settings import RunSettings
-from model.backbones import BACKBONES, DEFAULT_BACKBONE, BackboneConfig, backbone_class
-from model.backbones.klvcg_config import ABLATIONS
+from model.backbones import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
+    BackboneConfig,
+    backbone_class,
+    describe_rows,
+)
 from model.checkpoint import CheckpointError, build_model, load_checkpoint, write_metrics
 from model.config import PRESETS, TrainConfig
 from model.evaluation import GENERATION_SAMPLES, evaluate_model
@@ -64,6 +69,7 @@ RUN_LOCK = "run.lock"
 NAMED_OPTIONS = {
     "lr": "lr",
     "max_steps": "steps",
+    "budget_minutes": "min",
     "epochs": "ep",
     "pretrain_epochs": "pep",
     "batch_size": "bs",
@@ -144,15 +150,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--ablation",
         default=None,
-        help=f"the backbone's row (default: its default row); klvcg: paper table IV row, or "
-        f"our +copy on top of it (its default): {', '.join(ABLATIONS)} or full (= +period); "
-        f"livebot_transformer: unified only; s2s_*: default only; engaging: the paper's "
-        f"table 4 loss, isg (its default: MLE + HCL + LCL; also 'default'), jsg1 (MLE + JCL1; "
-        f"also 'jcl1'), jsg2 (MLE + JCL2; also 'jcl2'), mle",
+        help=f"the backbone's row (default: its first); {describe_rows()}",
     )
     p.add_argument("--epochs", type=float, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=float, help="MLM pre-training epochs")
     p.add_argument("--max-steps", type=int, help="at most this many steps per stage")
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        help="at most this many minutes of training steps over all stages (each stage its "
+        "share of the planned steps); the schedule stays planned for the epochs",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--eval-every", type=int, help="steps between dev evaluations (default: epoch)")
@@ -197,7 +205,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         backbone_class(args.backbone).canonical_ablation(args.ablation)
     except ValueError as e:
         p.error(str(e))
-    for name in ("epochs", "pretrain_epochs", "max_steps", "batch_size", "lr", "min_word_count"):
+    positive = ("epochs", "pretrain_epochs", "max_steps", "batch_size", "lr", "min_word_count")
+    for name in (*positive, "budget_minutes"):
         value = getattr(args, name)
         if value is not None and value <= 0 and not (name == "pretrain_epochs" and value == 0):
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -232,6 +241,7 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     report, record = _evaluate(args, out, data, device, train_cfg)
     record.update(
         parameters=sum(p.numel() for p in trainer.model.parameters()),
+        **trainer.throughput(),
         train_seconds=round(trained_s, 1),
         seconds=round(time.perf_counter() - started, 1),
     )
@@ -250,6 +260,7 @@ def _configs(args: argparse.Namespace, data: ModelData) -> tuple[BackboneConfig,
         epochs=args.epochs,
         pretrain_epochs=args.pretrain_epochs,
         max_steps=args.max_steps,
+        time_budget_s=args.budget_minutes * 60 if args.budget_minutes else None,
         batch_size=args.batch_size,
         lr=args.lr,
         eval_every=args.eval_every,

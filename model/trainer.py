@@ -55,7 +55,9 @@ from model.train_log import TrainingLog
 log = logging.getLogger(__name__)
 STATE_EVERY_S = 120.0
 #: Training settings that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = frozenset({"epochs", "pretrain_epochs", "max_steps", "eval_every"})
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "pretrain_epochs", "max_steps", "eval_every", "time_budget_s"}
+)
 
 
 def warmup_linear(step: int, total: int, warmup: float) -> float:
@@ -71,6 +73,8 @@ class Progress:
     stage: str = FINETUNE  # the name of the stage running
     step: int = 0
     best_mrr: float = -1.0
+    seconds: float = 0.0  # in training steps, every stage (dev evaluations left out)
+    samples: int = 0  # contexts trained on, every stage
 
 
 class Trainer:
@@ -150,7 +154,13 @@ class Trainer:
                 "pass another --out or --overwrite (nothing was overwritten)"
             )
         self.model.load_state_dict(saved["model_state"])
-        self.state = Progress(saved["stage"], saved["step"], saved["best_mrr"])
+        self.state = Progress(
+            saved["stage"],
+            saved["step"],
+            saved["best_mrr"],
+            saved.get("seconds", 0.0),  # states saved before these were counted: from now
+            saved.get("samples", 0),
+        )
         torch.set_rng_state(saved["rng"])
         log.info("resuming %s at %s step %d", self.out, self.state.stage, self.state.step)
         return saved
@@ -166,6 +176,8 @@ class Trainer:
                 "stage": self.state.stage,
                 "step": self.state.step,
                 "best_mrr": self.state.best_mrr,
+                "seconds": self.state.seconds,
+                "samples": self.state.samples,
                 "model_state": self.model.state_dict(),
                 "optim_state": optimizer.state_dict(),
                 "sched_state": scheduler.state_dict(),
@@ -175,6 +187,17 @@ class Trainer:
         )
 
     # -- the loop ---------------------------------------------------------------------------
+
+    def out_of_time(self, stage: str) -> bool:
+        """Whether the time budget's share of the stages up to ``stage`` is spent."""
+        budget = self.train_cfg.time_budget_s
+        if budget is None:
+            return False
+        last = self.stages[-1]
+        share = self.global_step(stage, self.stage_steps(stage)[0]) / max(
+            1, self.global_step(last, self.stage_steps(last)[0])
+        )
+        return self.state.seconds >= budget * share
 
     def global_step(self, stage: str, step: int) -> int:
         """``step`` of ``stage`` counted across stages (after the earlier stages' totals)."""
@@ -278,6 +301,15 @@ class Trainer:
             self._save_checkpoint({"mrr": None, "step": self.state.step})
         return {"best_dev_mrr": self.state.best_mrr}
 
+    def throughput(self) -> dict:
+        """Training steps' time and contexts per second, every stage (resumed runs included)."""
+        seconds = self.state.seconds
+        return {
+            "train_step_seconds": round(seconds, 1),
+            "train_samples": self.state.samples,
+            "train_samples_per_s": round(self.state.samples / seconds, 2) if seconds else None,
+        }
+
     def _save_checkpoint(self, dev: dict) -> None:
         save_checkpoint(
             self.out,
@@ -319,7 +351,8 @@ class Trainer:
         gen = torch.Generator()
         n_samples = len(self.samples)
         last_save = time.monotonic()
-        while self.state.step < total:
+        while self.state.step < total and not self.out_of_time(stage):
+            started = time.perf_counter()
             step = self.state.step
             epoch, within = divmod(step * cfg.batch_size, n_samples)
             order = self._order(stage, epoch)
@@ -332,13 +365,15 @@ class Trainer:
             lr = scheduler.get_last_lr()[0]  # this step's
             optimizer.step()
             scheduler.step()
-            self.state.step += 1
-            bar.update(1)
             value = loss.item()
+            self.state.step += 1
+            self.state.samples += len(batch)
+            self.state.seconds += time.perf_counter() - started
+            bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.1e}")
             at = self.global_step(stage, self.state.step)
             self.log.step(stage, self.state.step, at, value, lr)
-            at_end = self.state.step == total
+            at_end = self.state.step == total or self.out_of_time(stage)
             if stage == FINETUNE and (self.state.step % eval_every == 0 or at_end):
                 mrr = self.dev_mrr()
                 if not math.isnan(mrr) and mrr > self.state.best_mrr:

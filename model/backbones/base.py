@@ -123,6 +123,8 @@ class Backbone(nn.Module):
     """The interface (see the module docstring); a backbone subclasses it and registers."""
 
     config_class: ClassVar[type]  # its BackboneConfig dataclass
+    rows: ClassVar[tuple[str, ...]] = ("default",)  # its ablation rows, the default first
+    row_aliases: ClassVar[dict[str, str]] = {}  # other names of rows (name -> row)
     cfg: BackboneConfig
 
     @classmethod
@@ -138,7 +140,17 @@ class Backbone(nn.Module):
     def canonical_ablation(cls, name: str | None) -> str:
         """The ablation row ``name`` as the configuration records it (None: the backbone's
         default row); ValueError for a row the backbone does not have."""
-        raise NotImplementedError
+        if name is None:
+            return cls.rows[0]
+        name = cls.row_aliases.get(name, name)
+        if name not in cls.rows:
+            choices = (
+                f"only {cls.rows[0]}" if len(cls.rows) == 1 else f"one of {', '.join(cls.rows)}"
+            )
+            raise ValueError(
+                f"backbone {cls.config_class.name!r} has no ablation {name!r}: {choices}"
+            )
+        return name
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         """The training stages in order; by default one, fine-tuning."""
@@ -202,6 +214,16 @@ def backbone_class(name: str) -> type[Backbone]:
 def config_from_dict(name: str, d: dict) -> BackboneConfig:
     """The config of the backbone ``name`` saved as ``d`` (``to_dict``)."""
     return backbone_class(name).config_class.from_dict(d)
+
+
+def describe_rows() -> str:
+    """Each backbone's ablation rows, for help texts: ``name: default, other (alias = row)``."""
+    parts = []
+    for name in sorted(BACKBONES):
+        cls = BACKBONES[name]
+        aliases = "".join(f", {a} = {r}" for a, r in cls.row_aliases.items())
+        parts.append(f"{name}: {', '.join(cls.rows)}{aliases}")
+    return "; ".join(parts)
 
 
 def build_backbone(cfg: BackboneConfig) -> Backbone:

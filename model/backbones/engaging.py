@@ -297,6 +297,8 @@ class Engaging(Backbone):
     """The backbone ``engaging`` (the module docstring says what each part is)."""
 
     config_class: ClassVar[type] = EngagingConfig
+    rows: ClassVar[tuple[str, ...]] = (DEFAULT_ROW, *(o for o in OBJECTIVES if o != DEFAULT_ROW))
+    row_aliases: ClassVar[dict[str, str]] = ALIASES
 
     def __init__(self, cfg: EngagingConfig) -> None:
         super().__init__()
@@ -345,18 +347,6 @@ class Engaging(Backbone):
         train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
         train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
         return model, train
-
-    @classmethod
-    def canonical_ablation(cls, name: str | None) -> str:
-        if name is None:
-            return DEFAULT_ROW
-        row = ALIASES.get(name, name)
-        if row not in OBJECTIVES:
-            raise ValueError(
-                f"backbone 'engaging' has no ablation {name!r}: one of {', '.join(OBJECTIVES)} "
-                f"(or {', '.join(ALIASES)})"
-            )
-        return row
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)

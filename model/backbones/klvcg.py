@@ -60,10 +60,11 @@ from model.backbones.klvcg_blocks import (
     transformer_encoder,
 )
 from model.backbones.klvcg_config import (
+    ABLATION_ALIASES,
+    ABLATIONS,
     DEFAULT_ABLATION,
     KLVCGConfig,
     ablation_switches,
-    canonical_ablation,
     make_configs,
 )
 from model.backbones.klvcg_copy import (
@@ -98,6 +99,8 @@ class KLVCG(Backbone):
     """The backbone ``klvcg`` (the module docstring says what each part is)."""
 
     config_class = KLVCGConfig
+    rows = (DEFAULT_ABLATION, *(a for a in ABLATIONS if a != DEFAULT_ABLATION))
+    row_aliases = ABLATION_ALIASES
 
     def __init__(self, cfg: KLVCGConfig) -> None:
         super().__init__()
@@ -158,10 +161,6 @@ class KLVCG(Backbone):
         """:func:`model.backbones.klvcg_config.make_configs` (None: the ``+copy`` row)."""
         ablation = DEFAULT_ABLATION if ablation is None else ablation
         return make_configs(preset, ablation, vocab_size, frame_dim, **train_overrides)
-
-    @classmethod
-    def canonical_ablation(cls, name: str | None) -> str:
-        return canonical_ablation(DEFAULT_ABLATION if name is None else name)
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         """MLM pre-training (not in the ``basic`` row), then fine-tuning; the facts are fed in

@@ -56,8 +56,6 @@ from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
-DEFAULT_ROW = "unified"
-
 
 @dataclass(frozen=True)
 class LiveBotConfig(SavedConfig):
@@ -165,6 +163,7 @@ class LiveBotTransformer(Backbone):
     """The backbone ``livebot_transformer`` (the module docstring says what each part is)."""
 
     config_class = LiveBotConfig
+    rows = ("unified",)
 
     def __init__(self, cfg: LiveBotConfig) -> None:
         super().__init__()
@@ -214,15 +213,6 @@ class LiveBotTransformer(Backbone):
         train = replace(TrainConfig(preset=preset, ablation=row), **preset_train(preset))
         train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
         return model, train
-
-    @classmethod
-    def canonical_ablation(cls, name: str | None) -> str:
-        if name is None or name == DEFAULT_ROW:
-            return DEFAULT_ROW
-        raise ValueError(
-            f"backbone livebot_transformer has no ablation {name!r}: its only row is "
-            f"{DEFAULT_ROW!r} (the default)"
-        )
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)

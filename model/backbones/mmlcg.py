@@ -87,7 +87,6 @@ from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
-DEFAULT_ROW = "default"
 NO_LABEL = -100  # a context second without a comment: no time label
 
 
@@ -254,14 +253,6 @@ class MMLCG(Backbone):
         train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
         train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
         return model, train
-
-    @classmethod
-    def canonical_ablation(cls, name: str | None) -> str:
-        if name is None or name == DEFAULT_ROW:
-            return DEFAULT_ROW
-        raise ValueError(
-            f"backbone mmlcg has no ablation {name!r}: its only row is {DEFAULT_ROW!r}"
-        )
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)

@@ -53,8 +53,6 @@ from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
-DEFAULT_ROW = "default"
-
 
 @dataclass(frozen=True)
 class S2SConfig(SavedConfig):
@@ -161,16 +159,6 @@ class S2S(Backbone):
         train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
         train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
         return model, train
-
-    @classmethod
-    def canonical_ablation(cls, name: str | None) -> str:
-        if name is None:
-            return DEFAULT_ROW
-        if name != DEFAULT_ROW:
-            raise ValueError(
-                f"backbone {cls.config_class.name!r} has no ablation {name!r}: only {DEFAULT_ROW}"
-            )
-        return name
 
     # -- encoders ---------------------------------------------------------------------------
 

@@ -72,8 +72,6 @@ from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
-DEFAULT_ROW = "default"
-
 
 @dataclass(frozen=True)
 class SFATConfig(SavedConfig):
@@ -224,12 +222,6 @@ class SFAT(Backbone):
         train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
         train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
         return model, train
-
-    @classmethod
-    def canonical_ablation(cls, name: str | None) -> str:
-        if name is None or name == DEFAULT_ROW:
-            return DEFAULT_ROW
-        raise ValueError(f"backbone sfat has no ablation {name!r}: only {DEFAULT_ROW}")
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model.backbones import TrainingBatch, backbone_class, build_backbone
-from model.backbones.mmlcg import DEFAULT_ROW, NO_LABEL, MMLCGConfig, time_labels
+from model.backbones.mmlcg import NO_LABEL, MMLCGConfig, time_labels
 from model.config import TrainConfig
 from model.data.vocab import BOS, EOS, PAD
 from model.encoded_split import Batch
@@ -154,7 +154,7 @@ def test_presets_and_its_one_row():
     assert (paper_train.batch_size, paper_train.lr) == (64, 3e-4)
     cpu, cpu_train = cls.configure("cpu", "default", 40, 6, max_steps=3)
     assert cpu.d_model < paper.d_model and cpu_train.max_steps == 3
-    assert cpu_train.ablation == DEFAULT_ROW == cls.canonical_ablation(None)
+    assert cpu_train.ablation == "default" == cls.canonical_ablation(None)
     assert MMLCGConfig.from_dict(replace(cpu, time_weight=0.5).to_dict()).time_weight == 0.5
     assert [s.name for s in build_backbone(replace(cpu, layers=1)).stages(cpu_train)] == [
         "finetune"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model.backbones import backbone_class, build_backbone
-from model.backbones.sfat import DEFAULT_ROW, SFAT, frame_weights
+from model.backbones.sfat import SFAT, frame_weights
 from tests.model.test_backbone_contract import CORPUS, FRAME, TINY, N, synthetic
 
 
@@ -80,7 +80,7 @@ def test_presets_and_its_one_row():
     assert paper.temperature == 0.1 and paper_train.batch_size == 128
     cpu, cpu_train = cls.configure("cpu", "default", 40, 6, max_steps=3)
     assert cpu.d_model == 128 and cpu_train.max_steps == 3
-    assert cpu_train.ablation == DEFAULT_ROW == cls.canonical_ablation(None)
+    assert cpu_train.ablation == "default" == cls.canonical_ablation(None)
     assert [s.name for s in build_backbone(cpu).stages(cpu_train)] == ["finetune"]
     with pytest.raises(ValueError, match="no ablation '\\+copy'"):
         cls.configure("cpu", "+copy", 40, 6)

@@ -7,7 +7,7 @@ import pytest
 
 from model import train
 from model.backbones import backbone_class, build_backbone
-from model.backbones.livebot_transformer import DEFAULT_ROW, nearest_seconds
+from model.backbones.livebot_transformer import nearest_seconds
 
 
 def test_it_reads_the_five_frames_and_the_five_comment_seconds_nearest_t():
@@ -26,7 +26,7 @@ def test_presets_and_its_one_row():
     assert (paper_train.batch_size, paper_train.lr) == (64, 3e-4)
     cpu, cpu_train = cls.configure("cpu", "unified", 40, 6, max_steps=3)
     assert cpu.d_model < paper.d_model and cpu_train.max_steps == 3
-    assert cpu_train.ablation == DEFAULT_ROW == cls.canonical_ablation(None)
+    assert cpu_train.ablation == "unified" == cls.canonical_ablation(None)
     with pytest.raises(ValueError, match="no ablation '\\+copy'"):
         cls.configure("cpu", "+copy", 40, 6)
     with pytest.raises(ValueError, match="unknown preset"):
