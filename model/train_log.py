@@ -13,10 +13,11 @@ files are purged from that step), so a curve never holds a step twice.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
-from common.atomic import atomic_open
+from common.atomic import write_text
 
 METRICS_CSV = "metrics.csv"
 COLUMNS = ("global_step", "stage", "step", "loss", "lr", "dev_mrr")
@@ -28,13 +29,13 @@ class TrainingLog:
 
     def __init__(self, out: Path, tensorboard: Path | None = None, done: int = 0) -> None:
         self.path = out / METRICS_CSV
-        kept = _rows_until(self.path, done)
-        with atomic_open(self.path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(COLUMNS)
-            writer.writerows(kept)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(_rows_until(self.path, done))
+        write_text(self.path, text.getvalue())
         self._file = self.path.open("a", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._file)
+        self._csv = csv.writer(self._file, lineterminator="\n")
         self._tb = None
         if tensorboard is not None:
             from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package

@@ -9,11 +9,13 @@ import shutil
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from model import evaluate, generate, train
 from model.checkpoint import STATE, WEIGHTS
 from model.data.demo import DemoConfig, ensure_demo
 from model.data.vocab import VOCAB_FILE
+from model.train_log import METRICS_CSV, read_log
 from model.trainer import Trainer
 from tests.model.conftest import METRICS, call, train_quietly
 
@@ -70,6 +72,13 @@ def test_train_prints_the_metrics_table_and_json_contract(trained):
     assert config["vocab_fingerprint"] and config["data"]["format"] == "demo"
     gen = report["generation"]
     assert gen["samples"] == 2 and 0 <= gen["non_empty"] <= 1
+    # the curves: every step of both stages (2 each), and the dev MRR the checkpoint was chosen on
+    rows = read_log(out / METRICS_CSV)
+    steps = [(r["stage"], r["step"], r["global_step"]) for r in rows if r["loss"] is not None]
+    assert steps == [("pretrain", 1, 1), ("pretrain", 2, 2), ("finetune", 1, 3), ("finetune", 2, 4)]
+    (dev,) = [r["dev_mrr"] for r in rows if r["dev_mrr"] is not None]
+    assert round(dev, 4) == config["dev"]["mrr"]
+    assert report["train_samples"] == 4 * 8 and report["train_samples_per_s"] > 0
 
 
 def test_running_again_only_re_evaluates_and_gives_the_same_numbers(env, trained, capsys):
@@ -200,3 +209,18 @@ def test_bad_checkpoints_and_runs_are_refused_and_nothing_is_overwritten(env, tr
 
     code, _, err = call(evaluate.main, ["--checkpoint", str(env["root"] / "none")], capsys)
     assert code == 2 and "no such checkpoint" in err
+
+
+def test_tensorboard_curves_and_a_time_budget(env, tmp_path):
+    out, tb = env["root"] / "budget", tmp_path / "tb"
+    argv = ["--ablation", "basic", "--budget-minutes", "0.0001", "--tensorboard", str(tb)]
+    report = json.loads(train_quietly(train_args(env, out, *argv)).strip().splitlines()[-1])
+    # 6 ms of training: the one stage stops after its first step, evaluated there
+    assert report["train_samples"] == 8 and report["dev_mrr"] is not None
+    rows = read_log(out / METRICS_CSV)
+    assert [r["step"] for r in rows if r["loss"] is not None] == [1]
+    events = EventAccumulator(str(tb))
+    events.Reload()
+    assert {"finetune/loss", "finetune/lr", "dev/mrr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("finetune/loss")] == [1]
+    assert json.loads((out / "config.json").read_text())["train"]["time_budget_s"] == 0.006
