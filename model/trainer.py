@@ -101,7 +101,6 @@ class Trainer:
         self.samples = np.unique(self.train.target_sample)  # samples with a ground truth
         if len(self.samples) == 0:
             raise CheckpointError(f"{data.ctx.corpus.path}: no training comments")
-        self.offsets = np.searchsorted(self.train.target_sample, np.arange(len(self.train) + 1))
         self.dev = data.split("dev")
         n_dev = len(self.dev)
         rng = np.random.default_rng(train_cfg.seed)
@@ -242,21 +241,8 @@ class Trainer:
             drop = (torch.rand(len(samples), generator=gen) < cfg.knowledge_dropout).numpy()
         batch = self.train.batch(samples, self.device, space, drop)
         memory = self.model.encode(batch, use_kg=use_kg)
-        starts, ends = self.offsets[samples], self.offsets[samples + 1]
-        pairs = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
-        owner = np.repeat(np.arange(len(samples)), ends - starts)
-        memory = memory.select(torch.as_tensor(owner, device=self.device))
-        truths = TrainingBatch(
-            self.train.targets[pairs],
-            space,
-            cfg,
-            gen,
-            source=self.train.source(samples, drop)[owner] if space.copy else None,
-            n_facts=self.train.knowledge.shape[1],
-            likes=self.train.target_likes[pairs],
-            has_likes=self.train.has_likes[samples][owner],
-            owner=owner,
-        )
+        truths = TrainingBatch.of(self.train, samples, space, cfg, gen, drop)
+        memory = memory.select(torch.as_tensor(truths.owner, device=self.device))
         return self.model.loss(memory, truths, stage)
 
     def dev_mrr(self) -> float:

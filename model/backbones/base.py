@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from model.config import TrainConfig
-from model.encoded_split import Batch
+from model.encoded_split import Batch, Encoded
 from model.word_ids import WordSpace
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
@@ -117,6 +117,34 @@ class TrainingBatch:
     likes: np.ndarray | None = None  # (T,) int: each ground truth's like count (0: no count)
     has_likes: np.ndarray | None = None  # (T,) bool: its video has like counts at all
     owner: np.ndarray | None = None  # (T,) int: the batch's sample each row belongs to
+
+    @classmethod
+    def of(
+        cls,
+        split: Encoded,
+        samples: np.ndarray,
+        space: WordSpace,
+        settings: TrainConfig,
+        generator: torch.Generator,
+        drop: np.ndarray | None = None,
+    ) -> TrainingBatch:
+        """Every ground truth of the (sorted or not) batch ``samples`` of ``split``, in sample
+        order; ``drop``: the samples whose facts the copy path's source leaves out."""
+        offsets = np.searchsorted(split.target_sample, np.arange(len(split) + 1))
+        starts, ends = offsets[samples], offsets[samples + 1]
+        pairs = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        owner = np.repeat(np.arange(len(samples)), ends - starts)
+        return cls(
+            split.targets[pairs],
+            space,
+            settings,
+            generator,
+            source=split.source(samples, drop)[owner] if space.copy else None,
+            n_facts=split.knowledge.shape[1],
+            likes=split.target_likes[pairs],
+            has_likes=split.has_likes[samples][owner],
+            owner=owner,
+        )
 
 
 class Backbone(nn.Module):

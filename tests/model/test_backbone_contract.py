@@ -136,18 +136,8 @@ def stage_loss(
     """The loss of ``stage`` on the whole split, built as the trainer builds it."""
     space, idx = data.space(model.cfg), np.arange(N)
     memory = model.encode(data.batch(idx, space=space), use_kg=stage.use_kg)
-    memory = memory.select(torch.as_tensor(data.target_sample, dtype=torch.long))
-    truths = TrainingBatch(
-        data.targets,
-        space,
-        train_cfg,
-        torch.Generator().manual_seed(seed),
-        source=data.source(idx)[data.target_sample] if space.copy else None,
-        n_facts=data.knowledge.shape[1],
-        likes=data.target_likes,
-        has_likes=data.has_likes[data.target_sample],
-        owner=data.target_sample,
-    )
+    truths = TrainingBatch.of(data, idx, space, train_cfg, torch.Generator().manual_seed(seed))
+    memory = memory.select(torch.as_tensor(truths.owner, dtype=torch.long))
     return model.loss(memory, truths, stage.name)
 
 
