@@ -115,3 +115,31 @@ def test_generate_answers_comments_and_the_facts_they_copied(trained_state):
             assert r.status_code == 200, (edge, r.text)
         r = c.post("/generate", json={"video": "demo0000", "t": end + 1, "beam": 2})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "t"
+
+
+def test_a_checkpoint_of_another_backbone_is_served(tmp_path, api_data, demo_corpus):
+    """The API takes any backbone's checkpoint: LiveChat's TTE (no facts read: none listed)."""
+    from common.cli import run
+    from model import train
+
+    out = tmp_path / "tte"
+    argv = ["--backbone", "tte", "--corpus", str(demo_corpus), "--format", "demo"]
+    argv += ["--embedder", EMBEDDER, "--out", str(out), "--max-steps", "1", "--batch-size", "4"]
+    argv += ["--no-progress", "--dev-samples", "4", "--eval-samples", "4"]
+    argv += ["--generation-samples", "0"]
+    with api_env(api_data), pytest.raises(SystemExit) as done:
+        run(train.main, argv)
+    assert done.value.code == 0
+    with api_env(api_data, DANMAKU_CHECKPOINT=str(out)):
+        state = build_state(load_settings(corpus=str(demo_corpus), embedder=EMBEDDER))
+    try:
+        assert state.model.ok, state.model.detail
+        with client_with(state) as c:
+            r = c.post("/generate", json=BODY)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert 1 <= len(body["comments"]) <= 3 and all(x["text"] for x in body["comments"])
+            assert body["facts"] == []
+            assert all(x["copied"] is None for x in body["comments"])
+    finally:
+        state.close()
