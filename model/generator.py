@@ -30,8 +30,9 @@ from model.checkpoint import Checkpoint, build_model, check_compatible, load_che
 from model.data.samples import sample_at
 from model.data.schema import DataError
 from model.data.vocab import SEP, UNK, words_to_text
-from model.encoded_split import Encoded, encode_samples
+from model.encoded_split import Encoded
 from model.model_data import lengths_of
+from model.split_encoding import encode_samples
 from model.word_ids import TextEncoder, WordSpace
 from retrieval.context import RetrievalContext
 from retrieval.recall import recall

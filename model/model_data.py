@@ -33,7 +33,8 @@ from model.data.prepare import Prepared, corpus_fingerprint, prepare
 from model.data.readers import FORMATS
 from model.data.schema import DataError
 from model.data.vocab import PAD
-from model.encoded_split import ENCODING_VERSION, Encoded, encode_split, encoded_path
+from model.encoded_split import Encoded
+from model.split_encoding import ENCODING_VERSION, encode_split, encoded_path
 from model.value_swap import SwapSet, build_swap_sets, load_swap_sets, save_swap_sets
 from model.word_ids import Lengths, TextEncoder
 from retrieval.context import DEFAULT_EMBEDDER, RetrievalContext, build_context

@@ -28,14 +28,14 @@ found by scanning folders).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from model.config import TrainConfig
+from model.config import TrainConfig, preset_training
 from model.encoded_split import Batch, Encoded
 from model.word_ids import WordSpace
 
@@ -153,6 +153,10 @@ class Backbone(nn.Module):
     config_class: ClassVar[type]  # its BackboneConfig dataclass
     rows: ClassVar[tuple[str, ...]] = ("default",)  # its ablation rows, the default first
     row_aliases: ClassVar[dict[str, str]] = {}  # other names of rows (name -> row)
+    #: each preset's model sizes over the config's defaults (the paper's: ``"paper": {}``)
+    preset_sizes: ClassVar[dict[str, dict]] = {"paper": {}}
+    #: each preset's training settings over :func:`model.config.preset_training`'s
+    preset_training: ClassVar[dict[str, dict]] = {}
     cfg: BackboneConfig
 
     @classmethod
@@ -162,7 +166,24 @@ class Backbone(nn.Module):
         """The model and training configurations of a preset and an ablation row (None: the
         backbone's default row); training settings given (not None) override the preset's.
         ValueError for a preset or row the backbone does not have."""
-        raise NotImplementedError
+        if preset not in cls.preset_sizes:
+            raise ValueError(f"unknown preset {preset!r}: one of {', '.join(cls.preset_sizes)}")
+        row = cls.canonical_ablation(ablation)
+        model = cls.config_class(
+            vocab_size=vocab_size,
+            frame_dim=frame_dim,
+            **cls.preset_sizes[preset],
+            **cls.row_settings(row),
+        )
+        train = TrainConfig(preset=preset, ablation=row)
+        train = replace(train, **{**preset_training(preset), **cls.preset_training.get(preset, {})})
+        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+        return model, train
+
+    @classmethod
+    def row_settings(cls, row: str) -> dict:
+        """The model settings of the ablation row ``row`` (by default none)."""
+        return {}
 
     @classmethod
     def canonical_ablation(cls, name: str | None) -> str:

@@ -9,15 +9,21 @@ The rules are the same for all: ``<PAD>``, ``<BOS>`` and ``banned`` ids are neve
 empty comment (no ``<EOS>`` at the first step), only ``<EOS>`` at the last (at most g ids
 with ``<BOS>`` and ``<EOS>``), a finished hypothesis scores its mean log-probability over its
 words and ``<EOS>``, and the search stops once ``beam`` finished ones beat every open one.
+
+:class:`PrefixDecoder` is the rest for a backbone whose decoder re-reads the whole prefix at
+every step (the transformer backbones): it only gives ``decode``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from model.backbones.base import TrainingBatch
 from model.data.vocab import BOS, EOS, PAD
 
 
@@ -104,3 +110,72 @@ def mean_token_nll(
         nll = nll_of(idx // c, cand)
         out[idx] = (nll * keep).sum(1) / keep.sum(1).clamp(min=1)
     return out.reshape(b, c)
+
+
+class PrefixDecoder:
+    """What a backbone whose decoder reads the whole prefix at every step shares (a mixin of
+    :class:`model.backbones.base.Backbone`): it gives ``decode(memory, tgt_in)``, the logits
+    ``(B, len, vocab)`` after each word of ``tgt_in``; this gives each word's cross-entropy,
+    the teacher-forced generation loss, the ranking scores and beam search (no decoder state
+    is kept: each step decodes the hypotheses' whole prefixes)."""
+
+    cfg: Any
+
+    def decode(self, memory: Any, tgt_in: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device  # type: ignore[attr-defined]
+
+    def token_nll(self, memory: Any, seqs: torch.Tensor) -> torch.Tensor:
+        """-log P of each next word of ``seqs`` (B, len) = <BOS> words <EOS> <PAD>...:
+        (B, len-1), 0 at padding."""
+        gold = seqs[:, 1:]
+        logits = self.decode(memory, seqs[:, :-1]).float()
+        nll = F.cross_entropy(logits.transpose(1, 2), gold, ignore_index=PAD, reduction="none")
+        return nll * gold.ne(PAD)
+
+    def generation_loss(
+        self, memory: Any, batch: TrainingBatch, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Teacher-forced cross-entropy of the ground truths (of ``rows`` only: those rows of
+        the memory and the batch), mean over their words."""
+        targets = batch.targets if rows is None else batch.targets[rows.cpu().numpy()]
+        targets = torch.as_tensor(batch.space.to_model(targets), dtype=torch.long)
+        targets = trim(targets.to(self._device()), least=2)
+        if rows is not None:
+            memory = memory.select(rows.to(targets.device))
+        words = targets[:, 1:].ne(PAD).sum().clamp(min=1)
+        return self.token_nll(memory, targets).sum() / words
+
+    @torch.no_grad()
+    def score(self, memory: Any, candidates: torch.Tensor, rows: int = 512) -> torch.Tensor:
+        """Mean token cross-entropy of each candidate (B, C, g) -> (B, C), lower is better;
+        +inf for an all-padding row (:func:`mean_token_nll`)."""
+        return mean_token_nll(
+            candidates, lambda samples, cand: self.token_nll(memory.select(samples), cand), rows
+        )
+
+    @torch.no_grad()
+    def generate(
+        self, memory: Any, beam: int = 5, banned: tuple[int, ...] = ()
+    ) -> list[tuple[list[int], float]]:
+        """Beam search for ONE context (:func:`beam_search`): up to ``beam`` comments (ids
+        without <BOS>/<EOS>, at most g ids with them) with their mean log-probability, best
+        first; never ``banned`` ids, never an empty comment."""
+        device = self._device()
+
+        def next_logp(hyps: list[list[int]], step: int) -> torch.Tensor:
+            seqs = torch.tensor([[BOS, *h] for h in hyps], device=device)
+            mem = memory.select(torch.zeros(len(hyps), dtype=torch.long, device=device))
+            return F.log_softmax(self.decode(mem, seqs)[:, -1].float(), dim=-1)
+
+        return beam_search(
+            next_logp,
+            lambda parents: None,  # no state kept: each step reads the whole prefix
+            width=self.cfg.vocab_size,
+            max_len=self.cfg.max_len,
+            beam=beam,
+            banned=banned,
+            device=device,
+        )

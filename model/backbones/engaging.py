@@ -68,7 +68,7 @@ No knowledge input, no copy path; one stage, fine-tuning.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -78,7 +78,7 @@ from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import beam_search, mean_token_nll, trim
-from model.config import PRESETS, TrainConfig, preset_training
+from model.config import TrainConfig
 from model.data.vocab import BOS, EOS, PAD, SEP
 from model.encoded_split import Batch
 
@@ -130,13 +130,18 @@ class EngagingConfig(SavedConfig):
             raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
 
 
-def preset_sizes(preset: str) -> dict:
-    if preset == "paper":
-        return {}
-    if preset == "cpu":
-        return {"d_model": 128, "heads": 4, "decoder_layers": 2, "d_ff": 512, "dropout": 0.0,
-                "max_step_len": 16}  # fmt: skip
-    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+#: Each preset's sizes over the config's defaults (the paper's).
+PRESET_SIZES = {
+    "paper": {},
+    "cpu": {
+        "d_model": 128,
+        "heads": 4,
+        "decoder_layers": 2,
+        "d_ff": 512,
+        "dropout": 0.0,
+        "max_step_len": 16,
+    },
+}
 
 
 #: Training over the preset's (model.config.preset_training): Table 2's batch and lr (AdamW).
@@ -297,6 +302,13 @@ class Engaging(Backbone):
     """The backbone ``engaging`` (the module docstring says what each part is)."""
 
     config_class: ClassVar[type] = EngagingConfig
+    preset_sizes = PRESET_SIZES
+    preset_training = PRESET_TRAINING
+
+    @classmethod
+    def row_settings(cls, row: str) -> dict:
+        return {"objective": row}  # the row is the loss
+
     rows: ClassVar[tuple[str, ...]] = (DEFAULT_ROW, *(o for o in OBJECTIVES if o != DEFAULT_ROW))
     row_aliases: ClassVar[dict[str, str]] = ALIASES
 
@@ -333,20 +345,6 @@ class Engaging(Backbone):
             self.embed.weight[PAD].zero_()
 
     # -- configuration ----------------------------------------------------------------------
-
-    @classmethod
-    def configure(
-        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
-    ) -> tuple[EngagingConfig, TrainConfig]:
-        """The preset's sizes; the row is the loss (Table 4)."""
-        row = cls.canonical_ablation(ablation)
-        model = EngagingConfig(
-            vocab_size=vocab_size, frame_dim=frame_dim, objective=row, **preset_sizes(preset)
-        )
-        train = TrainConfig(preset=preset, ablation=row)
-        train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
-        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
-        return model, train
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)

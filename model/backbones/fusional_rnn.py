@@ -57,7 +57,7 @@ of each candidate; generation: the shared length-normalised beam search, the dec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -67,7 +67,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import beam_search, mean_token_nll, trim
-from model.config import PRESETS, TrainConfig, preset_training
+from model.config import TrainConfig
 from model.data.vocab import BOS, PAD, SEP
 from model.encoded_split import Batch
 
@@ -102,12 +102,11 @@ class FusionalRNNConfig(SavedConfig):
             raise ValueError(f"{self.name} has no copy path")
 
 
-def preset_sizes(preset: str) -> dict:
-    if preset == "paper":
-        return {}
-    if preset == "cpu":
-        return {"embed_dim": 128, "hidden": 128, "dropout": 0.0, "max_step_len": 16}
-    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+#: Each preset's sizes over the config's defaults (the paper's).
+PRESET_SIZES = {
+    "paper": {},
+    "cpu": {"embed_dim": 128, "hidden": 128, "dropout": 0.0, "max_step_len": 16},
+}
 
 
 #: Training over the preset's (model.config.preset_training): the paper's batch, lr and Adam.
@@ -205,6 +204,8 @@ class FusionalRNN(Backbone):
     """The backbone ``fusional_rnn`` (the module docstring says what each part is)."""
 
     config_class: ClassVar[type] = FusionalRNNConfig
+    preset_sizes = PRESET_SIZES
+    preset_training = PRESET_TRAINING
 
     def __init__(self, cfg: FusionalRNNConfig) -> None:
         super().__init__()
@@ -229,19 +230,6 @@ class FusionalRNN(Backbone):
         self.register_buffer("frame_idx", frames, persistent=False)
 
     # -- configuration ----------------------------------------------------------------------
-
-    @classmethod
-    def configure(
-        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
-    ) -> tuple[FusionalRNNConfig, TrainConfig]:
-        row = cls.canonical_ablation(ablation)
-        model = FusionalRNNConfig(
-            vocab_size=vocab_size, frame_dim=frame_dim, **preset_sizes(preset)
-        )
-        train = TrainConfig(preset=preset, ablation=row)
-        train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
-        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
-        return model, train
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)  # no facts read

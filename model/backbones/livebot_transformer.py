@@ -43,17 +43,16 @@ One stage, fine-tuning, with teacher-forced cross-entropy; no ablation rows but 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
-from model.backbones.decoding import beam_search, mean_token_nll, trim
-from model.config import PRESETS, TrainConfig, preset_training
-from model.data.vocab import BOS, PAD
+from model.backbones.decoding import PrefixDecoder
+from model.config import TrainConfig
+from model.data.vocab import PAD
 from model.encoded_split import Batch
 
 
@@ -89,20 +88,24 @@ class LiveBotConfig(SavedConfig):
             raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
 
 
-def preset_sizes(preset: str) -> dict:
-    if preset == "paper":
-        return {}
-    if preset == "cpu":
-        # small enough for a 2-core machine; rows as short as KLVCG's cpu preset (one split)
-        return {"d_model": 128, "heads": 4, "layers": 2, "d_ff": 512, "dropout": 0.0,
-                "max_step_len": 16}  # fmt: skip
-    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+#: Each preset's sizes over the config's defaults (the paper's).
+PRESET_SIZES = {
+    "paper": {},
+    # small enough for a 2-core machine; rows as short as KLVCG's cpu preset (one split)
+    "cpu": {
+        "d_model": 128,
+        "heads": 4,
+        "layers": 2,
+        "d_ff": 512,
+        "dropout": 0.0,
+        "max_step_len": 16,
+    },
+}
 
 
-def preset_train(preset: str) -> dict:
-    if preset == "paper":  # §Settings: batch 64, Adam lr 3e-4; epochs: not given (ours)
-        return {"batch_size": 64, "lr": 3e-4, "weight_decay": 0.0, "epochs": 10.0}
-    return preset_training(preset)
+#: Training over the preset's (model.config.preset_training): §Settings, batch 64, Adam lr 3e-4;
+#: epochs: not given (ours).
+PRESET_TRAINING = {"paper": {"batch_size": 64, "lr": 3e-4, "weight_decay": 0.0, "epochs": 10.0}}
 
 
 @dataclass
@@ -159,10 +162,12 @@ def nearest_seconds(radius: int, n: int) -> list[int]:
 
 
 @register("livebot_transformer")
-class LiveBotTransformer(Backbone):
+class LiveBotTransformer(PrefixDecoder, Backbone):
     """The backbone ``livebot_transformer`` (the module docstring says what each part is)."""
 
     config_class = LiveBotConfig
+    preset_sizes = PRESET_SIZES
+    preset_training = PRESET_TRAINING
     rows = ("unified",)
 
     def __init__(self, cfg: LiveBotConfig) -> None:
@@ -203,17 +208,6 @@ class LiveBotTransformer(Backbone):
 
     # -- configuration and stages ---------------------------------------------------------
 
-    @classmethod
-    def configure(
-        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
-    ) -> tuple[LiveBotConfig, TrainConfig]:
-        """The preset's sizes; the only row is ``unified`` (None gives it)."""
-        row = cls.canonical_ablation(ablation)
-        model = LiveBotConfig(vocab_size=vocab_size, frame_dim=frame_dim, **preset_sizes(preset))
-        train = replace(TrainConfig(preset=preset, ablation=row), **preset_train(preset))
-        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
-        return model, train
-
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)
 
@@ -253,51 +247,8 @@ class LiveBotTransformer(Backbone):
             y = block(y, self.causal[:n, :n], y_pad, mem)
         return self.out(self.final_norm(y))
 
-    def token_nll(self, mem: LiveBotMemory, seqs: torch.Tensor) -> torch.Tensor:
-        """-log P of each next word of ``seqs`` (B, len) = <BOS> words <EOS> <PAD>...: (B, len-1),
-        0 at padding."""
-        gold = seqs[:, 1:]
-        logits = self.decode(mem, seqs[:, :-1]).float()
-        nll = F.cross_entropy(logits.transpose(1, 2), gold, ignore_index=PAD, reduction="none")
-        return nll * gold.ne(PAD)
-
     def loss(self, memory: LiveBotMemory, batch: TrainingBatch, stage: str) -> torch.Tensor:
         """Eq. (13): teacher-forced cross-entropy of the ground truths, mean over words."""
         if stage != FINETUNE:
             raise ValueError(f"livebot_transformer has no training stage {stage!r}")
-        targets = torch.as_tensor(batch.space.to_model(batch.targets), dtype=torch.long)
-        targets = trim(targets.to(memory.video.device), least=2)
-        words = targets[:, 1:].ne(PAD).sum().clamp(min=1)
-        return self.token_nll(memory, targets).sum() / words
-
-    @torch.no_grad()
-    def score(self, memory: LiveBotMemory, candidates: torch.Tensor, rows: int = 512):
-        """Mean token cross-entropy of each candidate (B, C, g) -> (B, C), lower is better;
-        +inf for an all-padding row (:func:`model.backbones.decoding.mean_token_nll`)."""
-        return mean_token_nll(
-            candidates, lambda samples, cand: self.token_nll(memory.select(samples), cand), rows
-        )
-
-    @torch.no_grad()
-    def generate(
-        self, memory: LiveBotMemory, beam: int = 5, banned: tuple[int, ...] = ()
-    ) -> list[tuple[list[int], float]]:
-        """Beam search for ONE context: up to ``beam`` hypotheses ``(ids without <BOS>/<EOS>,
-        mean log-probability over its words and <EOS>)``, best first, at most g ids with
-        <BOS> and <EOS>; never an empty comment nor a ``banned`` id."""
-        device = memory.video.device
-
-        def next_logp(hyps: list[list[int]], step: int) -> torch.Tensor:
-            seqs = torch.tensor([[BOS, *h] for h in hyps], device=device)
-            mem = memory.select(torch.zeros(len(hyps), dtype=torch.long, device=device))
-            return F.log_softmax(self.decode(mem, seqs)[:, -1].float(), dim=-1)
-
-        return beam_search(
-            next_logp,
-            lambda parents: None,  # no state kept: each step reads the whole prefix
-            width=self.cfg.vocab_size,
-            max_len=self.cfg.max_len,
-            beam=beam,
-            banned=banned,
-            device=device,
-        )
+        return self.generation_loss(memory, batch)

@@ -39,7 +39,7 @@ knowledge input, no copy path, one ablation row (``default``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -49,7 +49,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, TrainingBatch, register
 from model.backbones.decoding import beam_search, mean_token_nll, trim
-from model.config import PRESETS, TrainConfig, preset_training
 from model.data.vocab import BOS, PAD
 from model.encoded_split import Batch
 
@@ -95,12 +94,11 @@ class S2SCConfig(S2SConfig):
     use_video: bool = False
 
 
-def preset_sizes(preset: str) -> dict:
-    if preset == "paper":
-        return {}
-    if preset == "cpu":
-        return {"embed_dim": 128, "hidden": 128, "dropout": 0.0, "max_step_len": 16}
-    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+#: Each preset's sizes over the config's defaults (the paper's).
+PRESET_SIZES = {
+    "paper": {},
+    "cpu": {"embed_dim": 128, "hidden": 128, "dropout": 0.0, "max_step_len": 16},
+}
 
 
 #: Training over the preset's (model.config.preset_training): the paper's batch, lr and Adam.
@@ -125,6 +123,8 @@ class S2S(Backbone):
     """The backbone ``s2s_ic``, and the implementation of ``s2s_i`` and ``s2s_c``."""
 
     config_class: ClassVar[type] = S2SConfig
+    preset_sizes = PRESET_SIZES
+    preset_training = PRESET_TRAINING
 
     def __init__(self, cfg: S2SConfig) -> None:
         super().__init__()
@@ -146,19 +146,6 @@ class S2S(Backbone):
         self.attention = nn.Linear(h, h, bias=False)  # Luong's "general" score
         self.combine = nn.Linear(2 * h, h)
         self.out = nn.Linear(h, cfg.vocab_size)
-
-    # -- configuration ----------------------------------------------------------------------
-
-    @classmethod
-    def configure(
-        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
-    ) -> tuple[S2SConfig, TrainConfig]:
-        row = cls.canonical_ablation(ablation)
-        model = cls.config_class(vocab_size=vocab_size, frame_dim=frame_dim, **preset_sizes(preset))
-        train = TrainConfig(preset=preset, ablation=row)
-        train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
-        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
-        return model, train
 
     # -- encoders ---------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ No knowledge input, no copy path, one ablation row (``default``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -66,10 +66,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
-from model.backbones.decoding import beam_search, mean_token_nll, trim
+from model.backbones.decoding import PrefixDecoder, trim
 from model.backbones.livebot_transformer import sinusoid
-from model.config import PRESETS, TrainConfig, preset_training
-from model.data.vocab import BOS, PAD
+from model.config import TrainConfig
+from model.data.vocab import PAD
 from model.encoded_split import Batch
 
 
@@ -105,14 +105,21 @@ class SFATConfig(SavedConfig):
             raise ValueError("max_len counts <BOS> and <EOS>: it must be at least 3")
 
 
-def preset_sizes(preset: str) -> dict:
-    if preset == "paper":
-        return {}
-    if preset == "cpu":
-        return {"d_model": 128, "joint_dim": 128, "heads": 4, "text_layers": 2,
-                "fusion_layers": 1, "decoder_layers": 2, "d_ff": 512, "dropout": 0.0,
-                "max_step_len": 16}  # fmt: skip
-    raise ValueError(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+#: Each preset's sizes over the config's defaults (the paper's).
+PRESET_SIZES = {
+    "paper": {},
+    "cpu": {
+        "d_model": 128,
+        "joint_dim": 128,
+        "heads": 4,
+        "text_layers": 2,
+        "fusion_layers": 1,
+        "decoder_layers": 2,
+        "d_ff": 512,
+        "dropout": 0.0,
+        "max_step_len": 16,
+    },
+}
 
 
 #: Training over the preset's (model.config.preset_training): the paper gives none of its own.
@@ -172,10 +179,12 @@ class DecoderBlock(nn.Module):
 
 
 @register("sfat")
-class SFAT(Backbone):
+class SFAT(PrefixDecoder, Backbone):
     """The backbone ``sfat`` (the module docstring says what each part is)."""
 
     config_class: ClassVar[type] = SFATConfig
+    preset_sizes = PRESET_SIZES
+    preset_training = PRESET_TRAINING
 
     def __init__(self, cfg: SFATConfig) -> None:
         super().__init__()
@@ -211,17 +220,6 @@ class SFAT(Backbone):
             self.embed.weight[PAD].zero_()
 
     # -- configuration and stages ---------------------------------------------------------
-
-    @classmethod
-    def configure(
-        cls, preset: str, ablation: str | None, vocab_size: int, frame_dim: int, **train_overrides
-    ) -> tuple[SFATConfig, TrainConfig]:
-        row = cls.canonical_ablation(ablation)
-        model = SFATConfig(vocab_size=vocab_size, frame_dim=frame_dim, **preset_sizes(preset))
-        train = TrainConfig(preset=preset, ablation=row)
-        train = replace(train, **{**preset_training(preset), **PRESET_TRAINING[preset]})
-        train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
-        return model, train
 
     def stages(self, train: TrainConfig) -> tuple[Stage, ...]:
         return (Stage(FINETUNE, train.epochs, train.lr, use_kg=False),)
@@ -281,51 +279,8 @@ class SFAT(Backbone):
             y = block(y, self.causal[:n, :n], y_pad, mem)
         return self.out(self.final_norm(y))
 
-    def token_nll(self, mem: SFATMemory, seqs: torch.Tensor) -> torch.Tensor:
-        """-log P of each next word of ``seqs`` (B, len) = <BOS> words <EOS> <PAD>...: (B, len-1),
-        0 at padding."""
-        gold = seqs[:, 1:]
-        logits = self.decode(mem, seqs[:, :-1]).float()
-        nll = F.cross_entropy(logits.transpose(1, 2), gold, ignore_index=PAD, reduction="none")
-        return nll * gold.ne(PAD)
-
     def loss(self, memory: SFATMemory, batch: TrainingBatch, stage: str) -> torch.Tensor:
         """Teacher-forced cross-entropy of the ground truths, mean over words."""
         if stage != FINETUNE:
             raise ValueError(f"sfat has no training stage {stage!r}")
-        targets = torch.as_tensor(batch.space.to_model(batch.targets), dtype=torch.long)
-        targets = trim(targets.to(memory.text.device), least=2)
-        words = targets[:, 1:].ne(PAD).sum().clamp(min=1)
-        return self.token_nll(memory, targets).sum() / words
-
-    @torch.no_grad()
-    def score(self, memory: SFATMemory, candidates: torch.Tensor, rows: int = 512):
-        """Mean token cross-entropy of each candidate (B, C, g) -> (B, C), lower is better;
-        +inf for an all-padding row (:func:`model.backbones.decoding.mean_token_nll`)."""
-        return mean_token_nll(
-            candidates, lambda samples, cand: self.token_nll(memory.select(samples), cand), rows
-        )
-
-    @torch.no_grad()
-    def generate(
-        self, memory: SFATMemory, beam: int = 5, banned: tuple[int, ...] = ()
-    ) -> list[tuple[list[int], float]]:
-        """Beam search for ONE context (:func:`model.backbones.decoding.beam_search`): up to
-        ``beam`` comments (ids without <BOS>/<EOS>, at most g ids with them) with their mean
-        log-probability, best first; never ``banned`` ids, never an empty comment."""
-        device = memory.text.device
-
-        def next_logp(hyps: list[list[int]], step: int) -> torch.Tensor:
-            seqs = torch.tensor([[BOS, *h] for h in hyps], device=device)
-            mem = memory.select(torch.zeros(len(hyps), dtype=torch.long, device=device))
-            return F.log_softmax(self.decode(mem, seqs)[:, -1].float(), dim=-1)
-
-        return beam_search(
-            next_logp,
-            lambda parents: None,  # no state kept: each step reads the whole prefix
-            width=self.cfg.vocab_size,
-            max_len=self.cfg.max_len,
-            beam=beam,
-            banned=banned,
-            device=device,
-        )
+        return self.generation_loss(memory, batch)

@@ -15,7 +15,8 @@ from model.data.candidates import char_tokenize
 from model.data.samples import video_samples
 from model.data.schema import Corpus, DataError
 from model.data.vocab import PAD, SEP, Vocab
-from model.encoded_split import Encoded, encode_samples
+from model.encoded_split import Encoded
+from model.split_encoding import encode_samples
 from model.word_ids import Lengths, TextEncoder, WordSpace
 from retrieval.recall import Knowledge
 
