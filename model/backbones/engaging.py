@@ -78,6 +78,7 @@ from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import beam_search, mean_token_nll, trim
+from model.backbones.transformer_parts import causal_mask, init_weights, sinusoid
 from model.config import TrainConfig
 from model.data.vocab import BOS, EOS, PAD, SEP
 from model.encoded_split import Batch
@@ -240,16 +241,6 @@ def objective_terms(objective: str) -> tuple[str, ...]:
 # -- the model --------------------------------------------------------------------------------
 
 
-def sinusoid(n: int, d: int) -> torch.Tensor:
-    """(n, d) sinusoidal position encodings (Vaswani et al. 2017)."""
-    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
-    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(n, d)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
-    return pe
-
-
 @dataclass
 class EngagingMemory:
     """The encodings and the window's comments (words and like scores) of each context."""
@@ -338,11 +329,7 @@ class Engaging(Backbone):
         # training, another ground truth of the sample
         n_pos = 2 * max(cfg.max_step_len, cfg.max_len) + cfg.max_len + 3
         self.register_buffer("position", sinusoid(n_pos, d), persistent=False)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        with torch.no_grad():
-            self.embed.weight[PAD].zero_()
+        init_weights(self, self.embed)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -453,7 +440,7 @@ class Engaging(Backbone):
         y = self.drop(self.embed(seqs) * math.sqrt(self.cfg.d_model) + self.position[:n])
         pad = seqs.eq(PAD)
         pad[:, 0] = False
-        causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=seqs.device), 1)
+        causal = causal_mask(n).to(seqs.device)
         for layer in self.decoder:
             y = layer(y, causal, pad, mem)
         return self.final_norm(y)

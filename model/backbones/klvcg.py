@@ -76,6 +76,7 @@ from model.backbones.klvcg_copy import (
     source_words_before,
     words_before,
 )
+from model.backbones.transformer_parts import causal_mask
 from model.config import TrainConfig
 from model.data.vocab import BOS, EOS, PAD, SPECIALS, UNK
 from model.encoded_split import Batch
@@ -139,8 +140,7 @@ class KLVCG(Backbone):
             self.pointer = PointerHead(d, span=cfg.follow_span)
         self.apply(self._init)
         self.register_load_state_dict_pre_hook(_rename_old_keys)
-        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
-        self.register_buffer("causal", causal, persistent=False)
+        self.register_buffer("causal", causal_mask(cfg.max_len), persistent=False)
 
     @staticmethod
     def _init(module: nn.Module) -> None:

@@ -51,6 +51,7 @@ from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import PrefixDecoder
+from model.backbones.transformer_parts import causal_mask, init_weights, sinusoid
 from model.config import TrainConfig
 from model.data.vocab import PAD
 from model.encoded_split import Batch
@@ -144,16 +145,6 @@ class DecoderBlock(nn.Module):
         return y + self.drop(self.ff(self.norms[3](y)))
 
 
-def sinusoid(n: int, d: int) -> torch.Tensor:
-    """(n, d) sinusoidal position encodings (Vaswani et al. 2017)."""
-    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
-    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(n, d)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
-    return pe
-
-
 def nearest_seconds(radius: int, n: int) -> list[int]:
     """The row indices (rows: t-r..t-1, t+1..t+r) of the n seconds nearest t, in time order."""
     seconds = [s for s in range(-radius, radius + 1) if s != 0]
@@ -198,13 +189,8 @@ class LiveBotTransformer(PrefixDecoder, Backbone):
         self.register_buffer("frame_idx", frames, persistent=False)
         rows = torch.tensor(nearest_seconds(cfg.radius, cfg.n_comment_seconds))
         self.register_buffer("row_idx", rows, persistent=False)
-        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
-        self.register_buffer("causal", causal, persistent=False)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        with torch.no_grad():
-            self.embed.weight[PAD].zero_()
+        self.register_buffer("causal", causal_mask(cfg.max_len), persistent=False)
+        init_weights(self, self.embed)
 
     # -- configuration and stages ---------------------------------------------------------
 

@@ -82,7 +82,7 @@ from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import PrefixDecoder, trim
-from model.backbones.livebot_transformer import sinusoid
+from model.backbones.transformer_parts import causal_mask, init_weights, sinusoid
 from model.config import TrainConfig
 from model.data.vocab import PAD
 from model.encoded_split import Batch
@@ -238,15 +238,10 @@ class MMLCG(PrefixDecoder, Backbone):
         self.drop = nn.Dropout(cfg.dropout)
         n_pos = max(cfg.max_len, cfg.max_step_len)
         self.register_buffer("position", sinusoid(n_pos, d), persistent=False)
-        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
-        self.register_buffer("causal", causal, persistent=False)
+        self.register_buffer("causal", causal_mask(cfg.max_len), persistent=False)
         j = torch.arange(2 * cfg.radius)
         self.register_buffer("row_second", torch.where(j < cfg.radius, j, j + 1), persistent=False)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        with torch.no_grad():
-            self.embed.weight[PAD].zero_()
+        init_weights(self, self.embed)
 
     # -- configuration and stages ---------------------------------------------------------
 

@@ -67,7 +67,7 @@ from torch import nn
 
 from model.backbones.base import FINETUNE, Backbone, SavedConfig, Stage, TrainingBatch, register
 from model.backbones.decoding import PrefixDecoder, trim
-from model.backbones.livebot_transformer import sinusoid
+from model.backbones.transformer_parts import causal_mask, init_weights, sinusoid
 from model.config import TrainConfig
 from model.data.vocab import PAD
 from model.encoded_split import Batch
@@ -215,13 +215,8 @@ class TTE(PrefixDecoder, Backbone):
         self.drop = nn.Dropout(cfg.dropout)
         n_pos = max(cfg.max_len, 2 * cfg.radius * cfg.max_step_len, MAX_TEXT_LEN)
         self.register_buffer("position", sinusoid(n_pos, d), persistent=False)
-        causal = torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1)
-        self.register_buffer("causal", causal, persistent=False)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        with torch.no_grad():
-            self.embed.weight[PAD].zero_()
+        self.register_buffer("causal", causal_mask(cfg.max_len), persistent=False)
+        init_weights(self, self.embed)
 
     # -- configuration and stages ---------------------------------------------------------
 
