@@ -143,6 +143,20 @@ def _stream_duration(container, stream) -> float | None:
     return None
 
 
+def container_duration(path: Path) -> float | None:
+    """The video stream's duration in seconds as the container reports it (None: it does not);
+    an unreadable file is a :class:`FeatureError`."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise FeatureError(f"{path}: no video stream")
+            return _stream_duration(container, container.streams.video[0])
+    except (av.FFmpegError, OSError) as e:
+        raise FeatureError(f"{path}: not a readable video ({_reason(e)})") from e
+
+
 def iter_second_frames(path: Path, spec: VisualSpec) -> Iterator[tuple[int, np.ndarray]]:
     """Decode ``path`` and yield one preprocessed RGB frame per second (see module docstring)."""
     import av

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -22,25 +21,11 @@ import torch
 from model import features
 from model.features import FeatureConfig, extract, main, sample_seconds
 from model.frame_encoders import FeatureError, ResNet, VisualSpec
+from tests.model.videos import encode_video
 
 ROOT = Path(__file__).resolve().parents[2]
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 COLOURS = [RED, GREEN, RED, BLUE]  # one per second; second 2 repeats second 0
-
-
-def encode_video(path: Path, colours: list, seconds: float, fps: int = 10) -> Path:
-    """A 64x48 clip at ``fps`` whose frames show ``colours[second]``."""
-    codec = "mpeg4" if "mpeg4" in av.codecs_available else "libx264"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(round(seconds * fps)):
-            image = np.zeros((48, 64, 3), np.uint8)
-            image[:] = colours[i // fps]
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
 
 
 @pytest.fixture(autouse=True)
