@@ -50,15 +50,22 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from common.atomic import write_json
 from common.cli import print_json, run
-from model.data.comment_files import Skip, detect_format, read_comment_file, read_subtitles
+from model.data.comment_files import (
+    CommentFile,
+    Skip,
+    detect_format,
+    read_comment_files,
+    read_subtitles,
+)
 from model.data.movielc import write_movielc
+from model.data.pairing import VideoFiles, pair_files
 from model.data.schema import SPLITS, Comment, Corpus, DataError, Segment, Video
 from model.features import (
     DEFAULT_BACKBONE,
@@ -70,23 +77,9 @@ from model.frame_encoders import VISUAL_BACKBONES, FeatureError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mkv", ".flv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".wmv", ".mpg", ".mpeg"}
-)
-SUBTITLE_EXTENSIONS = frozenset({".srt", ".ass", ".ssa"})
-NAME_SEPARATORS = "._- "
 MANIFEST = "ingest.json"
 FEATURES_INFO = "extras/features.json"
 INGEST_VERSION = 1
-
-
-@dataclass
-class VideoFiles:
-    """One video and the files paired with it."""
-
-    path: Path
-    comments: list[Path] = field(default_factory=list)
-    subtitles: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -112,83 +105,10 @@ class Ingested:
             "splits": {s: splits.get(s, 0) for s in SPLITS},
             "formats": dict(sorted(self.formats.items())),
             "features": {"backbone": self.backbone, "dim": self.dim, "cached": self.cached},
-            "skipped": [{"file": s.file, "reason": s.reason, "count": s.count} for s in self.skipped],
+            "skipped": [
+                {"file": s.file, "reason": s.reason, "count": s.count} for s in self.skipped
+            ],
         }
-
-
-# --- pairing ---------------------------------------------------------------------------------
-
-
-def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def find_videos(root: Path) -> tuple[dict[str, Path], list[Skip]]:
-    """The videos under ``root`` by id (file stem); a second video with a taken id is a skip."""
-    videos: dict[str, Path] = {}
-    skipped = []
-    for path in _files(root):
-        if path.suffix.lower() not in VIDEO_EXTENSIONS:
-            continue
-        if path.stem in videos:
-            skipped.append(Skip(str(path), f"video id {path.stem!r} also used by {videos[path.stem]}"))
-            continue
-        videos[path.stem] = path
-    return videos, skipped
-
-
-def owner(path: Path, root: Path, stems: set[str]) -> str | None:
-    """The video a file belongs to (module docstring), or None."""
-    name = path.name
-    best = None
-    for stem in stems:
-        if name.startswith(stem) and (len(name) == len(stem) or name[len(stem)] in NAME_SEPARATORS):
-            if best is None or len(stem) > len(best):
-                best = stem
-    if best is not None:
-        return best
-    for folder in path.relative_to(root).parents:
-        if folder.name in stems:
-            return folder.name
-    return None
-
-
-def is_danmaku_ass(path: Path) -> bool:
-    """An ``.ass`` file is a danmaku overlay (danmaku2ass, biliass) when most of its dialogue
-    lines move across the screen; subtitles do not."""
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError:
-        return False
-    lines = [x for x in text.splitlines() if x.startswith("Dialogue:")]
-    return bool(lines) and sum("\\move(" in x for x in lines) * 2 > len(lines)
-
-
-def pair_files(videos_dir: Path, comments_dir: Path) -> tuple[dict[str, VideoFiles], list[Skip]]:
-    """Each video with its comment and subtitle files; what pairs with nothing is a skip."""
-    videos, skipped = find_videos(videos_dir)
-    paired = {vid: VideoFiles(path) for vid, path in videos.items()}
-    stems = set(videos)
-    taken = {p.resolve() for p in videos.values()}
-    for path in _files(comments_dir):
-        if path.resolve() in taken or path.suffix.lower() in VIDEO_EXTENSIONS:
-            continue
-        vid = owner(path, comments_dir, stems)
-        suffix = path.suffix.lower()
-        if suffix == ".srt" or (suffix in SUBTITLE_EXTENSIONS and not is_danmaku_ass(path)):
-            if vid is None:
-                skipped.append(Skip(str(path), "subtitles without a video of the same name"))
-            else:
-                paired[vid].subtitles.append(path)
-            continue
-        if suffix in SUBTITLE_EXTENSIONS or detect_format(path) is not None:
-            if vid is None:
-                skipped.append(Skip(str(path), "comment file without a video of the same name"))
-            else:
-                paired[vid].comments.append(path)
-            continue
-        skipped.append(Skip(str(path), "not a comment, subtitle or video file this reads"))
-    return paired, skipped
 
 
 # --- split -----------------------------------------------------------------------------------
@@ -247,28 +167,45 @@ def _merge_skips(skips: list[Skip]) -> list[Skip]:
     return [Skip(f, r, c) for (f, r), c in counts.items()]
 
 
+def _read_together(paths: list[Path]) -> tuple[list[CommentFile], list[Skip]]:
+    """Files of one format and video read as one (:func:`read_comment_files`); when one of
+    them is unreadable, each is read alone and the unreadable ones are skips."""
+    try:
+        return [read_comment_files(paths)], []
+    except DataError as e:
+        if len(paths) == 1:
+            return [], [Skip(str(paths[0]), f"unreadable: {e}")]
+    parsed, skipped = [], []
+    for path in paths:
+        try:
+            parsed.append(read_comment_files([path]))
+        except DataError as e:
+            skipped.append(Skip(str(path), f"unreadable: {e}"))
+    return parsed, skipped
+
+
 def read_comments(
     files: VideoFiles, duration: float, formats: Counter
 ) -> tuple[list[Comment], list[Skip]]:
-    """The video's comments from all its comment files, those outside ``[0, duration]`` a skip
-    per file; an unreadable file is a skip."""
-    comments: list[Comment] = []
-    skipped: list[Skip] = []
+    """The video's comments from all its comment files (the files of one format read together,
+    so a comment repeated across Bilibili's segments is kept once), those outside
+    ``[0, duration]`` a skip per file; an unreadable file is a skip."""
+    groups: dict[str | None, list[Path]] = {}
     for path in files.comments:
-        try:
-            parsed = read_comment_file(path)
-        except DataError as e:
-            skipped.append(Skip(str(path), f"unreadable: {e}"))
-            continue
-        formats[parsed.format] += 1
-        skipped += parsed.skipped
-        late = [c for c in parsed.comments if c.time_s > duration]
-        early = [c for c in parsed.comments if c.time_s < 0]
-        if late:
-            skipped.append(Skip(str(path), f"past the video's end ({duration:g} s)", len(late)))
-        if early:
-            skipped.append(Skip(str(path), "before the video's start", len(early)))
-        comments += [c for c in parsed.comments if 0 <= c.time_s <= duration]
+        groups.setdefault(detect_format(path), []).append(path)
+    comments: list[Comment] = []
+    skipped = [Skip(str(p), "unrecognised comment file") for p in groups.pop(None, [])]
+    for fmt, paths in groups.items():
+        parsed_files, unreadable = _read_together(paths)
+        skipped += unreadable
+        for parsed in parsed_files:
+            formats[fmt] += 1
+            skipped += parsed.skipped
+            late = [c for c in parsed.comments if c.time_s > duration]
+            if late:
+                reason = f"past the video's end ({duration:g} s)"
+                skipped.append(Skip(str(parsed.path), reason, len(late)))
+            comments += [c for c in parsed.comments if c.time_s <= duration]
     comments.sort(key=lambda c: c.time_s)
     return comments, skipped
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from model.data import ingest as ingest_mod
-from model.data.ingest import assign_splits, main, owner, pair_files
+from model.data.ingest import assign_splits, main
 from model.data.movielc import read_movielc
+from model.data.pairing import owner, pair_files
 from tests.model.conftest import call
+from tests.model.test_comment_files import elem, segment
 from tests.model.videos import encode_video
 
 GREY = [(128, 128, 128)]
@@ -51,7 +53,9 @@ def folder(tmp_path) -> Path:
     for name, seconds in (("film", 3.0), ("film 2", 4.0), ("lonely", 2.0)):
         encode_video(root / f"{name}.mp4", GREY, seconds)
     (root / "broken.mp4").write_bytes(b"not a video")
-    bilibili_xml(root / "film.xml", [(0.5, "开始了"), (1.2, "哈哈哈"), (2.5, "好看"), (9.0, "晚了")])
+    bilibili_xml(
+        root / "film.xml", [(0.5, "开始了"), (1.2, "哈哈哈"), (2.5, "好看"), (9.0, "晚了")]
+    )
     bilibili_xml(root / "film 2_danmaku.xml", [(0.1, "第二部"), (3.5, "结束")])
     bilibili_xml(root / "broken.xml", [(0.1, "看不了")])
     (root / "film 2.srt").write_text(SRT, encoding="utf-8")
@@ -166,3 +170,19 @@ def test_bad_arguments_are_one_line_errors(folder, tmp_path, capsys) -> None:
         code, _, err = call(main, argv, capsys)
         assert code == 2 and what in err, err
     assert (taken / "mine.txt").exists()
+
+
+def test_protobuf_segments_in_a_folder_are_one_video(tmp_path, capsys) -> None:
+    videos, comments = tmp_path / "videos", tmp_path / "danmaku"
+    videos.mkdir()
+    (comments / "ep").mkdir(parents=True)
+    encode_video(videos / "ep.mp4", GREY, 3.0)
+    (comments / "ep" / "1.so").write_bytes(segment(elem(7, 500, "第一条"), elem(8, 1500, "第二条")))
+    (comments / "ep" / "2.so").write_bytes(segment(elem(8, 1500, "第二条"), elem(9, 2500, "三")))
+    out = tmp_path / "corpus"
+    argv = ["--videos", str(videos), "--comments", str(comments), "--out", str(out), "--json"]
+    code, stdout, _ = call(main, [*argv, "--split", "1,0,0"], capsys)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert code == 0 and summary["formats"] == {"bilibili-protobuf": 1}
+    assert [c.text for c in read_movielc(out).videos["ep"].comments] == ["第一条", "第二条", "三"]
+    assert any("duplicate" in s["reason"] for s in summary["skipped"])
