@@ -151,6 +151,11 @@ def context_with_video(
 ) -> RetrievalContext:
     """A copy of ``ctx`` (the trained corpus's) with ``video`` and its ``frames`` (None: all
     missing) added, for a model of ``ckpt``; ``ctx`` itself is left as it was."""
+    if video.id in ctx.corpus.videos:
+        raise DataError(
+            f"video id {video.id!r} (the file's name) is a video of the corpus "
+            f"{ctx.corpus.path}: generate for that one with --video {video.id}, or rename the file"
+        )
     if frames is not None:
         check_frame_dim(ckpt, frames.shape[1], "the given frames")
     features = OverlayFeatures(ctx.corpus.features, video.id, frames, ckpt.model_config.frame_dim)

@@ -198,7 +198,7 @@ def test_the_library_adds_a_video_without_changing_the_generator(env):
         assert "clip" not in gen.ctx.corpus.videos  # the shared generator is unchanged
         second = gen.for_video(replace(clip, comments=[]), None)
         assert not second.encode("clip", 1).frame_mask.any()  # no frames: all masked
-        with pytest.raises(DataError, match="already in the corpus"):
+        with pytest.raises(DataError, match="'demo0000' .* is a video of the corpus"):
             gen.for_video(replace(clip, id="demo0000"), None)
         with pytest.raises(Exception, match="128-d frame features, but the given frames"):
             gen.for_video(clip, np.ones((4, 64), np.float32))
@@ -232,3 +232,28 @@ def test_overlay_features_read_the_new_video_over_the_corpus():
     assert overlay.get("new", 1).tolist() == [3, 4, 5] and overlay.get("new", 2) is None
     assert overlay.get("old", 7).tolist() == [7, 7, 7]
     assert OverlayFeatures(Base(), "new", None, 5).get("old", 1) is None  # another size
+
+
+def test_the_options_choose_the_backbone_over_the_record(tmp_path):
+    from argparse import Namespace
+
+    from common.settings import RunSettings
+
+    record = tmp_path / FEATURES_RECORD
+    record.parent.mkdir()
+    record.write_text(json.dumps({"backbone": "resnet101", "dim": 2048, "weights": "/w101.pth"}))
+    settings = RunSettings(corpus=str(tmp_path))
+    chosen = generate.visual_settings(
+        Namespace(visual_backbone=None, visual_weights=None), settings
+    )
+    assert (chosen.backbone, chosen.weights) == ("resnet101", Path("/w101.pth"))
+    args = Namespace(visual_backbone=None, visual_weights=Path("/other.pth"))
+    chosen = generate.visual_settings(args, settings)
+    assert (chosen.backbone, chosen.weights) == ("resnet101", Path("/other.pth"))
+    args = Namespace(visual_backbone="resnet18", visual_weights=Path("/w18.pth"))
+    chosen = generate.visual_settings(args, settings)
+    assert (chosen.backbone, chosen.weights, chosen.source) == (
+        "resnet18",
+        Path("/w18.pth"),
+        "--visual-backbone",
+    )
