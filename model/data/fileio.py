@@ -15,9 +15,9 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -190,6 +190,42 @@ def _array_elements(s: JsonStream) -> Iterator[tuple[int, int, Any]]:
                 raise s.error("expected ',' or ']' after a record")
     if not s.at_end():
         raise s.error("unexpected data after the JSON array")
+
+
+def read_bytes(path: Path) -> bytes:
+    """A whole file; a :class:`DataError` when it is missing or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """``data`` as text: UTF-8 (a BOM dropped), or UTF-16 when a UTF-16 BOM says so."""
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+class RawComment(NamedTuple):
+    """A comment as a comment file holds it, before the checks every format shares
+    (:mod:`model.data.comment_files`): ``key`` is its id in the file (None when it has none),
+    ``where`` its place for a message (``line 12``, ``element 3``)."""
+
+    time_s: float
+    text: str
+    key: str | None
+    where: str
+
+
+#: ``skip(reason, where)``: count one record a comment-file reader does not keep.
+SkipFn = Callable[[str, "str | None"], None]
 
 
 def load_frames(path: Path) -> np.ndarray:
