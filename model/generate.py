@@ -95,8 +95,8 @@ def read_comments(path: Path) -> list[Comment]:
     from model.data.comment_files import read_comment_file
 
     found = read_comment_file(path)
-    if found.skipped:
-        log.warning("%s: %d entries skipped (not comments)", path, found.skipped)
+    for skip in found.skipped:
+        log.warning("%s: %d skipped: %s", skip.file, skip.count, skip.reason)
     log.info("%s: %d comments (%s)", path, len(found.comments), found.format)
     return found.comments
 

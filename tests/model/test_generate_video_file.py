@@ -257,3 +257,60 @@ def test_the_options_choose_the_backbone_over_the_record(tmp_path):
         Path("/w18.pth"),
         "--visual-backbone",
     )
+
+
+# --- the comments given, and the comments written ----------------------------------------------
+
+
+def test_the_comments_given_are_the_window_and_are_linked_to_the_kg(env, capsys, tmp_path):
+    from model.data.comment_files import write_bilibili_xml
+
+    talk = tmp_path / "talk.xml"
+    write_bilibili_xml([Comment(0.5, "阿甘正传真好看"), Comment(2.2, "汤姆·汉克斯演的阿甘")], talk)
+    argv = ["--video-file", str(env["clip"]), "--comments", str(talk), "--no-frames"]
+    code, out, err = run_generate(env, "demo_ckpt", *argv, "--t", "1", "--json", capsys=capsys)
+    assert code == 0, err
+    result = last_json(out)
+    assert any("阿甘正传" in f["head"] for f in result["facts"]), result["facts"]
+    # without them the window is empty: nothing names the film
+    code, out, _ = run_generate(
+        env, "demo_ckpt", *argv[:2], "--no-frames", "--t", "1", "--json", capsys=capsys
+    )
+    assert code == 0 and not last_json(out)["facts"]
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}", encoding="utf-8")
+    code, _, err = run_generate(
+        env,
+        "demo_ckpt",
+        *argv[:2],
+        "--comments",
+        str(broken),
+        "--no-frames",
+        "--t",
+        "1",
+        capsys=capsys,
+    )
+    (line,) = err.strip().splitlines()[-1:]
+    assert code == 2 and line.startswith("error: ") and "broken.json" in line
+
+
+@pytest.mark.parametrize("suffix", [".ass", ".xml"])
+def test_out_writes_the_best_comment_of_each_second_at_that_second(env, capsys, tmp_path, suffix):
+    from model.data.comment_files import read_comment_file
+
+    out = tmp_path / "overlay" / f"clip{suffix}"
+    argv = ["--video-file", str(env["clip"]), "--every", "1", "--no-frames", "--out", str(out)]
+    code, stdout, err = run_generate(env, "demo_ckpt", *argv, "--json", capsys=capsys)
+    assert code == 0, err
+    best = [(float(i["t"]), i["comments"][0]["text"]) for i in last_json(stdout)["items"]]
+    assert [t for t, _ in best] == [0, 1, 2, 3]
+    if suffix == ".ass":
+        import pysubs2
+
+        events = pysubs2.load(str(out)).events
+        assert [(e.start / 1000, e.plaintext) for e in events] == best
+        assert all(e.end > e.start for e in events)
+    else:
+        read = read_comment_file(out)
+        assert read.format == "bilibili-xml" and not read.skipped
+        assert [(c.time_s, c.text) for c in read.comments] == best
