@@ -143,18 +143,32 @@ def _stream_duration(container, stream) -> float | None:
     return None
 
 
-def container_duration(path: Path) -> float | None:
-    """The video stream's duration in seconds as the container reports it (None: it does not);
-    an unreadable file is a :class:`FeatureError`."""
+def video_duration(path: Path) -> float:
+    """The seconds a video file lasts: its video stream's or container's duration, else the end
+    of its last video packet (read without decoding)."""
     import av
 
+    if not path.is_file():
+        raise FeatureError(f"{path}: {'not a file' if path.exists() else 'video file not found'}")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise FeatureError(f"{path}: no video stream")
-            return _stream_duration(container, container.streams.video[0])
+        container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
         raise FeatureError(f"{path}: not a readable video ({_reason(e)})") from e
+    with container:
+        if not container.streams.video:
+            raise FeatureError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        duration = _stream_duration(container, stream)
+        if duration is None and stream.time_base is not None:
+            ends = [
+                float((p.pts + (p.duration or 0)) * stream.time_base)
+                for p in container.demux(stream)
+                if p.pts is not None
+            ]
+            duration = max(ends, default=None)
+    if not duration or duration <= 0:
+        raise FeatureError(f"{path}: the container gives no duration")
+    return duration
 
 
 def iter_second_frames(path: Path, spec: VisualSpec) -> Iterator[tuple[int, np.ndarray]]:

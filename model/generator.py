@@ -28,10 +28,11 @@ from model.backbones import Backbone, Memory
 from model.beam_limits import MAX_BEAM
 from model.checkpoint import Checkpoint, build_model, check_compatible, load_checkpoint
 from model.data.samples import sample_at
-from model.data.schema import DataError
+from model.data.schema import DataError, Video
 from model.data.vocab import SEP, UNK, words_to_text
 from model.encoded_split import Encoded
 from model.model_data import lengths_of
+from model.new_video import context_with_video
 from model.split_encoding import encode_samples
 from model.word_ids import TextEncoder, WordSpace
 from retrieval.context import RetrievalContext
@@ -197,10 +198,22 @@ class Generator:
         dev = resolve_device(device)
         return cls(ckpt, build_model(ckpt, dev), encoder, ctx, dev)
 
-    def encode(self, video_id: str, t: int) -> Encoded:
+    def for_video(self, video: Video, frames: np.ndarray | None) -> Generator:
+        """This model over the same corpus and KG with ``video``, which the corpus lacks, and
+        its per-second ``frames`` (N, dim) added (None: every frame missing, masked); this
+        generator is left as it was (:func:`model.new_video.context_with_video`)."""
+        ctx = context_with_video(self.ctx, video, frames, self.ckpt)
+        return Generator(self.ckpt, self.model, self.encoder, ctx, self.device)
+
+    def video(self, video_id: str) -> Video:
+        """The video of the corpus (or added by :meth:`for_video`) with this id."""
         video = self.ctx.corpus.videos.get(video_id)
         if video is None:
             raise DataError(f"unknown video {video_id!r} in {self.ctx.corpus.path}")
+        return video
+
+    def encode(self, video_id: str, t: int) -> Encoded:
+        video = self.video(video_id)
         video.check_time(t)
         sample = sample_at(video, self.ctx.corpus.features, int(t), self.ckpt.model_config.radius)
         knowledge = recall(

@@ -6,13 +6,19 @@ leads up to, learned from the training split's knowledge-bearing comments,
 :mod:`retrieval.relation_cues`; the linker scores facts with it) and ``index-<embedder>/``
 (the FAISS index of the training comments, :mod:`retrieval.comment_index`). All are keyed by
 what they were built from, so a changed corpus, KG or embedder builds new ones.
+
+A video that is not in the corpus (a video file given to ``model.generate``) joins a copy of
+the context (:meth:`RetrievalContext.with_video`): recall reads it like any corpus video, with
+a keyword set scored against the corpus's document frequencies (``keyword-df-<lexicon>.json``
+beside the keyword sets, counted on first use); the index and the linker's relation cues stay
+those of the training comments.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.atomic import write_json
@@ -20,11 +26,16 @@ from common.paths import data_dir
 from common.settings import RunSettings
 from kg.store import GraphStore
 from model.data.prepare import corpus_fingerprint
-from model.data.schema import Corpus, DataError
+from model.data.schema import Corpus, DataError, FrameFeatures, Video
 from retrieval.comment_index import CommentIndex, entries_fingerprint, entries_from_corpus
 from retrieval.embedders import CachedEmbedder, make_embedder
 from retrieval.index_format import DamagedIndexError, StaleIndexError
-from retrieval.keywords import Keyword, video_keywords
+from retrieval.keywords import (
+    DocumentFrequencies,
+    Keyword,
+    new_video_keywords,
+    video_keywords,
+)
 from retrieval.lexicon import EntityLexicon
 from retrieval.linker import Linker, LinkerConfig
 from retrieval.relation_cues import cached_cues
@@ -40,9 +51,31 @@ class RetrievalContext:
     linker: Linker
     index: CommentIndex | None
     keywords: dict[str, list[Keyword]]
+    folder: Path | None = None  # where the caches above live (None: nowhere, counted anew)
+    _frequencies: list[DocumentFrequencies] = field(default_factory=list, repr=False)
 
     def keyword_set(self, video_id: str) -> set[str]:
         return {k.word for k in self.keywords.get(video_id, [])}
+
+    def with_video(self, video: Video, features: FrameFeatures | None) -> RetrievalContext:
+        """A copy of the context whose corpus also holds ``video``, a video the corpus lacks,
+        with its keyword set and ``features`` as the corpus's frame features; this context is
+        left as it was, so it serves the next video the same."""
+        if video.id in self.corpus.videos:
+            raise DataError(f"video {video.id!r} is already in the corpus {self.corpus.path}")
+        corpus = replace(
+            self.corpus, videos={**self.corpus.videos, video.id: video}, features=features
+        )
+        keywords = new_video_keywords(video, self.linker.lexicon, self.document_frequencies())
+        return replace(self, corpus=corpus, keywords={**self.keywords, video.id: keywords})
+
+    def document_frequencies(self) -> DocumentFrequencies:
+        """The corpus's document frequencies of content words (cached in ``folder``)."""
+        if not self._frequencies:  # shared with the copies: counted once per process
+            self._frequencies.append(
+                cached_frequencies(self.corpus, self.linker.lexicon, self.folder)
+            )
+        return self._frequencies[0]
 
 
 def load_corpus(settings: RunSettings) -> Corpus:
@@ -73,6 +106,26 @@ def cached_keywords(corpus: Corpus, lexicon: EntityLexicon, folder: Path) -> dic
     keywords = video_keywords(corpus, lexicon)
     write_json(path, {v: [[k.word, k.score, k.entity] for k in ks] for v, ks in keywords.items()})
     return keywords
+
+
+def cached_frequencies(
+    corpus: Corpus, lexicon: EntityLexicon, folder: Path | None
+) -> DocumentFrequencies:
+    """The document frequencies of ``corpus``, from ``folder`` when saved there (a damaged
+    file is built again, with a warning)."""
+    path = folder / f"keyword-df-{lexicon.fingerprint}.json" if folder is not None else None
+    if path is not None and path.exists():
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return DocumentFrequencies(
+                int(raw["n_docs"]), {str(w): int(n) for w, n in raw["df"].items()}
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            log.warning("%s: damaged document frequencies (%s): counting them again", path, e)
+    frequencies = DocumentFrequencies.of(corpus, lexicon)
+    if path is not None:
+        write_json(path, {"n_docs": frequencies.n_docs, "df": frequencies.df})
+    return frequencies
 
 
 def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentIndex | None:
@@ -112,4 +165,4 @@ def build_context(settings: RunSettings, store: GraphStore) -> RetrievalContext:
     linker = build_linker(corpus, store, lexicon, folder)
     keywords = cached_keywords(corpus, lexicon, folder)
     index = cached_index(corpus, settings.embedder, folder)
-    return RetrievalContext(corpus, store, linker, index, keywords)
+    return RetrievalContext(corpus, store, linker, index, keywords, folder)

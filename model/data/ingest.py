@@ -71,7 +71,7 @@ from model.features import (
     DEFAULT_BACKBONE,
     FeatureConfig,
     FrameFeatureExtractor,
-    container_duration,
+    video_duration,
 )
 from model.frame_encoders import VISUAL_BACKBONES, FeatureError
 
@@ -254,7 +254,7 @@ def ingest(
                 continue
             try:
                 array, hit = extractor.video(files.path)
-                duration = container_duration(files.path) or float(len(array))
+                duration = video_duration(files.path)
             except FeatureError as e:
                 skipped.append(Skip(str(files.path), f"undecodable video: {e}"))
                 continue
