@@ -1,7 +1,7 @@
 """``python -m model.data.stats``: what a corpus holds, in any supported format.
 
     python -m model.data.stats --format {demo,livebot,videoic,movielc,twitch,iqiyi} PATH [--json]
-                               [--livebot-split {new,original}]
+                               [--livebot-split {auto,new,original}]
 
 Prints a human summary (videos, comments, seconds of video covered, per split when the data
 defines one, shipped candidate sets, likes, subtitles, transcripts, whether frame features are
@@ -16,6 +16,7 @@ import argparse
 from dataclasses import asdict, dataclass, field
 
 from common.cli import print_json, run
+from model.data.livebot import SPLIT_CHOICES
 from model.data.readers import FORMATS, read_corpus
 from model.data.schema import SPLITS, Corpus, DataError, Video
 
@@ -103,8 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     p.add_argument(
         "--livebot-split",
-        choices=("new", "original"),
-        help="LiveBot only: the de-duplicated split (default) or LiveBot's own",
+        choices=SPLIT_CHOICES,
+        help="LiveBot only: auto (default) takes the de-duplicated split when the video ids"
+        " are the Bilibili chat ids it lists, else LiveBot's own split with a warning (it puts"
+        " duplicate videos in train and test); new insists on the de-duplicated split;"
+        " original takes LiveBot's own without the warning",
     )
     return p
 
