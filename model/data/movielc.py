@@ -190,7 +190,11 @@ def _read_features(processed: Path) -> PickledFeatures | None:
 def write_movielc(
     corpus: Corpus, out: str | Path, features: dict[str, dict[int, np.ndarray]] | None = None
 ) -> Path:
-    """Write ``corpus`` (and optional per-second features) in the MovieLC layout."""
+    """Write ``corpus`` (and optional per-second features) in the MovieLC layout, which splits
+    by video: a video split by time (``Video.split_ranges``) is refused."""
+    timed = next((v.id for v in corpus if v.split_ranges), None)
+    if timed is not None:
+        raise DataError(f"video {timed!r} is split by time: the MovieLC layout splits by video")
     root = Path(out)
     meta = [
         {"video": v.id, "title": v.title, "duration": v.duration_s, "category": v.category}

@@ -211,8 +211,9 @@ def test_videoic_bad_input(tmp_path):
 
 def test_twitch_clips_become_timelines_with_candidates_and_features(tmp_path):
     corpus = read_twitch(twitch_dir(tmp_path / "tw"))
+    assert set(corpus.videos) == {"1817767920", "42"}
     vod = corpus.videos["1817767920"]
-    assert (vod.split, vod.category, vod.duration_s) == ("train", "509658", 160.0)
+    assert (vod.split, vod.category, vod.duration_s) == (None, "509658", 430.0)
     first_clip = [(c.time_s, c.text) for c in vod.comments if c.time_s < 130]
     assert first_clip == [
         (100.0, "hello"),
@@ -225,8 +226,12 @@ def test_twitch_clips_become_timelines_with_candidates_and_features(tmp_path):
     assert [(s.start_s, s.end_s, s.text) for s in vod.transcript][:1] == [
         (100.0, 130.0, "let's go")
     ]
-    # the same VOD in the test file is kept apart so that no split leaks into another
-    assert corpus.videos["1817767920@test"].split == "test"
+    # the same VOD in the test file is the same video, split by time: each clip its file's
+    assert [(r.start_s, r.end_s, r.split) for r in vod.split_ranges] == [
+        (100.0, 160.0, "train"),  # two touching training clips
+        (400.0, 430.0, "test"),
+    ]
+    assert vod.splits == ("train", "test") and corpus.videos["42"].split == "test"
     cands = corpus.candidates[("42", 80)]
     assert len(cands) == 80 and cands[0].text == "what a play" and cands[0].label == 1
     assert [c.label for c in cands[1:21]] == [3] * 20 and {c.label for c in cands[21:41]} == {2}

@@ -73,6 +73,18 @@ def test_livebot_crawl_indices_read_with_the_leak_warning_and_new_insists(tmp_pa
     assert "--livebot-split original" in error_line(res)
 
 
+def test_twitch_counts_streams_once_and_videos_per_split(tmp_path):
+    res = stats("--format", "twitch", twitch_dir(tmp_path / "tw"), "--json")
+    assert res.returncode == 0, res.stderr
+    assert "streams 2, 1 split by time" in res.stdout
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["videos"], summary["streams"], summary["split_by_time"]) == (2, 2, 1)
+    assert summary["splits"] == {
+        "train": {"videos": 1, "comments": 12, "seconds": 60.0},  # two clips of one VOD
+        "test": {"videos": 2, "comments": 12, "seconds": 30.0 + 90.0},  # a clip; VOD 42 whole
+    }
+
+
 @pytest.mark.parametrize(
     ("fmt", "build"),
     [("videoic", videoic_dir), ("twitch", twitch_dir), ("iqiyi", iqiyi_dir)],
