@@ -76,7 +76,12 @@ class VideoSummary(BaseModel):
     id: str
     title: str
     duration_s: float
-    split: str | None
+    split: str | None = Field(
+        description="the video's split; null when it has none or is split by time"
+    )
+    splits: list[str] = Field(
+        description="the splits with samples in the video (several for a video split by time)"
+    )
     comments: int = Field(description="number of comments")
 
 

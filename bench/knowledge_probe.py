@@ -44,7 +44,7 @@ def knowledge_truths(opened, split: str):
     data = opened.data
     encoded = data.split(split)
     ids, truth = data.candidates(split, encoded)
-    videos = data.ctx.corpus.videos
+    videos = {v.id: v for v in data.ctx.corpus.split(split)}  # as the split sees them
     unseen = encoded.unseen()  # the candidates' ids include the split's unseen words
     rows, kinds = [], []
     ktruth = np.zeros_like(truth)

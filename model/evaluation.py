@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from model.backbones import Backbone
 from model.checkpoint import CheckpointError
+from model.data.schema import Video
 from model.data.vocab import Vocab, words_to_text
 from model.encoded_split import Encoded
 from model.engagement import (
@@ -117,6 +119,12 @@ class SplitEvaluation:
     device: torch.device
     use_kg: bool
     progress: bool
+
+    @cached_property
+    def videos(self) -> dict[str, Video]:
+        """Each video as the split sees it (``Corpus.split``: for a video split by time, only
+        the split's ranges), for the windows the metrics read."""
+        return {v.id: v for v in self.data.ctx.corpus.split(self.split)}
 
     def rank(
         self, ids: np.ndarray, truth: np.ndarray, idx: np.ndarray, desc: str, aligned: bool = False
@@ -218,7 +226,7 @@ class SplitEvaluation:
         radius = self.model.cfg.radius
         hyps, highs, lows = [], [], []
         for i in rows.tolist():
-            video = self.data.ctx.corpus.videos[self.encoded.video[i]]
+            video = self.videos[self.encoded.video[i]]
             t = int(self.encoded.t[i])
             nearby = video.comments_between(t - SEGMENT_S, t + SEGMENT_S + 1)
             segment = segment_comments(
@@ -303,7 +311,7 @@ class SplitEvaluation:
         for i in rows.tolist():
             facts = [f for e in encoded.linked[i] for f in linker.entity_facts(e)]
             relations = {f.relation for f in facts}
-            video = self.data.ctx.corpus.videos[encoded.video[i]]
+            video = self.videos[encoded.video[i]]
             window, _ = window_of(video, int(encoded.t[i]), linker.config.radius)
             said = {w for c in window for w in tokens(c.text)}
             fact_words = {w for f in encoded.facts[i] for w in tokens(f.text)}

@@ -102,7 +102,7 @@ class ModelData:
                 return load_swap_sets(path)
             except (ValueError, TypeError) as e:  # derived data: built again
                 log.warning("%s: damaged value-swap sets (%s): building them again", path, e)
-        sets = build_swap_sets(encoded, self.ctx.corpus, self.ctx.linker, seed=0)
+        sets = build_swap_sets(encoded, self.ctx.corpus, self.ctx.linker, seed=0, split=name)
         save_swap_sets(path, sets)
         return sets
 

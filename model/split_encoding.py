@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model.data.samples import Sample, build_samples
-from model.data.schema import DataError
+from model.data.schema import DataError, Video
 from model.data.vocab import PAD
 from model.encoded_split import Encoded
 from model.word_ids import PART_NONE, Lengths, PackedFact, TextEncoder, Unseen
@@ -144,13 +144,17 @@ def encode_samples(
     )
 
 
-def stated_facts_of(ctx, samples: list[Sample]) -> tuple[list[list[str]], list[list[list[str]]]]:
-    """(linked entities per sample, the facts each ground truth states, in target order)."""
+def stated_facts_of(
+    ctx, samples: list[Sample], videos: dict[str, Video] | None = None
+) -> tuple[list[list[str]], list[list[list[str]]]]:
+    """(linked entities per sample, the facts each ground truth states, in target order).
+    ``videos``: the samples' videos as their split sees them (default: the corpus's)."""
     from retrieval.stated import linked_entities, stated_in, window_facts
 
+    videos = ctx.corpus.videos if videos is None else videos
     linked, stated = [], []
     for s in samples:
-        entities = linked_entities(ctx.linker, ctx.corpus.videos[s.video_id], s.t)
+        entities = linked_entities(ctx.linker, videos[s.video_id], s.t)
         facts = window_facts(ctx.linker, entities)
         linked.append(entities)
         for text in s.targets:
@@ -164,15 +168,18 @@ def encoded_path(cache_dir: Path, cache_key: dict, split: str) -> Path:
     return cache_dir / f"{split}-{key.hexdigest()[:16]}.npz"
 
 
-def _recall_split(ctx, samples: list[Sample], split: str, progress: bool) -> list:
-    """The knowledge recalled for each sample (``retrieval.recall.Knowledge``), in batches."""
+def _recall_split(
+    ctx, samples: list[Sample], split: str, videos: dict[str, Video], progress: bool
+) -> list:
+    """The knowledge recalled for each sample (``retrieval.recall.Knowledge``), in batches,
+    over ``videos``: each video's part in ``split``."""
     from retrieval.recall import recall_many
 
     knowledge = []
     bar = tqdm(total=len(samples), desc=f"recall {split}", unit=" windows", disable=not progress)
     for i in range(0, len(samples), RECALL_BATCH):
         chunk = samples[i : i + RECALL_BATCH]
-        windows = [(ctx.corpus.videos[s.video_id], s.t, ctx.keyword_set(s.video_id)) for s in chunk]
+        windows = [(videos[s.video_id], s.t, ctx.keyword_set(s.video_id)) for s in chunk]
         knowledge += recall_many(ctx.store, ctx.linker, ctx.index, windows)
         bar.update(len(chunk))
     bar.close()
@@ -196,8 +203,11 @@ def encode_split(
         except DataError as e:  # a cache: build it again
             log.warning("%s: encoding the %s split again", e, split)
     samples = list(build_samples(ctx.corpus, split, radius=encoder.lengths.radius))
-    knowledge = _recall_split(ctx, samples, split, progress)
-    linked, stated = stated_facts_of(ctx, samples)
+    # each video as the split sees it (``Corpus.split``): the window and history that recall
+    # links in are of the split, as the samples' context is
+    parts = {v.id: v for v in ctx.corpus.split(split)}
+    knowledge = _recall_split(ctx, samples, split, parts, progress)
+    linked, stated = stated_facts_of(ctx, samples, parts)
     encoded = encode_samples(samples, knowledge, encoder, linked, stated)
     if path is not None:
         encoded.save(path)

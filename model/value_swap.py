@@ -39,13 +39,15 @@ class SwapSet:
     texts: list[str]  # the truth first, then the swaps
 
 
-def _target_texts(encoded: Encoded, corpus) -> list[str]:
-    """The ground-truth texts of the split, in target order (as the samples list them)."""
+def _target_texts(encoded: Encoded, corpus, split: str | None) -> list[str]:
+    """The ground-truth texts of the split, in target order (as the samples list them), read
+    from each video's part in ``split`` when given (``Corpus.split``)."""
     from model.data.samples import sample_at
 
+    videos = corpus.videos if split is None else {v.id: v for v in corpus.split(split)}
     out = []
     for video_id, t in zip(encoded.video, encoded.t.tolist(), strict=True):
-        video = corpus.videos[video_id]
+        video = videos[video_id]
         out += sample_at(video, None, int(t), radius=0).targets
     return out
 
@@ -62,11 +64,17 @@ def relation_values(encoded: Encoded, linker: Linker) -> dict[str, set[str]]:
 
 
 def build_swap_sets(
-    encoded: Encoded, corpus, linker: Linker, seed: int = 0, swaps: int = SWAPS
+    encoded: Encoded,
+    corpus,
+    linker: Linker,
+    seed: int = 0,
+    swaps: int = SWAPS,
+    split: str | None = None,
 ) -> list[SwapSet]:
-    """One set per knowledge-bearing ground truth with at least one possible swap."""
+    """One set per knowledge-bearing ground truth with at least one possible swap;
+    ``split``: the split ``encoded`` holds (its videos' parts give the ground truths)."""
     pool = relation_values(encoded, linker)
-    texts = _target_texts(encoded, corpus)
+    texts = _target_texts(encoded, corpus, split)
     out = []
     owners = encoded.target_sample.tolist()
     for j, (i, facts) in enumerate(zip(owners, encoded.stated, strict=True)):

@@ -62,7 +62,9 @@ class Hit:
 
 
 def entries_from_corpus(corpus: Corpus, split: str | None = "train") -> Iterator[Entry]:
-    """``(text, video id, second)`` of every comment of the ``split`` videos (None: all)."""
+    """``(text, video id, second)`` of every comment of each video's part in ``split`` (None:
+    all comments): for a video split by time, only the comments of that split's ranges
+    (``Corpus.split``)."""
     videos = corpus.split(split) if split is not None else list(corpus)
     if not videos:
         log.warning("%s: no videos in split %r to index", corpus.path, split)

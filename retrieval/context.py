@@ -149,7 +149,8 @@ def cached_index(corpus: Corpus, embedder_spec: str, folder: Path) -> CommentInd
 
 def build_linker(corpus: Corpus, store: GraphStore, lexicon: EntityLexicon, folder: Path) -> Linker:
     """The linker recall uses: the default settings, with relation cues learned from the
-    corpus's training split (cached in ``folder``; none when the split states no fact)."""
+    corpus's training split (cached in ``folder``; none when the split states no fact): each
+    video's training part, so a video split by time teaches only its training ranges."""
     base = Linker(store, lexicon, LinkerConfig())
     cues = cached_cues(corpus.split("train"), base, folder)
     return Linker(store, lexicon, LinkerConfig(), cues=cues if cues.examples else None)

@@ -33,13 +33,18 @@ async def videos(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page:
-    """Videos of the corpus (optionally of one split), in id order."""
+    """Videos of the corpus (optionally those with samples in one split), in id order."""
     chosen = sorted(
-        (v for v in state.context.corpus if split is None or v.split == split), key=lambda v: v.id
+        (v for v in state.context.corpus if split is None or split in v.splits), key=lambda v: v.id
     )
     rows = [
         VideoSummary(
-            id=v.id, title=v.title, duration_s=v.duration_s, split=v.split, comments=len(v.comments)
+            id=v.id,
+            title=v.title,
+            duration_s=v.duration_s,
+            split=v.split,
+            splits=list(v.splits),
+            comments=len(v.comments),
         )
         for v in chosen[offset : offset + limit + 1]
     ]

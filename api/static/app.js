@@ -121,7 +121,7 @@ async function loadVideos() {
   }
   select.replaceChildren(
     ...[...state.videos.values()].map((v) =>
-      el("option", { value: v.id, textContent: `${v.id} · ${v.title}${v.split ? ` (${v.split})` : ""}` }),
+      el("option", { value: v.id, textContent: `${v.id} · ${v.title}${v.splits.length ? ` (${v.splits.join(", ")})` : ""}` }),
     ),
   );
   const wanted = new URLSearchParams(location.hash.slice(1));

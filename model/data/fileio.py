@@ -1,6 +1,6 @@
 """Shared plumbing of the released-format readers: streaming JSON, field checks that name
-the file, the record and the field, and frame features (``np.save`` arrays, and pickles of
-``torch.save``).
+the file, the record and the field, and frame features (``np.save`` arrays, pickles of
+``torch.save``, and plain pickles from trusted locations).
 
 Formats: docs/data-contracts.md, section "Corpora".
 
@@ -11,9 +11,12 @@ array element is located as ``file: record 17 (line 230)``.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
+import pickle
+import pickletools
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -242,11 +245,14 @@ def load_frames(path: Path) -> np.ndarray:
 
 class PickledFeatures:
     """Frame features ``{video: {second: vector}}`` saved with ``torch.save`` (LiveBot's
-    ``res18.pkl``, VideoIC's ``image.pkl``), loaded on first use, not when the corpus is read.
+    ``res18.pkl``, VideoIC's ``image.pkl``) or with plain ``pickle.dump`` (how some copies of
+    MovieLC's ``movie101.pkl`` come), loaded on first use, not when the corpus is read.
 
     ``trusted=False`` loads with torch's default ``weights_only`` unpickler (tensors, dicts);
     ``trusted=True`` with ``weights_only=False``, which can run code from the file: the readers
-    ask for it only for a file inside the directory the user named. ``aliases`` maps a video id
+    ask for it only for a file inside the directory the user named. A plain pickle (neither
+    torch's zip format nor its legacy header) can run code just the same, so it is read with
+    ``pickle.load`` when ``trusted``, and refused otherwise. ``aliases`` maps a video id
     to a second key to try (VideoIC: aid -> cid). :meth:`get` returns None for a missing video
     or second and never raises for them; an unreadable file is a :class:`DataError`.
     """
@@ -291,15 +297,15 @@ class PickledFeatures:
         return self._table
 
     def _read(self) -> dict[str, dict]:
-        import torch
-
         try:
             with warnings.catch_warnings():  # numpy 1.x pickles name numpy.core (deprecated)
                 warnings.simplefilter("ignore", DeprecationWarning)
-                raw = torch.load(self.path, map_location="cpu", weights_only=not self.trusted)
+                raw = self._unpickle()
         except FileNotFoundError:
             raise DataError(f"{self.path}: missing") from None
-        except Exception as e:  # torch raises many types for a corrupt or foreign file
+        except DataError:
+            raise
+        except Exception as e:  # torch and pickle raise many types for a corrupt or foreign file
             raise DataError(f"{self.path}: cannot load frame features: {_first_line(e)}") from None
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
             raise DataError(f"{self.path}: expected {{video: {{second: vector}}}}")
@@ -307,6 +313,47 @@ class PickledFeatures:
         first = next((v for frames in table.values() for v in frames.values()), None)
         self._dim = 0 if first is None else int(np.asarray(first).size)
         return table
+
+    def _unpickle(self) -> object:
+        import torch
+
+        if not _plain_pickle(self.path):
+            return torch.load(self.path, map_location="cpu", weights_only=not self.trusted)
+        if not self.trusted:
+            raise DataError(
+                f"{self.path}: a plain pickle (pickle.dump), not a torch.save file: unpickling"
+                " it can run code from the file, and the reader takes this file from an"
+                " untrusted location (only feature files inside the corpus directory you name"
+                " are unpickled, for the formats that need it), so it is not loaded; save the"
+                " features with torch.save as tensors"
+            )
+        with self.path.open("rb") as f:
+            return pickle.load(f)  # trusted: a file inside the directory the user named
+
+
+#: How a ``torch.save`` file begins: a zip archive, or (the legacy format) a protocol-2 pickle
+#: of torch's magic number 0x1950a86a20f9469cfc6c.
+TORCH_HEADERS = (
+    b"PK\x03\x04",
+    b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little"),
+)
+#: The first opcode of a pickled dict: PROTO (protocol 2 and later), EMPTY_DICT (protocol 1),
+#: MARK (protocol 0, ``(dp0``).
+PICKLE_STARTS = ("PROTO", "EMPTY_DICT", "MARK")
+
+
+def _plain_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle that ``torch.save`` did not write (a missing file raises
+    FileNotFoundError; a file that is neither is left to torch.load, which names the problem)."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    if head.startswith(TORCH_HEADERS):
+        return False
+    try:
+        first = next(pickletools.genops(io.BytesIO(head)))[0].name
+    except (ValueError, StopIteration):  # not an opcode, or cut inside the first one
+        return False
+    return first in PICKLE_STARTS
 
 
 def _first_line(e: Exception) -> str:

@@ -49,14 +49,18 @@ Choices, documented here because the release leaves them open:
   needed.
 * Duration is the last comment's second + 1 (the release stores no durations; reading the
   frame count would mean loading res18.pkl); titles are empty (none are released).
-* The split defaults to the de-duplicated one of VideoIC (AIM3-RUC/VideoIC
-  ``src/livebot_new_split``, bundled in ``model/data/splits/``): LiveBot's own split puts copies
-  of the same video, crawled twice under different indices, in train and test (lancopku/livebot
-  issue #2). Those files list Bilibili chat ids (cid) while the release numbers videos in crawl
-  order (``extract.py`` counts the .flv/.ass files, which are named by title) and ships no cid:
-  a video matches the new split only if its ``video`` value *is* a chat id (data re-keyed by
-  cid). When none matches, reading fails with a message saying so; ``split="original"`` then
-  uses the file a video comes from (train/dev/test), LiveBot's own (leaky) split.
+* The split (``split``): LiveBot's own split puts copies of the same video, crawled twice
+  under different indices, in train and test (lancopku/livebot issue #2); the de-duplicated
+  split of VideoIC (AIM3-RUC/VideoIC ``src/livebot_new_split``, bundled in
+  ``model/data/splits/``) does not. Those files list Bilibili chat ids (cid) while the release
+  numbers videos in crawl order (``extract.py`` counts the .flv/.ass files, which are named by
+  title) and ships no cid: a video matches the new split only if its ``video`` value *is* a
+  chat id (data re-keyed by cid). ``"auto"`` (the default) takes the de-duplicated split when
+  some video id is a chat id it lists, and otherwise the file each video comes from
+  (train/dev/test), LiveBot's own split, with a warning that names the leak; ``"new"`` insists
+  on the de-duplicated split (reading fails when no video matches it); ``"original"`` takes
+  the files' split without a warning. A video in two split files cannot be placed by the
+  files' split: reading then fails.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ SPLIT_FILES = {
 FEATURES_FILE = "res18.pkl"
 SEPARATOR = "<&&&>"
 CONTEXT_REACH = 3  # preprocess.test_comments draws context from t±1, t±2, t±3
-SPLIT_CHOICES = ("new", "original")
+SPLIT_CHOICES = ("auto", "new", "original")
 NEW_SPLIT_DIR = "splits/livebot_new_split"
 
 Timeline = dict[str, dict[int, Counter]]  # video -> second -> {text: count}
@@ -116,6 +120,7 @@ class _State:
     pending: list[_Pending] = field(default_factory=list)
     candidates: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
     origin: dict[str, tuple[str, str]] = field(default_factory=dict)  # video -> (split, where)
+    conflicts: dict[str, str] = field(default_factory=dict)  # video in two split files -> why
     unlabelled: int = 0  # candidate records whose labels were all 1
 
 
@@ -129,8 +134,9 @@ def new_split() -> dict[str, str]:
     return table
 
 
-def read_livebot(path: str | Path, split: str = "new") -> Corpus:
-    """Read a LiveBot release directory; ``split`` is "new" (default) or "original"."""
+def read_livebot(path: str | Path, split: str = "auto") -> Corpus:
+    """Read a LiveBot release directory; ``split`` is "auto" (default), "new" or "original"
+    (module docstring)."""
     if split not in SPLIT_CHOICES:
         raise DataError(f"LiveBot split {split!r}: expected one of {', '.join(SPLIT_CHOICES)}")
     root = require_dir(path, "the LiveBot data directory")
@@ -214,11 +220,13 @@ def _merge_max(timeline: Timeline, video: str, second: int, counts: Counter) -> 
 
 def _note_origin(state: _State, video: str, split: str, loc: str) -> None:
     seen = state.origin.setdefault(video, (split, loc))
-    if seen[0] != split and state.mode == "original":
-        raise DataError(
+    if seen[0] != split and video not in state.conflicts:
+        state.conflicts[video] = (
             f"{loc}: field 'video': video {video} is also in the {seen[0]} split ({seen[1]}):"
             " the original split cannot place it"
         )
+        if state.mode == "original":
+            raise DataError(state.conflicts[video])
 
 
 def _candidates(raw: object, truths: list[str], loc: str, state: _State) -> list[Candidate]:
@@ -263,14 +271,16 @@ def _id_order(video_id: str) -> tuple[int, int, str]:
 
 
 def _assign_splits(videos: dict[str, Video], state: _State, root: Path) -> None:
-    if state.mode == "original":
+    table = new_split()
+    matched = sum(v in table for v in videos)
+    if state.mode == "original" or (state.mode == "auto" and videos and not matched):
+        if state.mode == "auto":
+            _warn_leaky_split(root, videos)
+        if state.conflicts:
+            raise DataError(next(iter(state.conflicts.values())))
         for v in videos.values():
             v.split = state.origin[v.id][0]
         return
-    table = new_split()
-    for v in videos.values():
-        v.split = table.get(v.id)
-    matched = sum(v.split is not None for v in videos.values())
     if videos and not matched:
         examples = ", ".join(list(videos)[:3])
         raise DataError(
@@ -280,6 +290,8 @@ def _assign_splits(videos: dict[str, Video], state: _State, root: Path) -> None:
             " ids; re-key 'video' by chat id, or use LiveBot's own leaky split"
             " (split='original', --livebot-split original)"
         )
+    for v in videos.values():
+        v.split = table.get(v.id)
     if matched < len(videos):
         log.warning(
             "%s: %d of %d videos are not in the de-duplicated split (duplicates it dropped):"
@@ -288,6 +300,21 @@ def _assign_splits(videos: dict[str, Video], state: _State, root: Path) -> None:
             len(videos) - matched,
             len(videos),
         )
+
+
+def _warn_leaky_split(root: Path, videos: dict[str, Video]) -> None:
+    examples = ", ".join(list(videos)[:3])
+    log.warning(
+        "%s: the LiveBot 'video' ids (e.g. %s) are crawl-order indices, not the Bilibili chat"
+        " ids of the de-duplicated split (model/data/splits/livebot_new_split): using the"
+        " release's own train/dev/test files. That split leaks: a video crawled twice under two"
+        " indices is in train and in test (lancopku/livebot issue #2), so test scores are"
+        " optimistic. To avoid it, re-key 'video' by Bilibili chat id, which selects the"
+        " de-duplicated split; split='original' (--livebot-split original) takes the leaky"
+        " split without this warning",
+        root,
+        examples,
+    )
 
 
 def _check_vocab(path: Path) -> None:

@@ -13,6 +13,12 @@ The released MovieLC data (AIM3-RUC/MovieLC, ``data/README.md``) is laid out as:
                                    sample records {video, time, context, comment | candidate, kg}
                                    (:mod:`model.data.movielc_records`)
 
+The directory named may also be ``processed_data/`` itself, the folder KLVCG's own code is
+pointed at (its ``--data_path``): it is recognised by a ``vid_duration.json`` or a ``setup*/``
+folder directly inside and no ``processed_data/`` of its own. ``meta.json``, ``comment/``,
+``division/`` and ``extras/`` are then looked for in its parent, when the parent holds any of
+them; otherwise the corpus is read from the processed records alone.
+
 The project extends the layout (for the demo corpus, so that every backbone finds its inputs)
 with ``extras/``: ``comment_meta/<video>.json`` ({"<second>": [{"likes", "knowledge"}]}, aligned
 with ``comment/<video>.json``), ``subtitles.json`` and ``transcripts.json``
@@ -33,11 +39,13 @@ import numpy as np
 
 from common.atomic import atomic_open, write_json, write_text
 from model.data.fileio import PickledFeatures, load_json
-from model.data.movielc_records import read_records
+from model.data.movielc_records import read_records, setup_dir
 from model.data.schema import Comment, Corpus, DataError, Segment, Video
 
 SPLIT_FILES = {"train": "train.json", "dev": "val.json", "test": "test.json"}
 FEATURES_FILE = "movie101.pkl"
+#: What the release directory holds beside processed_data/ (found in a processed folder's parent)
+RELEASE_ENTRIES = ("meta.json", "comment", "division")
 
 
 def _read_split(root: Path) -> dict[str, str]:
@@ -88,16 +96,15 @@ def _segments(rows, where: str) -> list[Segment]:
 
 
 def read_movielc(path: str | Path) -> Corpus:
-    """Read a MovieLC directory (or the demo corpus, which uses the same layout).
+    """Read a MovieLC directory (or the demo corpus, which uses the same layout), or its
+    ``processed_data/`` folder (module docstring).
 
     Comments come from ``comment/`` when present, else from the processed sample records
     (:mod:`model.data.movielc_records`), which also give released candidates.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such directory")
-    durations = load_json(root / "processed_data" / "vid_duration.json")
-    records = read_records(root)
+    root, processed = _layout(Path(path))
+    durations = load_json(processed / "vid_duration.json")
+    records = read_records(processed)
     raw_comments = (root / "comment").is_dir()
     if not raw_comments and records is None:
         raise DataError(f"{root}: neither comment/ nor processed_data/setup*/ records")
@@ -114,7 +121,7 @@ def read_movielc(path: str | Path) -> Corpus:
         if not vid:
             raise DataError(f"{root / 'meta.json'}: record {i}: field 'video': missing")
         if vid not in durations:
-            raise DataError(f"{root / 'processed_data/vid_duration.json'}: no duration for {vid!r}")
+            raise DataError(f"{processed / 'vid_duration.json'}: no duration for {vid!r}")
         if raw_comments:
             comments = _read_comments(
                 root / "comment" / f"{vid}.json", root / "extras" / "comment_meta" / f"{vid}.json"
@@ -133,10 +140,24 @@ def read_movielc(path: str | Path) -> Corpus:
         )
     if videos and not any(v.split for v in videos.values()):
         raise DataError(_no_split(root))
-    corpus = Corpus("movielc", str(root), videos, features=_read_features(root))
+    corpus = Corpus("movielc", str(root), videos, features=_read_features(processed))
     if records is not None:
         corpus.candidates = records.candidates
     return corpus
+
+
+def _layout(path: Path) -> tuple[Path, Path]:
+    """``(release directory, processed_data/ folder)`` of the directory the user named: the
+    release directory, or its ``processed_data/`` folder (module docstring)."""
+    if not path.is_dir():
+        raise DataError(f"{path}: no such directory")
+    inside = (path / "vid_duration.json").exists() or setup_dir(path) is not None
+    if (path / "processed_data").is_dir() or not inside:
+        return path, path / "processed_data"
+    parent = path.parent if path.name not in ("", "..") else path.resolve().parent
+    if any((parent / name).exists() for name in RELEASE_ENTRIES):
+        return parent, path
+    return path, path  # the processed folder alone: records only
 
 
 def _no_split(root: Path) -> str:
@@ -160,8 +181,8 @@ def _extra(path: Path) -> dict:
     return load_json(path) if path.exists() else {}
 
 
-def _read_features(root: Path) -> PickledFeatures | None:
-    files = sorted(p for p in (root / "processed_data").glob("*101.pkl") if "audio" not in p.name)
+def _read_features(processed: Path) -> PickledFeatures | None:
+    files = sorted(p for p in processed.glob("*101.pkl") if "audio" not in p.name)
     # trusted: a file inside the directory the user named (see the module docstring)
     return PickledFeatures(files[0], trusted=True) if files else None
 
@@ -169,7 +190,11 @@ def _read_features(root: Path) -> PickledFeatures | None:
 def write_movielc(
     corpus: Corpus, out: str | Path, features: dict[str, dict[int, np.ndarray]] | None = None
 ) -> Path:
-    """Write ``corpus`` (and optional per-second features) in the MovieLC layout."""
+    """Write ``corpus`` (and optional per-second features) in the MovieLC layout, which splits
+    by video: a video split by time (``Video.split_ranges``) is refused."""
+    timed = next((v.id for v in corpus if v.split_ranges), None)
+    if timed is not None:
+        raise DataError(f"video {timed!r} is split by time: the MovieLC layout splits by video")
     root = Path(out)
     meta = [
         {"video": v.id, "title": v.title, "duration": v.duration_s, "category": v.category}

@@ -30,16 +30,18 @@ class Records:
     candidates: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
 
 
-def setup_dir(root: Path) -> Path | None:
+def setup_dir(processed: Path) -> Path | None:
+    """The preferred setup directory of the ``processed_data/`` folder ``processed``."""
     for name in SETUP_DIRS:
-        if (root / "processed_data" / name).is_dir():
-            return root / "processed_data" / name
+        if (processed / name).is_dir():
+            return processed / name
     return None
 
 
-def read_records(root: Path) -> Records | None:
-    """The records of the preferred setup directory, or None if there is none."""
-    folder = setup_dir(root)
+def read_records(processed: Path) -> Records | None:
+    """The records of the preferred setup directory of the ``processed_data/`` folder
+    ``processed``, or None if there is none."""
+    folder = setup_dir(processed)
     if folder is None:
         return None
     out = Records()

@@ -52,10 +52,12 @@ class Prepared:
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:
-    """Changes whenever a video, its split, duration or any comment changes."""
+    """Changes whenever a video, its split (or split ranges), duration or any comment changes."""
     h = hashlib.sha256()
     for v in corpus:
         h.update(f"{v.id}\t{v.split}\t{v.duration_s}\n".encode())
+        for r in v.split_ranges:  # a video split by time (none: the digest as before)
+            h.update(f"range\t{r.start_s}\t{r.end_s}\t{r.split}\n".encode())
         for c in v.comments:
             h.update(f"{c.time_s}\t{c.text}\n".encode())
     return h.hexdigest()[:16]
@@ -100,6 +102,7 @@ def prepare(
             log.warning("%s: building the vocabulary and candidate sets again", e)
     manifest.unlink(missing_ok=True)  # a half-rebuilt directory must not look complete
     tokenizer = tokenizer or Tokenizer()
+    # the training part of each video (a video split by time: its training ranges only)
     train = [c.text for v in corpus.split("train") for c in v.comments]
     if not train:
         raise DataError(f"{corpus.path}: no training comments to build a vocabulary from")

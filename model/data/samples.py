@@ -18,6 +18,12 @@ it overlaps that span (``start_s < t+l+1`` and ``end_s > t-l``; a zero-length on
 start lies in it). Likes: a comment without a count reads 0, and ``has_likes`` says whether
 the video's comments carry counts at all, so a corpus without likes (every sample False) is
 told apart from comments nobody liked; no count is ever made up.
+
+A split's samples come from each video's part in that split (``Corpus.split``,
+docs/data-contracts.md, section "Canonical corpus model"). For a video split by time the part
+holds only the comments, subtitles and transcript of that split's ranges, and the frames of a
+window's seconds outside them are masked like missing ones: a training sample next to a test
+clip reads nothing of it.
 """
 
 from __future__ import annotations
@@ -67,13 +73,15 @@ def period_bucket(t: float, duration_s: float, n: int = N_PERIODS) -> int:
     return n - 1
 
 
-def _frames(features: FrameFeatures | None, video_id: str, t: int, radius: int):
+def _frames(features: FrameFeatures | None, video: Video, t: int, radius: int):
     dim = features.dim if features is not None else 0
     frames = np.zeros((2 * radius + 1, dim), dtype=np.float32)
     mask = np.zeros(2 * radius + 1, dtype=bool)
+    part = video.split is not None and bool(video.split_ranges)  # of a video split by time
     if features is not None:
         for i, s in enumerate(range(t - radius, t + radius + 1)):
-            vec = features.get(video_id, s) if s >= 0 else None
+            own = s >= 0 and (not part or video.in_own_split(s))
+            vec = features.get(video.id, s) if own else None
             if vec is not None and vec.shape == (dim,):
                 frames[i], mask[i] = vec, True
     return frames, mask
@@ -134,7 +142,7 @@ def sample_at(
     truths = by_second.get(t, [])[:max_truths]
     seconds = range(max(t - radius, 0), min(t + radius + 1, math.ceil(video.duration_s)))
     context = {s: by_second.get(s, []) for s in seconds if s != t}
-    frames, mask = _frames(features, video.id, t, radius)
+    frames, mask = _frames(features, video, t, radius)
     return Sample(
         video_id=video.id,
         t=t,
@@ -165,7 +173,9 @@ def video_samples(
 
 
 def build_samples(corpus: Corpus, split: str | None = None, **kw) -> Iterator[Sample]:
-    """Samples of every video (of ``split`` when given), video by video."""
+    """Samples of every video (of ``split`` when given), video by video. A split's samples are
+    those of each video's part in it (``Corpus.split``): for a video split by time, the
+    seconds of that split's ranges, their windows reading only its comments and frames."""
     videos = corpus.split(split) if split is not None else list(corpus)
     for video in videos:
         yield from video_samples(video, corpus.features, **kw)

@@ -34,9 +34,19 @@ Mapping onto the canonical model; the release gives messages no timestamps, so:
   :data:`~model.data.candidates.TWITCH_SPEC`; a list of another length gets label 1 for its
   first candidate and 0 for the rest.
 * ``transcript_audio`` is one transcript segment over the clip; the duration ends with the VOD's
-  last clip; the split comes from the file. A VOD with clips in two split files becomes one
-  video per split (``<id_video>@<split>`` for the later ones) so that no split leaks into
-  another. The same clip in two files (test.json and test_with_candidates.json) is read once.
+  last clip. The same clip in two files (test.json and test_with_candidates.json) is read once.
+* The split comes from the file. A VOD is one video, however many split files hold its clips:
+  when they are all of one split, that is the video's ``split``; when they are of several, the
+  video is split by time (``Video.split_ranges``, docs/data-contracts.md, section "Canonical
+  corpus model"): each clip's 30 s ``[start, start + 30)`` belong to its file's split, so a
+  sample belongs to the split of the clip it lies in, and training reads only the training
+  clips. A clip's messages lie in its first 20 s and a sample's window reaches 5 s each side,
+  so the window of a sample reads another clip's messages only when the two clips start less
+  than 26 s apart, hence only when their 30 s overlap; clips of one split may, and then share
+  their seconds (the frames of a neighbouring clip of another split are masked in a sample:
+  :mod:`model.data.samples`). Clips of two splits that overlap cannot be told apart by time:
+  that VOD's clips are then kept as one video per split (``<id_video>@<split>`` for the later
+  splits), with a warning.
 """
 
 from __future__ import annotations
@@ -62,7 +72,16 @@ from model.data.fileio import (
     text,
     text_list,
 )
-from model.data.schema import Candidate, Comment, Corpus, DataError, Segment, Video
+from model.data.schema import (
+    Candidate,
+    Comment,
+    Corpus,
+    DataError,
+    Segment,
+    SplitRange,
+    Video,
+    merge_ranges,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +126,26 @@ def _files(path: Path) -> tuple[Path, list[tuple[str | None, Path]]]:
 
 
 @dataclass
+class _Clip:
+    """One clip record, placed on its VOD's timeline."""
+
+    start_s: float
+    split: str | None
+    category: str
+    comments: list[Comment]
+    transcript: list[Segment]
+    features: Path
+    candidates: list[Candidate] | None
+
+    @property
+    def answer_at(self) -> float:
+        return self.start_s + CONTEXT_SECONDS
+
+
+@dataclass
 class _Builder:
     root: Path
-    videos: dict[str, Video] = field(default_factory=dict)
-    clips: dict[str, list[tuple[float, Path]]] = field(default_factory=dict)
-    candidates: dict[tuple[str, int], list[Candidate]] = field(default_factory=dict)
-    vod_split: dict[str, str | None] = field(default_factory=dict)
+    clips: dict[str, list[_Clip]] = field(default_factory=dict)  # VOD -> its clips, read order
     seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     def add(self, value: object, split: str | None, loc: str) -> None:
@@ -124,45 +157,72 @@ class _Builder:
         chat = [m.strip() for m in text_list(rec, "chat_context", loc) if m.strip()]
         responses = [m.strip() for m in text_list(rec, "responses", loc) if m.strip()]
         transcript = text(rec, "transcript_audio", loc, default="").strip()
+        candidates = None
+        if "candidates" in rec:
+            texts = [c.strip() for c in text_list(rec, "candidates", loc)]
+            if not texts:
+                raise DataError(f"{loc}: field 'candidates': empty list")
+            candidates = _labelled(texts)
         key = (vod, str(rec["start"]), str(rec["offset_start"]))
         if key in self.seen:
             return
         self.seen.add(key)
         clip_start = start + offset
-        video = self._video(vod, split, category)
         step = CONTEXT_SECONDS / max(len(chat), 1)
-        video.comments += [Comment(clip_start + i * step, m) for i, m in enumerate(chat)]
-        answer_at = clip_start + CONTEXT_SECONDS
-        video.comments += [Comment(answer_at, m) for m in responses]
-        if transcript:
-            video.transcript.append(Segment(clip_start, clip_start + CLIP_SECONDS, transcript))
-        video.duration_s = max(video.duration_s, clip_start + CLIP_SECONDS)
+        comments = [Comment(clip_start + i * step, m) for i, m in enumerate(chat)]
+        comments += [Comment(clip_start + CONTEXT_SECONDS, m) for m in responses]
+        segments = (
+            [Segment(clip_start, clip_start + CLIP_SECONDS, transcript)] if transcript else []
+        )
         feature_file = self.root / FEATURES_DIR / category / f"{key[0]}_{key[1]}_{key[2]}.npy"
-        self.clips.setdefault(video.id, []).append((clip_start, feature_file))
-        if "candidates" in rec:
-            texts = [c.strip() for c in text_list(rec, "candidates", loc)]
-            if not texts:
-                raise DataError(f"{loc}: field 'candidates': empty list")
-            self.candidates[(video.id, int(answer_at))] = _labelled(texts)
-
-    def _video(self, vod: str, split: str | None, category: str) -> Video:
-        first = self.vod_split.setdefault(vod, split)
-        vid = vod if first == split else f"{vod}@{split}"
-        if vid not in self.videos:
-            if vid != vod:
-                log.warning(
-                    "VOD %s has clips in the %s and %s splits: kept apart", vod, first, split
-                )
-            self.videos[vid] = Video(vid, "", 0.0, category=category, split=split)
-        return self.videos[vid]
+        clip = _Clip(clip_start, split, category, comments, segments, feature_file, candidates)
+        self.clips.setdefault(vod, []).append(clip)
 
     def corpus(self) -> Corpus:
-        for video in self.videos.values():
-            video.comments.sort(key=lambda c: c.time_s)
-            video.transcript.sort(key=lambda s: s.start_s)
-        features_dir = self.root / FEATURES_DIR
-        features = ClipFeatures(self.clips) if features_dir.is_dir() else None
-        return Corpus("twitch", str(self.root), self.videos, features, self.candidates)
+        videos: dict[str, Video] = {}
+        features: dict[str, list[tuple[float, Path]]] = {}
+        candidates: dict[tuple[str, int], list[Candidate]] = {}
+        for vod, clips in self.clips.items():
+            for vid, own, split, ranges in _videos_of(vod, clips):
+                video = Video(vid, "", 0.0, category=own[0].category, split=split)
+                video.split_ranges = ranges
+                for clip in own:
+                    video.comments += clip.comments
+                    video.transcript += clip.transcript
+                    video.duration_s = max(video.duration_s, clip.start_s + CLIP_SECONDS)
+                    features.setdefault(vid, []).append((clip.start_s, clip.features))
+                    if clip.candidates is not None:
+                        candidates[(vid, int(clip.answer_at))] = clip.candidates
+                video.comments.sort(key=lambda c: c.time_s)
+                video.transcript.sort(key=lambda s: s.start_s)
+                videos[vid] = video
+        clip_features = ClipFeatures(features) if (self.root / FEATURES_DIR).is_dir() else None
+        return Corpus("twitch", str(self.root), videos, clip_features, candidates)
+
+
+def _videos_of(
+    vod: str, clips: list[_Clip]
+) -> list[tuple[str, list[_Clip], str | None, list[SplitRange]]]:
+    """``(video id, clips, split, split ranges)`` of each video a VOD's clips make: one, split
+    as a whole or by time; one per split when clips of two splits overlap (module docstring)."""
+    splits = list(dict.fromkeys(c.split for c in clips))
+    if len(splits) == 1:
+        return [(vod, clips, splits[0], [])]
+    ranges = [SplitRange(c.start_s, c.start_s + CLIP_SECONDS, c.split) for c in clips if c.split]
+    try:
+        return [(vod, clips, None, merge_ranges(ranges))]
+    except ValueError as e:
+        log.warning(
+            "VOD %s has clips of the splits %s that overlap in time (%s): kept apart, one video"
+            " per split",
+            vod,
+            ", ".join(map(str, splits)),
+            e,
+        )
+    return [
+        (vod if i == 0 else f"{vod}@{split}", [c for c in clips if c.split == split], split, [])
+        for i, split in enumerate(splits)
+    ]
 
 
 def _labelled(texts: list[str]) -> list[Candidate]:

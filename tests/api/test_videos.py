@@ -16,6 +16,7 @@ def test_videos_are_listed_in_pages(client, api_state):
         "title": video.title,
         "duration_s": video.duration_s,
         "split": video.split,
+        "splits": [video.split],
         "comments": len(video.comments),
     }
     page = client.get("/videos", params={"limit": 2, "offset": 1}).json()

@@ -123,7 +123,7 @@ def test_the_evaluation_measures_the_liked_samples_with_the_generated_comments()
     already generated are reused (no model is called), the sample without likes is skipped."""
     from types import SimpleNamespace
 
-    from model.data.schema import Comment, Video
+    from model.data.schema import Comment, Corpus, Video
     from model.evaluation import SplitEvaluation
 
     comments = [
@@ -131,12 +131,12 @@ def test_the_evaluation_measures_the_liked_samples_with_the_generated_comments()
         Comment(118.0, "inside window", likes=99),  # the window: never a reference
         Comment(140.0, "boring", likes=0),  # a low reference
     ]
-    video = Video("v", "v", 300.0, comments=comments)
+    video = Video("v", "v", 300.0, comments=comments, split="test")
     encoded = SimpleNamespace(
         has_likes=np.array([True, False]), video=["v", "v"], t=np.array([120, 200])
     )
     data = SimpleNamespace(
-        ctx=SimpleNamespace(corpus=SimpleNamespace(videos={"v": video}), index=None),
+        ctx=SimpleNamespace(corpus=Corpus("demo", "", {"v": video}), index=None),
         text_encoder=SimpleNamespace(tokenizer=str.split),
         encoding_key={"embedder": "hashing:64"},
     )

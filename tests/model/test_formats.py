@@ -5,6 +5,7 @@ and checks that bad records are reported by file, line or record, and field."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -73,17 +74,48 @@ def test_livebot_rebuilds_timelines_candidates_splits_and_features(tmp_path):
     assert feats.get("nope", 0) is None and feats.get(TRAIN_CID, -1) is None
 
 
-def test_livebot_crawl_order_ids_need_the_original_split(tmp_path):
+def test_livebot_crawl_order_ids_read_with_the_original_split_and_a_warning(tmp_path, caplog):
     root = livebot_dir(tmp_path / "lb", ids=("0", "1", "2"))
-    with pytest.raises(DataError, match="split='original'"):
-        read_livebot(root)
-    corpus = read_corpus("livebot", root, split="original")
-    assert {v.id: v.split for v in corpus} == {
-        "0": "train",
-        "1": "dev",
-        "2": "test",
-        "999": "train",
+    original = {"0": "train", "1": "dev", "2": "test", "999": "train"}
+    with caplog.at_level(logging.WARNING, logger="model.data.livebot"):
+        corpus = read_livebot(root)  # split="auto"
+    assert {v.id: v.split for v in corpus} == original
+    leak = [r.getMessage() for r in caplog.records if "crawl-order" in r.getMessage()]
+    assert len(leak) == 1
+    assert "lancopku/livebot issue #2" in leak[0] and "train and in test" in leak[0]
+    assert "re-key 'video' by Bilibili chat id" in leak[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="model.data.livebot"):
+        chosen = read_corpus("livebot", root, split="original")
+    assert {v.id: v.split for v in chosen} == original
+    assert not [r for r in caplog.records if "crawl-order" in r.getMessage()]
+    with pytest.raises(DataError, match="split='original'"):  # "new" insists
+        read_livebot(root, split="new")
+    with pytest.raises(DataError, match="expected one of auto, new, original"):
+        read_livebot(root, split="dedup")
+
+
+def test_livebot_chat_ids_get_the_deduplicated_split_by_default(tmp_path, caplog):
+    root = livebot_dir(tmp_path / "lb")
+    with caplog.at_level(logging.WARNING, logger="model.data.livebot"):
+        corpus = read_livebot(root)
+    assert corpus.videos[TRAIN_CID].split == "train" and corpus.videos["999"].split is None
+    assert not [r for r in caplog.records if "crawl-order" in r.getMessage()]
+    assert {v.id: v.split for v in read_livebot(root, split="new")} == {
+        v.id: v.split for v in corpus
     }
+    # the files' split differs: the chat id of the training video sits in a test file there
+    write_lines(root / "test.json", [{"video": int(TRAIN_CID), "time": 1, "comment": "好"}])
+    assert read_livebot(root).videos[TRAIN_CID].split == "train"
+    with pytest.raises(DataError, match=f"video {TRAIN_CID} is also in the train split"):
+        read_livebot(root, split="original")
+
+
+def test_livebot_a_video_in_two_files_cannot_take_the_files_split(tmp_path):
+    root = livebot_dir(tmp_path / "lb", ids=("0", "1", "2"))
+    write_lines(root / "test.json", [{"video": 0, "time": 1, "comment": "好"}])
+    with pytest.raises(DataError, match=r"test\.json:1: field 'video': video 0 is also in"):
+        read_livebot(root)
 
 
 @pytest.mark.parametrize(
@@ -179,8 +211,9 @@ def test_videoic_bad_input(tmp_path):
 
 def test_twitch_clips_become_timelines_with_candidates_and_features(tmp_path):
     corpus = read_twitch(twitch_dir(tmp_path / "tw"))
+    assert set(corpus.videos) == {"1817767920", "42"}
     vod = corpus.videos["1817767920"]
-    assert (vod.split, vod.category, vod.duration_s) == ("train", "509658", 160.0)
+    assert (vod.split, vod.category, vod.duration_s) == (None, "509658", 430.0)
     first_clip = [(c.time_s, c.text) for c in vod.comments if c.time_s < 130]
     assert first_clip == [
         (100.0, "hello"),
@@ -193,8 +226,12 @@ def test_twitch_clips_become_timelines_with_candidates_and_features(tmp_path):
     assert [(s.start_s, s.end_s, s.text) for s in vod.transcript][:1] == [
         (100.0, 130.0, "let's go")
     ]
-    # the same VOD in the test file is kept apart so that no split leaks into another
-    assert corpus.videos["1817767920@test"].split == "test"
+    # the same VOD in the test file is the same video, split by time: each clip its file's
+    assert [(r.start_s, r.end_s, r.split) for r in vod.split_ranges] == [
+        (100.0, 160.0, "train"),  # two touching training clips
+        (400.0, 430.0, "test"),
+    ]
+    assert vod.splits == ("train", "test") and corpus.videos["42"].split == "test"
     cands = corpus.candidates[("42", 80)]
     assert len(cands) == 80 and cands[0].text == "what a play" and cands[0].label == 1
     assert [c.label for c in cands[1:21]] == [3] * 20 and {c.label for c in cands[21:41]} == {2}

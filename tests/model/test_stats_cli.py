@@ -57,15 +57,32 @@ def test_livebot_summary_and_json(tmp_path):
     assert summary["features"] is True
 
 
-def test_livebot_original_split_and_the_error_without_it(tmp_path):
+def test_livebot_crawl_indices_read_with_the_leak_warning_and_new_insists(tmp_path):
     root = livebot_dir(tmp_path / "lb", ids=("0", "1", "2"))
-    res = stats("--format", "livebot", root)
-    assert res.returncode == 2
-    assert "--livebot-split original" in error_line(res)
-    res = stats("--format", "livebot", root, "--livebot-split", "original", "--json")
+    res = stats("--format", "livebot", root, "--json")
     assert res.returncode == 0, res.stderr
+    assert "WARNING" in res.stderr and "lancopku/livebot issue #2" in res.stderr
     splits = json.loads(res.stdout.strip().splitlines()[-1])["splits"]
     assert {k: v["videos"] for k, v in splits.items()} == {"train": 2, "dev": 1, "test": 1}
+    res = stats("--format", "livebot", root, "--livebot-split", "original", "--json")
+    assert res.returncode == 0, res.stderr
+    assert "issue #2" not in res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["splits"] == splits
+    res = stats("--format", "livebot", root, "--livebot-split", "new")
+    assert res.returncode == 2
+    assert "--livebot-split original" in error_line(res)
+
+
+def test_twitch_counts_streams_once_and_videos_per_split(tmp_path):
+    res = stats("--format", "twitch", twitch_dir(tmp_path / "tw"), "--json")
+    assert res.returncode == 0, res.stderr
+    assert "streams 2, 1 split by time" in res.stdout
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["videos"], summary["streams"], summary["split_by_time"]) == (2, 2, 1)
+    assert summary["splits"] == {
+        "train": {"videos": 1, "comments": 12, "seconds": 60.0},  # two clips of one VOD
+        "test": {"videos": 2, "comments": 12, "seconds": 30.0 + 90.0},  # a clip; VOD 42 whole
+    }
 
 
 @pytest.mark.parametrize(

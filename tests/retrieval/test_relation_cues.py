@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from model.data.schema import Comment, Corpus, Video
+from model.data.schema import Comment, Corpus, SplitRange, Video
 from retrieval import relation_cues as rc
 from retrieval.context import build_linker
 from retrieval.cue_model import CueConfig, RelationCues
@@ -160,3 +160,14 @@ def test_build_linker_learns_from_the_training_split_only(store, lexicon, tmp_pa
     assert linker.config.cue_model == linker.cues.fingerprint
     empty = Corpus("demo", str(tmp_path), {v.id: v for v in test})
     assert build_linker(empty, store, lexicon, tmp_path / "e").cues is None
+
+
+def test_build_linker_learns_from_the_training_ranges_of_a_video_split_by_time(
+    store, lexicon, tmp_path
+):
+    # one person per 60 s from t=10: the first three in training ranges, the others in test
+    video = replace(training_videos(1)[0], id="vod", split=None)
+    video.split_ranges = [SplitRange(0, 190, "train"), SplitRange(190, 430, "test")]
+    corpus = Corpus("twitch", str(tmp_path), {video.id: video})
+    linker = build_linker(corpus, store, lexicon, tmp_path)
+    assert linker.cues is not None and linker.cues.examples == 3
