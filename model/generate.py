@@ -30,8 +30,8 @@ from common.cli import print_json, run
 from common.errors import UserError
 from common.settings import RunSettings
 from model.checkpoint import Checkpoint, add_checkpoint_args, load_checkpoint, with_trained_corpus
+from model.data.frame_encoders import VISUAL_BACKBONES
 from model.data.schema import Comment, Video
-from model.frame_encoders import VISUAL_BACKBONES
 from model.generator import Generation, Generator
 from model.new_video import (
     VisualSettings,

@@ -14,7 +14,7 @@ scored against the corpus; and its per-second features overlaid on the corpus's
 The frames must be what the checkpoint was trained on: the same visual backbone and weights,
 hence the same dimension. The corpus records them in ``extras/features.json``
 (``{"backbone", "dim", "weights"}``, written by ``model.data.ingest``); without that record
-the default backbone of :mod:`model.features` is assumed. Features whose dimension differs
+the default backbone of :mod:`model.data.features` is assumed. Features whose dimension differs
 from the checkpoint's are refused before any frame is decoded; without frames
 (``use_frames=False``) every second is a missing feature, zero and masked, as in a training
 sample whose features are missing.
@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from model.checkpoint import Checkpoint, CheckpointError
-from model.data.schema import Comment, DataError, FrameFeatures, Video
-from model.features import (
+from model.data.features import (
     DEFAULT_BACKBONE,
     FeatureConfig,
     FrameFeatureExtractor,
     video_duration,
 )
-from model.frame_encoders import VISUAL_BACKBONES
+from model.data.frame_encoders import VISUAL_BACKBONES
+from model.data.schema import Comment, DataError, FrameFeatures, Video
 from retrieval.context import RetrievalContext
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ FEATURES_RECORD = Path("extras") / "features.json"
 
 @dataclass(frozen=True)
 class VisualSettings:
-    """Which frame encoder to extract with: a backbone of :mod:`model.frame_encoders` and its
+    """Which frame encoder to extract with: a backbone of :mod:`model.data.frame_encoders` and its
     weights file (None: the bundled ones); ``source`` says where the choice came from."""
 
     backbone: str = DEFAULT_BACKBONE

@@ -19,7 +19,7 @@ Pairing, by name (files are looked for in the folders and below them):
   subtitles instead.
 
 Each video's duration comes from its container (else from its frames), its per-second frame
-features from :mod:`model.features` (cached under ``$DANMAKU_DATA/features``, so a second run
+features from :mod:`model.data.features` (cached under ``$DANMAKU_DATA/features``, so a second run
 decodes nothing), and the split is seeded and per video: videos are ordered by a hash of the
 seed and their id and cut by the ratios, so a video never has samples in two splits and
 adding a video moves few others.
@@ -64,16 +64,16 @@ from model.data.comment_files import (
     read_comment_files,
     read_subtitles,
 )
-from model.data.movielc import write_movielc
-from model.data.pairing import VideoFiles, pair_files
-from model.data.schema import SPLITS, Comment, Corpus, DataError, Segment, Video
-from model.features import (
+from model.data.features import (
     DEFAULT_BACKBONE,
     FeatureConfig,
     FrameFeatureExtractor,
     video_duration,
 )
-from model.frame_encoders import VISUAL_BACKBONES, FeatureError
+from model.data.frame_encoders import VISUAL_BACKBONES, FeatureError
+from model.data.movielc import write_movielc
+from model.data.pairing import VideoFiles, pair_files
+from model.data.schema import SPLITS, Comment, Corpus, DataError, Segment, Video
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from model import features
-from model.features import FeatureConfig, extract, main, sample_seconds
-from model.frame_encoders import FeatureError, ResNet, VisualSpec
+from model.data import features
+from model.data.features import FeatureConfig, extract, main, sample_seconds
+from model.data.frame_encoders import FeatureError, ResNet, VisualSpec
 from tests.model.videos import encode_video
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -111,7 +111,7 @@ def test_every_n_seconds_and_the_json_of_several(env, capsys):
 
 
 def test_frames_of_another_size_are_refused_before_decoding(env, capsys, monkeypatch):
-    from model import features
+    from model.data import features
 
     decoded = []
     monkeypatch.setattr(features, "iter_second_frames", lambda *a: decoded.append(a) or iter(()))
