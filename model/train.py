@@ -22,6 +22,10 @@ paper's model (d = 384, batch 128, lr 1e-4), ``--ablation full`` the paper's ful
 The LiveBot baselines (``s2s_*``, :mod:`model.backbones.s2s`) have one row, ``default``.
 ``--backbone engaging`` (:mod:`model.backbones.engaging`) has the paper's table 4 losses as
 rows: ``isg`` (default), ``jsg1``, ``jsg2``, ``mle``.
+
+``torchrun --nproc_per_node N -m model.train ...`` trains the same run in N data-parallel
+processes (:mod:`model.distributed`): ``--batch-size`` is the global batch, rank 0 builds the
+data caches first, and it alone holds the lock, evaluates, logs and prints the results.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from common.cli import print_json, run
-from common.device import resolve_device
 from common.lock import LockHeld, describe_holder, hold_lock
 from common.paths import data_dir
 from common.settings import RunSettings
@@ -49,6 +52,7 @@ from model.backbones import (
 )
 from model.checkpoint import CheckpointError, build_model, load_checkpoint, write_metrics
 from model.config import PRESETS, TrainConfig
+from model.distributed import Distributed, start
 from model.evaluation import GENERATION_SAMPLES, evaluate_model
 from model.evaluation_report import EvaluationReport, format_generation, format_table
 from model.model_data import (
@@ -59,7 +63,7 @@ from model.model_data import (
     seed_everything,
 )
 from model.trainer import Trainer
-from model.word_ids import frequent_words
+from model.word_ids import Lengths, frequent_words
 from retrieval.bootstrap import open_bootstrapped_store
 from retrieval.context import DEFAULT_EMBEDDER
 
@@ -219,28 +223,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    with ExitStack() as held:
-        if args.out:  # known now: refuse a second run before building any data
-            held.enter_context(run_lock(Path(args.out)))
-        return _train(args, started, held)
+    dist, device = start(args.device)  # one process, or one of torchrun's
+    if not dist.is_main:  # rank 0 reports
+        logging.getLogger().setLevel(logging.WARNING)
+        args.no_progress = True
+    try:
+        with ExitStack() as held:
+            if args.out and dist.is_main:  # known now: refuse a second run before building data
+                held.enter_context(run_lock(Path(args.out)))
+            return _train(args, started, held, dist, device)
+    finally:
+        dist.close()
 
 
-def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
+def _train(
+    args: argparse.Namespace, started: float, held: ExitStack, dist: Distributed, device
+) -> int:
     seed_everything(args.seed)
-    device = resolve_device(args.device)
     settings = RunSettings.from_args(args)
     lengths = preset_lengths(args.preset, args.backbone)
-    data = build_data(settings, open_bootstrapped_store(settings), lengths)
+    data = dist.in_order(lambda: _data(settings, lengths))
     model_cfg, train_cfg = _configs(args, data)
-    out = Path(args.out) if args.out else _default_out(args, data, held)
+    lock = held if dist.is_main else None  # rank 0 holds the run's lock
+    out = Path(args.out) if args.out else _default_out(args, data, lock)
     progress = not args.no_progress
     tensorboard = Path(args.tensorboard) if args.tensorboard else None
-    trainer = Trainer(model_cfg, train_cfg, data, device, out, progress, tensorboard)
+    trainer = Trainer(model_cfg, train_cfg, data, device, out, progress, tensorboard, dist)
     trainer.fit(overwrite=args.overwrite)
+    if not dist.is_main:
+        return 0
     trained_s = time.perf_counter() - started
     report, record = _evaluate(args, out, data, device, train_cfg)
     record.update(
         parameters=sum(p.numel() for p in trainer.model.parameters()),
+        world_size=dist.world,
         **trainer.throughput(),
         train_seconds=round(trained_s, 1),
         seconds=round(time.perf_counter() - started, 1),
@@ -248,6 +264,15 @@ def _train(args: argparse.Namespace, started: float, held: ExitStack) -> int:
     write_metrics(out, record)
     _print_report(out, report, record, args.json)
     return 0
+
+
+def _data(settings: RunSettings, lengths: Lengths) -> ModelData:
+    """The run's data, with the training and dev splits encoded: every cache training reads
+    is on disk when it returns (what rank 0 builds first, :meth:`Distributed.in_order`)."""
+    data = build_data(settings, open_bootstrapped_store(settings), lengths)
+    data.split("train")
+    data.split("dev")
+    return data
 
 
 def _configs(args: argparse.Namespace, data: ModelData) -> tuple[BackboneConfig, TrainConfig]:
@@ -279,12 +304,15 @@ def _configs(args: argparse.Namespace, data: ModelData) -> tuple[BackboneConfig,
     return model_cfg, train_cfg
 
 
-def _default_out(args: argparse.Namespace, data: ModelData, held: ExitStack) -> Path:
-    """The run's default directory (:func:`run_name`), its lock held by ``held``; a run
-    under its name of before (:func:`legacy_run_name`) is pointed out, not used."""
+def _default_out(args: argparse.Namespace, data: ModelData, held: ExitStack | None) -> Path:
+    """The run's default directory (:func:`run_name`), its lock held by ``held`` (None: a
+    process other than rank 0, which holds it); a run under its name of before
+    (:func:`legacy_run_name`) is pointed out, not used."""
     runs = data_dir() / "checkpoints"
     out = runs / run_name(args, data.encoding_key["corpus"])
     legacy = runs / legacy_run_name(args, data.encoding_key["corpus"])
+    if held is None:
+        return out
     if not out.exists() and legacy.is_dir():
         log.warning(
             "%s holds a run named the way runs were before the seed and settings were in "

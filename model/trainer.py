@@ -12,6 +12,11 @@ the checkpoint.
 The training state (weights, optimiser, schedule, stage, step, best dev MRR, RNG) is saved to
 ``state.pt`` regularly and at every evaluation, so an interrupted run resumes where it stopped
 when the same command is run again.
+
+Under torchrun the same loop runs in every process (:mod:`model.distributed`): each trains on
+its shard of the global batch; rank 0 alone evaluates on dev, logs and writes the files, and
+the others take its word (the dev MRR, its step time, so that a time budget stops every
+process at the same step); every process resumes from the ``state.pt`` rank 0 saved.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from model.checkpoint import (
     save_checkpoint,
 )
 from model.config import TrainConfig
+from model.data.vocab import PAD
+from model.distributed import SINGLE, Distributed, shard, shard_weight
 from model.model_data import ModelData
 from model.ranking import rank
 from model.train_log import TrainingLog
@@ -77,6 +84,18 @@ class Progress:
     samples: int = 0  # contexts trained on, every stage
 
 
+class _Unlogged:
+    """The curves of a process other than rank 0, which logs them: nowhere."""
+
+    def step(self, *args) -> None: ...
+
+    def dev(self, *args) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Trainer:
     def __init__(
         self,
@@ -87,12 +106,15 @@ class Trainer:
         out: Path,
         progress: bool = True,
         tensorboard: Path | None = None,
+        dist: Distributed = SINGLE,
     ) -> None:
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
-        self.device, self.out, self.show = device, out, progress
+        self.device, self.out, self.show = device, out, progress and dist.is_main
+        self.dist = dist
         self.tensorboard = tensorboard  # TensorBoard event files there too (model.train_log)
-        self.log: TrainingLog | None = None
+        self.log: TrainingLog | _Unlogged | None = None
         self.model = build_backbone(model_cfg).to(device)
+        self._step = dist.data_parallel(self.model)  # runs a step's loss (gradients synced)
         self.stage_of: dict[str, Stage] = {s.name: s for s in self.model.stages(train_cfg)}
         self.stages = list(self.stage_of)  # their names, in order
         self.state = Progress(stage=self.stages[0])
@@ -105,7 +127,11 @@ class Trainer:
         n_dev = len(self.dev)
         rng = np.random.default_rng(train_cfg.seed)
         self.dev_idx = np.sort(rng.permutation(n_dev)[: train_cfg.dev_samples])
-        self.dev_cands = data.candidates("dev", self.dev) if n_dev else None
+        self.dev_cands = data.candidates("dev", self.dev) if n_dev and dist.is_main else None
+        self.words = None  # each sample's target words: what a shard's loss is weighted by
+        if dist.world > 1:
+            words = (self.train.targets != PAD).sum(axis=1) - 1  # <BOS> is never predicted
+            self.words = np.bincount(self.train.target_sample, words, minlength=len(self.train))
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -165,6 +191,8 @@ class Trainer:
         return saved
 
     def _save_state(self, optimizer, scheduler) -> None:
+        if not self.dist.is_main:
+            return
         if self.log is not None:
             self.log.flush()  # the curves hold every step the state has
         atomic_torch_save(
@@ -233,19 +261,51 @@ class Trainer:
 
     def _loss(self, stage: str, samples: np.ndarray, gen: torch.Generator) -> torch.Tensor:
         """The loss of a batch of samples over all their ground truths: each context is
-        encoded once however many comments were posted at its second."""
+        encoded once however many comments were posted at its second. In several processes,
+        this process's weighted share of it (:meth:`_shard`)."""
         cfg, space = self.train_cfg, self.space
         use_kg = self.stage_of[stage].use_kg
         drop = None  # knowledge dropout (the copy path's training): these windows lose their facts
         if stage == FINETUNE and use_kg and cfg.knowledge_dropout > 0:
             drop = (torch.rand(len(samples), generator=gen) < cfg.knowledge_dropout).numpy()
+        weight = None
+        if self.dist.world > 1:
+            samples, drop, weight = self._shard(samples, drop, gen)
         batch = self.train.batch(samples, self.device, space, drop)
-        memory = self.model.encode(batch, use_kg=use_kg)
         truths = TrainingBatch.of(self.train, samples, space, cfg, gen, drop)
-        memory = memory.select(torch.as_tensor(truths.owner, device=self.device))
-        return self.model.loss(memory, truths, stage)
+        owner = torch.as_tensor(truths.owner, device=self.device)
+
+        def loss_of(model) -> torch.Tensor:
+            memory = model.encode(batch, use_kg=use_kg)
+            return model.loss(memory.select(owner), truths, stage)
+
+        loss = self._step(loss_of)
+        return loss if weight is None else loss * weight
+
+    def _shard(
+        self, samples: np.ndarray, drop: np.ndarray | None, gen: torch.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """This process's shard of the global batch ``samples`` (with its part of ``drop``,
+        drawn for the global batch), and the weight of its loss (:func:`shard_weight`). A
+        process whose shard is empty (a batch smaller than the processes) trains on the
+        batch's first sample with weight 0: every process must run the step. The loss's own
+        draws (masks) come from a generator of this process's own after this."""
+        mine = shard(samples, self.dist.rank, self.dist.world)
+        weight = shard_weight(self.words[samples], mine, self.dist.world)
+        if len(mine) == 0:
+            mine = np.arange(1)
+        if self.dist.rank:
+            gen.manual_seed(gen.initial_seed() + self.dist.rank)
+        return samples[mine], None if drop is None else drop[mine], weight
 
     def dev_mrr(self) -> float:
+        """The dev MRR of the model now (NaN: no dev split); in several processes rank 0's,
+        measured there alone."""
+        if self.dist.world > 1:
+            return self.dist.broadcast(self._dev_mrr() if self.dist.is_main else math.nan)
+        return self._dev_mrr()
+
+    def _dev_mrr(self) -> float:
         if self.dev_cands is None or len(self.dev_idx) == 0:
             return float("nan")
         ids, truth = self.dev_cands
@@ -263,14 +323,20 @@ class Trainer:
 
     def fit(self, overwrite: bool = False) -> dict:
         """Run (or resume) every stage; returns the dev record of the selected checkpoint."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            for name in (STATE, WEIGHTS, LEGACY_WEIGHTS):
-                (self.out / name).unlink(missing_ok=True)
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                for name in (STATE, WEIGHTS, LEGACY_WEIGHTS):
+                    (self.out / name).unlink(missing_ok=True)
+        self.dist.barrier()  # every process reads the state rank 0 left
         saved = self.resume()
         first = self.stages.index(self.state.stage)  # stages run in order, never revisited
         done = self.global_step(self.state.stage, self.state.step if saved is not None else 0)
-        self.log = TrainingLog(self.out, self.tensorboard, done)
+        self.dist.rank_seed(self.train_cfg.seed, self.state.stage, done)
+        if self.dist.is_main:
+            self.log = TrainingLog(self.out, self.tensorboard, done)
+        else:  # rank 0 logs
+            self.log = _Unlogged()
         try:
             for stage in self.stages[first:]:
                 optimizer, scheduler = self._optimizer(stage)
@@ -283,7 +349,8 @@ class Trainer:
                 self._run_stage(stage, optimizer, scheduler)
         finally:
             self.log.close()
-        if not any((self.out / w).exists() for w in (WEIGHTS, LEGACY_WEIGHTS)):  # no dev split
+        saved_weights = (self.out / w for w in (WEIGHTS, LEGACY_WEIGHTS))
+        if self.dist.is_main and not any(w.exists() for w in saved_weights):  # no dev split
             self._save_checkpoint({"mrr": None, "step": self.state.step})
         return {"best_dev_mrr": self.state.best_mrr}
 
@@ -297,6 +364,8 @@ class Trainer:
         }
 
     def _save_checkpoint(self, dev: dict) -> None:
+        if not self.dist.is_main:
+            return
         save_checkpoint(
             self.out,
             self.model,
@@ -324,7 +393,9 @@ class Trainer:
         )
         try:
             self._steps(stage, total, optimizer, scheduler, bar)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, torch.distributed.DistError):
+            # another process's end (Ctrl-C reaches every process) stops this one in a
+            # collective: before the optimiser's step or after the step's count, never between
             self._save_state(optimizer, scheduler)
             raise
         finally:
@@ -351,10 +422,13 @@ class Trainer:
             lr = scheduler.get_last_lr()[0]  # this step's
             optimizer.step()
             scheduler.step()
-            value = loss.item()
             self.state.step += 1
             self.state.samples += len(batch)
-            self.state.seconds += time.perf_counter() - started
+            value, seconds = loss.item(), time.perf_counter() - started
+            if self.dist.world > 1:  # the global batch's loss; rank 0's time (the budget's)
+                mean, seconds = self.dist.sum([value, seconds if self.dist.is_main else 0.0])
+                value = mean / self.dist.world
+            self.state.seconds += seconds
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.1e}")
             at = self.global_step(stage, self.state.step)
@@ -365,7 +439,8 @@ class Trainer:
                 if not math.isnan(mrr) and mrr > self.state.best_mrr:
                     self.state.best_mrr = mrr
                     self._save_checkpoint({"mrr": round(mrr, 4), "step": self.state.step})
-                bar.write(f"{stage} step {self.state.step}: dev MRR {mrr:.4f}")
+                if self.dist.is_main:
+                    bar.write(f"{stage} step {self.state.step}: dev MRR {mrr:.4f}")
                 self.log.dev(stage, self.state.step, at, mrr)
                 self._save_state(optimizer, scheduler)
                 last_save = time.monotonic()

@@ -11,7 +11,10 @@ calibrated at build time to recall@10 >= 0.95 against exact search (:func:`calib
 
 Each video's entries get one contiguous id range ``[lo, hi)``, so a search leaves out the
 query's own video inside the scan with ``SearchParameters(sel=IDSelectorNot(IDSelectorRange(lo,
-hi)))`` (``SearchParametersIVF`` for IVF): no over-fetching. Ties are broken by id.
+hi)))`` (``SearchParametersIVF`` for IVF): no over-fetching. Ties are broken by id. Where
+faiss has a GPU, the index is built there and searched on a GPU copy made at the first search
+(:mod:`retrieval.faiss_ops`), which drops the excluded range itself; the distinct-text search
+of a flat index is a matrix product over the distinct texts on the CPU either way.
 
 A saved index (:meth:`CommentIndex.save`) is one directory of files, each written atomically,
 the manifest last; the manifest records the embedder, a fingerprint of the entries and a
@@ -37,6 +40,7 @@ from retrieval.faiss_ops import (
     calibrate_nprobe,
     ivf_of,
     search_index,
+    to_device,
 )
 from retrieval.index_format import (
     FORMAT_VERSION,
@@ -121,10 +125,21 @@ class CommentIndex:
     """Other videos' comments, searchable by meaning. Build with :meth:`build`, or :meth:`load`
     a saved one; query with :meth:`search`."""
 
-    def __init__(self, index, table: EntryTable, embedder: Embedder, manifest: dict) -> None:
+    def __init__(
+        self, index, table: EntryTable, embedder: Embedder, manifest: dict, device=None
+    ) -> None:
         self.index, self.table, self.embedder, self.manifest = index, table, embedder, manifest
         self._video_no = {v: i for i, v in enumerate(table.videos)}
         self._by_text = None  # lazily: distinct-text vectors for the flat fast path
+        self._device = device  # lazily: the copy searches run on (faiss_ops.to_device)
+
+    @property
+    def device_index(self):
+        """The index's copy that searches run on: on the GPU where faiss has one, else the
+        index itself (made at the first search)."""
+        if self._device is None:
+            self._device = to_device(self.index)
+        return self._device
 
     @classmethod
     def build(
@@ -146,10 +161,11 @@ class CommentIndex:
         index = build_faiss_index(
             vectors, table.text_ids, ivf_threshold=ivf_threshold, nlist=nlist, seed=seed
         )
-        ivf = ivf_of(index)
+        ivf, device = ivf_of(index), None
         if ivf is not None and nprobe is None:
             counts = np.bincount(table.text_ids, minlength=len(table.texts))
-            nprobe = calibrate_nprobe(index, vectors, counts, seed=seed)
+            device = to_device(index)
+            nprobe = calibrate_nprobe(index, vectors, counts, seed=seed, device=device)
         manifest = {
             "format": FORMAT_VERSION,
             "embedder": {"name": embedder.name, "dim": embedder.dim},
@@ -164,7 +180,7 @@ class CommentIndex:
             "fingerprint": table.fingerprint,
         }
         log.info("comment index: %s", {k: manifest[k] for k in ("entries", "texts", "index_type")})
-        return cls(index, table, embedder, manifest)
+        return cls(index, table, embedder, manifest, device)
 
     def __len__(self) -> int:
         return len(self.table.text_ids)
@@ -282,7 +298,9 @@ class CommentIndex:
         todo, fetch = list(range(len(vectors))), 4 * k if distinct else k
         while todo and k > 0:
             fetch = min(fetch, len(self))
-            scores, ids = search_index(self.index, vectors[todo], fetch, exclude, nprobe)
+            scores, ids = search_index(
+                self.index, vectors[todo], fetch, exclude, nprobe, device=self.device_index
+            )
             again = []
             for row, row_scores, row_ids in zip(todo, scores, ids, strict=True):
                 out[row] = self._hits(row_scores, row_ids, k, distinct)
