@@ -74,11 +74,11 @@ def _no_constant(name: str) -> None:
 
 def decode(data: str | bytes) -> object:
     """One client message's JSON (:class:`LiveError` ``too_big`` or ``bad_json``)."""
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    size = len(data)  # a character is at least a byte: count the bytes only near the limit
+    if isinstance(data, str) and MAX_MESSAGE_BYTES // 4 < size <= MAX_MESSAGE_BYTES:
+        size = len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
-        raise LiveError(
-            "too_big", f"a message of {size} bytes; at most {MAX_MESSAGE_BYTES} are read"
-        )
+        raise LiveError("too_big", f"a message over {MAX_MESSAGE_BYTES} bytes (the most read)")
     try:
         return json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError included
@@ -254,6 +254,8 @@ class LiveRunner:
                 self.put(LiveError("internal", "generation failed").as_message())
                 self.close(INTERNAL, "internal error", drain=True)
                 return False
+        if self.closing is not None:
+            return True  # the session ended while it ran (its last message is out)
         emission = self.session.finish(job, generation)
         if emission is not None:
             self.put(emission.message, emission.arrival)

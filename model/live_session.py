@@ -361,7 +361,9 @@ class LiveSession:
     def run(self, job: Job) -> Generation:
         """Recall and beam search for ``job`` (blocking: the caller's worker thread)."""
         knowledge = self.recall.recall(job.comments, job.t)
-        video = replace(self.video, comments=job.comments.comments, duration_s=job.duration_s)
+        # the sample reads the comments of its window only
+        window = job.comments.between(job.t - self.radius, job.t + self.radius + 1)
+        video = replace(self.video, comments=window, duration_s=job.duration_s)
         sample = sample_at(video, job.frames, job.t, self.radius)
         encoded = encode_samples([sample], [knowledge], self.generator.encoder)
         return self.generator.generate_encoded(encoded, job.beam)
