@@ -106,8 +106,14 @@ def test_a_job_runs_the_model_and_emits_with_facts(generator):
     video = generator.ctx.corpus.videos["demo0000"]
     for c in video.comments[:30]:
         say(s, c.time_s, c.text)
+    sent = np.full(128, 0.5, dtype=np.float32)
+    s.receive(parse_message({"type": "frames", "t": 3, "features": sent.tolist()}), 0.0)
     job = s.next_job()
     assert job is not None and job.t == int(s.position) + 1
+    # the frames sent win over the corpus's, which fill the other seconds
+    assert np.array_equal(job.frames.get("demo0000", 3), sent)
+    features = generator.ctx.corpus.features
+    assert np.array_equal(job.frames.get("demo0000", 4), features.get("demo0000", 4))
     generation = s.run(job)
     message = s.finish(job, generation).message
     assert message["type"] == "comment" and message["seq"] == 1 and message["t"] == job.t
