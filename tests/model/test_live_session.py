@@ -20,14 +20,15 @@ from model.data.schema import Comment
 from model.data.vocab import Vocab
 from model.generator import GeneratedComment, Generation, Generator
 from model.live_messages import (
+    POLICY_KNOBS,
     LiveError,
-    Policy,
     Position,
     Start,
     ViewerComment,
     parse_message,
 )
-from model.live_session import COMMENT_BURST, MAX_COMMENTS, LiveSession, normalised
+from model.live_policy import Policy, normalised
+from model.live_session import COMMENT_BURST, MAX_COMMENTS, LiveSession
 from retrieval.bootstrap import open_bootstrapped_store
 from retrieval.context import build_context
 from retrieval.recall import recall
@@ -279,6 +280,10 @@ def test_bad_messages_say_what_is_wrong(message, code, words):
         parsed = parse_message(message)
         Policy().updated(parsed.policy if isinstance(parsed, Start) else parsed.knobs)
     assert e.value.code == code and words in e.value.detail
+
+
+def test_a_policy_message_takes_every_knob():
+    assert tuple(Policy().as_dict()) == POLICY_KNOBS
 
 
 def test_bad_session_input_changes_nothing(generator):
