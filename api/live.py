@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -44,6 +45,9 @@ from api.settings import Settings
 from api.state import ApiState
 from common.errors import UserError
 from model.live_messages import LiveError, Start, StatsRequest, Stop, parse_message
+
+if TYPE_CHECKING:  # the model (and torch) is imported when the first session opens
+    from model.live_session import LiveSession
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,7 @@ class LiveRunner:
 
     def __init__(
         self,
-        session,
+        session: LiveSession,
         state: ApiState,
         settings: Settings,
         turns: Callable[[], anyio.CapacityLimiter] | None = None,
