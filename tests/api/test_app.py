@@ -61,6 +61,21 @@ def test_inspector_page_and_static_files(client):
     assert client.get("/static/nothing.js").status_code == 404
 
 
+def test_player_page_and_static_files(client):
+    page = client.get("/player")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for part in ('id="stage"', 'id="play-btn"', 'id="speed"', 'id="bot-facts"', 'href="/"'):
+        assert part in page.text
+    assert "/static/player.js" in page.text and "/static/player.css" in page.text
+    js = client.get("/static/player.js")
+    assert js.status_code == 200 and "/live" in js.text and '"position"' in js.text
+    assert client.get("/static/player.css").status_code == 200
+    assert 'href="/player"' in client.get("/").text
+    # nothing from elsewhere: every script, style sheet and link is the API's own
+    for text in (page.text, js.text):
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
 def test_cors_is_off_by_default_and_on_for_named_origins(client, api_state):
     origin = {"Origin": "http://example.test"}
     assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
