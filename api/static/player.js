@@ -23,6 +23,7 @@ const state = {
   lastPositionAt: 0,
   transport: null,
   opening: null, // the promise of the session being opened
+  stopping: null, // the transport the Stop button ended, until the server has closed it
   session: null,
   sent: 0,
   panel: null, // the KnowledgePanel (knowledge.js): the bot's comments and their facts
@@ -121,6 +122,7 @@ function prepareClock() {
   $("#seek").max = String(Math.floor(duration()));
   $("#stage").dataset.clock = state.fileUrl ? "video" : "timeline";
   state.stage.clear();
+  state.stage.setRate(Number($("#speed").value));
   render();
   $("#play-btn").disabled = false;
 }
@@ -206,18 +208,31 @@ async function connect(Transport, start) {
   }
 }
 
-async function closeSession() {
+// Ends the session, if one is open (its final stats still come); the transport that was it.
+function closeSession() {
   clearInterval(state.statsTimer);
   if (state.clock?.playing) togglePlay();
   const transport = state.transport;
   state.transport = null;
   state.session = null;
+  state.stopping = null;
   transport?.stop();
   $("#stop-btn").disabled = true;
   $("#say-input").disabled = $("#say-btn").disabled = true;
+  return transport;
+}
+
+// The Stop button: the session ends, and the page says so once the server has ended it.
+function stopSession() {
+  state.stopping = closeSession();
+  if (state.stopping) setStatus("#session-status", "stopping the session…");
 }
 
 function onSessionClosed(transport, code, text) {
+  if (transport === state.stopping && state.transport === null) {
+    state.stopping = null;
+    setStatus("#session-status", `session ended: ${text}`, code !== 1000);
+  }
   if (state.transport !== transport) return; // an earlier session's end
   clearInterval(state.statsTimer);
   state.transport = null;
@@ -282,7 +297,7 @@ function fly(text, kind, seq = null) {
     Object.assign(node, { tabIndex: 0, title: "show the facts it used" });
     node.dataset.seq = String(seq);
   }
-  const animation = state.stage.fly(node, state.clock?.rate);
+  const animation = state.stage.fly(node);
   if (kind === "bot") {
     // hovered, it stops and shows its facts; clicked, its facts stay
     node.addEventListener("mouseenter", () => {
@@ -419,9 +434,12 @@ function wire() {
   $("#duration-input").addEventListener("change", () => state.session || prepareClock());
   $("#file-input").addEventListener("change", openFile);
   $("#open-btn").addEventListener("click", openSession);
-  $("#stop-btn").addEventListener("click", closeSession);
+  $("#stop-btn").addEventListener("click", stopSession);
   $("#play-btn").addEventListener("click", togglePlay);
-  $("#speed").addEventListener("change", (event) => state.clock?.setRate(Number(event.target.value)));
+  $("#speed").addEventListener("change", (event) => {
+    state.clock?.setRate(Number(event.target.value));
+    state.stage.setRate(Number(event.target.value));
+  });
   $("#seek").addEventListener("input", () => {
     state.dragging = true; // the slider follows the hand, not the clock, until let go
   });

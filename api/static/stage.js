@@ -1,6 +1,7 @@
 // The stage of the live player (player.js): comments fly across it right to left, each in
 // the first lane free to take it (the least busy lane when none is), so they do not overlap.
-// A comment crosses in FLY_VIDEO_S of video, never faster than MIN_FLY_MS of wall time.
+// All move at one speed: a stage's width in FLY_VIDEO_S of video, never in less than
+// MIN_FLY_MS of wall time.
 "use strict";
 
 const LANE_PX = 30;
@@ -15,14 +16,29 @@ class DanmakuStage {
     this.flying = new Set(); // {node, animation}
     this.laneFree = []; // performance.now() at which each lane can take the next comment
     this.playing = false;
+    this.rate = 1; // the playback rate the comments fly at
+  }
+
+  // Stage widths per ms of wall time at playback rate `rate`.
+  static speedAt(rate) {
+    return 1 / Math.max(MIN_FLY_MS, (FLY_VIDEO_S * 1000) / (rate || 1));
+  }
+
+  // A new playback rate: the comments in flight change speed with the new ones.
+  setRate(rate) {
+    const change = DanmakuStage.speedAt(rate) / DanmakuStage.speedAt(this.rate);
+    this.rate = rate;
+    const now = performance.now();
+    this.laneFree = this.laneFree.map((free) => (free > now ? now + (free - now) / change : free));
+    for (const { animation } of this.flying) animation.updatePlaybackRate(animation.playbackRate * change);
   }
 
   lanes() {
     return Math.max(1, Math.floor(this.node.clientHeight / LANE_PX));
   }
 
-  // Send `node` across at playback rate `rate`; its animation (paused while the stage is).
-  fly(node, rate) {
+  // Send `node` across; its animation (paused while the stage is).
+  fly(node) {
     const count = this.lanes();
     while (this.laneFree.length < count) this.laneFree.push(0);
     const now = performance.now();
@@ -37,13 +53,14 @@ class DanmakuStage {
     node.classList.add("danmaku");
     node.style.top = `${lane * LANE_PX}px`;
     this.node.append(node);
+    // one speed for all (px/ms), so that no comment catches up with the one before it
+    const speed = this.node.clientWidth * DanmakuStage.speedAt(this.rate);
     const width = node.offsetWidth;
     const distance = this.node.clientWidth + width;
-    const ms = Math.max(MIN_FLY_MS, (FLY_VIDEO_S * 1000) / (rate || 1));
-    this.laneFree[lane] = now + (ms * (width + LANE_GAP_PX)) / distance;
+    this.laneFree[lane] = now + (width + LANE_GAP_PX) / speed;
     const animation = node.animate(
       [{ transform: "translateX(0)" }, { transform: `translateX(${-distance}px)` }],
-      { duration: ms, easing: "linear", fill: "forwards" },
+      { duration: distance / speed, easing: "linear", fill: "forwards" },
     );
     const flying = { node, animation };
     this.flying.add(flying);

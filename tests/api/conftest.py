@@ -114,12 +114,12 @@ def trained_server(trained_state) -> Iterator[str]:
 
 
 @contextmanager
-def serve_in_thread(state: ApiState) -> Iterator[str]:
-    """An app over ``state`` served by uvicorn in a thread; yields its base URL."""
+def serve_in_thread(state: ApiState, **settings) -> Iterator[str]:
+    """An app over ``state`` with other request ``settings`` (key, CORS ...) served by uvicorn
+    in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state=state), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(state.settings.model_copy(update=settings), state=state)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

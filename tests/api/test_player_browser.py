@@ -12,11 +12,32 @@ import numpy as np
 import pytest
 
 from tests.api.cdp import Browser
+from tests.api.conftest import serve_in_thread
 
 pytestmark = pytest.mark.browser
 
 PLAYED_S = 30
 SPEED = 8
+
+
+@pytest.fixture(autouse=True)
+def leave_the_page(browser):
+    """Each test ends with its session stopped (no event stream holds a server that is
+    shutting down) and on a blank page."""
+    yield
+    stop(browser)
+    browser.goto("about:blank")
+
+
+def stop(browser: Browser) -> None:
+    """Press Stop, if a session is open, and wait for the server to end it."""
+    if browser.evaluate("document.querySelector('#stop-btn')?.disabled === false"):
+        browser.evaluate("document.querySelector('#stop-btn').click()")
+        status = browser.wait_for(
+            "document.querySelector('#session-status').textContent.startsWith('session ended')"
+            " && document.querySelector('#session-status').textContent"
+        )
+        assert status.startswith("session ended: 1000"), status
 
 
 def js(value) -> str:
@@ -214,3 +235,29 @@ def test_a_local_video_file_drives_the_clock(browser, trained_server, window_wit
     assert browser.evaluate("Number(document.querySelector('#stage').dataset.flownViewer)") > 0
     browser.wait_for("document.querySelectorAll('#bot-history li').length > 0")
     assert not [m for m in browser.console if m.startswith("uncaught")], browser.console
+
+
+@pytest.mark.parametrize("via", ["ws", "sse"])
+def test_the_api_key_goes_with_the_session(browser, trained_state, via):
+    """Behind API_KEY: without the key the page says the session needs it; with it the
+    session opens (a WebSocket sends it as ?key=, the HTTP requests as X-API-Key)."""
+    with serve_in_thread(trained_state, api_key="s3cret") as server:
+        for key, expected in [("", "no session: 4401"), ("s3cret", "session ")]:
+            browser.goto("about:blank")
+            browser.goto(f"{server}/player#video=demo0000")
+            browser.wait_for(
+                "document.querySelector('#session-status')?.textContent.includes('to replay')"
+            )
+            browser.evaluate(
+                f"""(() => {{
+                    document.querySelector('#transport').value = {js(via)};
+                    document.querySelector('#api-key').value = {js(key)};
+                    document.querySelector('#open-btn').click();
+                }})()"""
+            )
+            status = browser.wait_for(
+                "!document.querySelector('#session-status').textContent.startsWith('opening')"
+                " && document.querySelector('#session-status').textContent"
+            )
+            assert status.startswith(expected), status
+            stop(browser)  # before its server does
