@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -44,6 +45,9 @@ from api.settings import Settings
 from api.state import ApiState
 from common.errors import UserError
 from model.live_messages import LiveError, Start, StatsRequest, Stop, parse_message
+
+if TYPE_CHECKING:  # the model (and torch) is imported when the first session opens
+    from model.live_session import LiveSession
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +78,11 @@ def _no_constant(name: str) -> None:
 
 def decode(data: str | bytes) -> object:
     """One client message's JSON (:class:`LiveError` ``too_big`` or ``bad_json``)."""
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    size = len(data)  # a character is at least a byte: count the bytes only near the limit
+    if isinstance(data, str) and MAX_MESSAGE_BYTES // 4 < size <= MAX_MESSAGE_BYTES:
+        size = len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
-        raise LiveError(
-            "too_big", f"a message of {size} bytes; at most {MAX_MESSAGE_BYTES} are read"
-        )
+        raise LiveError("too_big", f"a message over {MAX_MESSAGE_BYTES} bytes (the most read)")
     try:
         return json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError included
@@ -90,7 +94,7 @@ class LiveRunner:
 
     def __init__(
         self,
-        session,
+        session: LiveSession,
         state: ApiState,
         settings: Settings,
         turns: Callable[[], anyio.CapacityLimiter] | None = None,
@@ -254,6 +258,8 @@ class LiveRunner:
                 self.put(LiveError("internal", "generation failed").as_message())
                 self.close(INTERNAL, "internal error", drain=True)
                 return False
+        if self.closing is not None:
+            return True  # the session ended while it ran (its last message is out)
         emission = self.session.finish(job, generation)
         if emission is not None:
             self.put(emission.message, emission.arrival)

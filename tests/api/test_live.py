@@ -257,6 +257,23 @@ def test_a_bad_start_then_an_unknown_video_closes_4404(app_client):
         assert closed_with(ws) == 4404
 
 
+def test_sessions_are_counted_and_a_silent_connection_is_closed(trained_state, monkeypatch):
+    from api import live_transport
+
+    monkeypatch.setattr(live_transport, "START_WAIT_S", 0.2)
+    with client_with(trained_state, live_max_sessions=1) as c:
+        with c.websocket_connect("/live") as first:
+            assert start(first, video="demo0000")["type"] == "session"
+            with c.websocket_connect("/live") as second:
+                assert start(second, video="demo0000")["code"] == "busy"
+                assert closed_with(second) == 1013
+            opened = c.post("/live/sessions", json={"type": "start", "video": "demo0000"})
+            assert opened.status_code == 503 and opened.json()["code"] == "busy"
+        with c.websocket_connect("/live") as silent:
+            assert until(silent, "error")["detail"] == "no start message came"
+            assert closed_with(silent) == 1008
+
+
 def test_a_disconnect_mid_generation_frees_the_session(app_client, demo0000):
     sessions = app_client.app.state.live.runners
     with app_client.websocket_connect("/live") as ws:

@@ -20,14 +20,15 @@ from model.data.schema import Comment
 from model.data.vocab import Vocab
 from model.generator import GeneratedComment, Generation, Generator
 from model.live_messages import (
+    POLICY_KNOBS,
     LiveError,
-    Policy,
     Position,
     Start,
     ViewerComment,
     parse_message,
 )
-from model.live_session import COMMENT_BURST, MAX_COMMENTS, LiveSession, normalised
+from model.live_policy import Policy, normalised
+from model.live_session import COMMENT_BURST, MAX_COMMENTS, LiveSession
 from retrieval.bootstrap import open_bootstrapped_store
 from retrieval.context import build_context
 from retrieval.recall import recall
@@ -106,8 +107,14 @@ def test_a_job_runs_the_model_and_emits_with_facts(generator):
     video = generator.ctx.corpus.videos["demo0000"]
     for c in video.comments[:30]:
         say(s, c.time_s, c.text)
+    sent = np.full(128, 0.5, dtype=np.float32)
+    s.receive(parse_message({"type": "frames", "t": 3, "features": sent.tolist()}), 0.0)
     job = s.next_job()
     assert job is not None and job.t == int(s.position) + 1
+    # the frames sent win over the corpus's, which fill the other seconds
+    assert np.array_equal(job.frames.get("demo0000", 3), sent)
+    features = generator.ctx.corpus.features
+    assert np.array_equal(job.frames.get("demo0000", 4), features.get("demo0000", 4))
     generation = s.run(job)
     message = s.finish(job, generation).message
     assert message["type"] == "comment" and message["seq"] == 1 and message["t"] == job.t
@@ -273,6 +280,10 @@ def test_bad_messages_say_what_is_wrong(message, code, words):
         parsed = parse_message(message)
         Policy().updated(parsed.policy if isinstance(parsed, Start) else parsed.knobs)
     assert e.value.code == code and words in e.value.detail
+
+
+def test_a_policy_message_takes_every_knob():
+    assert tuple(Policy().as_dict()) == POLICY_KNOBS
 
 
 def test_bad_session_input_changes_nothing(generator):
