@@ -362,8 +362,8 @@ function tick() {
   const c = state.clock;
   if (!c) return;
   const t = c.now();
-  if (t < state.lastT - 1 || t > state.lastT + 10) {
-    state.next = firstDue(t); // the clock jumped (a video seeked by itself): no replay
+  if (c instanceof VideoClock && (t < state.lastT - 1 || t > state.lastT + 10)) {
+    state.next = firstDue(t); // the video jumped by itself (a timeline only jumps in seekTo)
     state.stage.clear();
   }
   if (c.playing || t > state.lastT) {
