@@ -1,7 +1,11 @@
-"""The live player in a real headless Chromium: open a session on a corpus video, play 30 s of
-it at 8x, see the viewers' comments fly, the bot's comments come back highlighted and the
-facts they used listed in the knowledge panel; without a model the viewers' comments still
-play and the page says why there is no bot."""
+"""The live player (``/player``) in a real headless Chromium against the real ``/live``
+endpoint and a checkpoint trained for one step: open a session on a corpus video, play 30 s
+of it at 8x, see the viewers' comments fly, the bot's comments come back highlighted and the
+facts they used listed in the knowledge panel, over the WebSocket and over POSTs and
+Server-Sent Events. Also: an ad hoc session answering a typed comment, a local video file as
+the clock, the API key over both transports, and, without a model, the viewers' comments
+still playing while the page says why there is no bot. The assertions are about the wiring,
+not about what an untrained model says."""
 
 from __future__ import annotations
 
