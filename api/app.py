@@ -4,7 +4,8 @@ The store, the retrieval context and the generator are built once, at start-up (
 in, already built, by a caller that serves several apps from one state); requests only read
 them. Request bodies are capped (``API_MAX_BODY_BYTES``, 413), requests are time-limited
 (``API_TIMEOUT_S``, 504), CORS is off unless ``API_CORS_ORIGINS`` names origins. The page at
-``/`` is plain HTML and JavaScript from ``api/static/``; OpenAPI docs are at ``/docs``.
+``/`` (the inspector) and the live player at ``/player`` are plain HTML and JavaScript from
+``api/static/``; OpenAPI docs are at ``/docs``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """Read-only inspection of what the comment generator knows: knowledge-graph
 entities and facts, the corpus's videos and comments, the knowledge recalled for a window
 (the same recall training uses), and generation with the facts the model attended to.
-The web inspector is at [/](/)."""
+The web inspector is at [/](/), the live danmaku player at [/player](/player)."""
 
 
 def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
@@ -78,5 +79,9 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     @app.get("/", include_in_schema=False)
     async def inspector() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/player", include_in_schema=False)
+    async def player() -> FileResponse:
+        return FileResponse(STATIC / "player.html")
 
     return app

@@ -4,7 +4,8 @@ on first start, as on a fresh install), a 4-film demo corpus and the fast hashin
 One state is built per session (``api_state``) and shared by every app the tests make;
 environment variables that configure the API are cleared while it is built, so the tests do
 not depend on the caller's shell. ``trained_state`` is the same with a checkpoint trained for
-one step; :func:`serve` runs ``python -m api`` as a real server process.
+one step; ``live_server`` and ``trained_server`` serve them over HTTP in a thread (for the
+browser tests' ``browser``); :func:`serve` runs ``python -m api`` as a real server process.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from api.settings import Settings, load_settings
 from api.state import ApiState, build_state
 from common.cli import run
 from model.data.demo import DemoConfig, ensure_demo
+from tests.api.cdp import Browser, find_chromium
 from tests.bolt_server import free_port
 from tests.conftest import cli_env
 
@@ -100,12 +102,24 @@ def client_with(state: ApiState, **settings) -> TestClient:
 @pytest.fixture(scope="session")
 def live_server(api_state) -> Iterator[str]:
     """The app served by uvicorn on a loopback port (for the browser)."""
+    with serve_in_thread(api_state) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def trained_server(trained_state) -> Iterator[str]:
+    """The app with a model (``trained_state``) served by uvicorn on a loopback port."""
+    with serve_in_thread(trained_state) as base:
+        yield base
+
+
+@contextmanager
+def serve_in_thread(state: ApiState, **settings) -> Iterator[str]:
+    """An app over ``state`` with other request ``settings`` (key, CORS ...) served by uvicorn
+    in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(state=api_state), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
+    app = create_app(state.settings.model_copy(update=settings), state=state)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -113,9 +127,20 @@ def live_server(api_state) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[Browser]:
+    """One headless Chromium page for the browser tests."""
+    if find_chromium() is None:
+        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")
+    with Browser.start(tmp_path_factory.mktemp("chromium")) as b:
+        yield b
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,26 @@ def test_inspector_page_and_static_files(client):
     assert client.get("/static/nothing.js").status_code == 404
 
 
+def test_player_page_and_static_files(client):
+    page = client.get("/player")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for part in ('id="stage"', 'id="play-btn"', 'id="speed"', 'id="bot-facts"', 'href="/"'):
+        assert part in page.text
+    scripts = ["common.js", "live.js", "stage.js", "knowledge.js", "player.js"]
+    assets = [*scripts, "player.css", "style.css"]
+    texts = {name: client.get(f"/static/{name}") for name in assets}
+    assert all(r.status_code == 200 for r in texts.values())
+    for name in assets:
+        assert f'"/static/{name}"' in page.text
+    order = [page.text.index(f'"/static/{name}"') for name in scripts]
+    assert order == sorted(order), "each script loads after the ones it uses"
+    assert "/live" in texts["live.js"].text and '"position"' in texts["player.js"].text
+    assert 'href="/player"' in client.get("/").text
+    # nothing from elsewhere: every script, style sheet and link is the API's own
+    for text in [page.text, *(r.text for r in texts.values())]:
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
 def test_cors_is_off_by_default_and_on_for_named_origins(client, api_state):
     origin = {"Origin": "http://example.test"}
     assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers

@@ -8,17 +8,9 @@ import json
 
 import pytest
 
-from tests.api.cdp import Browser, find_chromium
+from tests.api.cdp import Browser
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if find_chromium() is None:
-        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")
-    with Browser.start(tmp_path_factory.mktemp("chromium")) as b:
-        yield b
 
 
 def js(value) -> str:
