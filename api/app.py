@@ -21,7 +21,8 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import API_KEY_HEADER
 from api.errors import install_error_handlers
-from api.routes import entities, generate, health, recall, videos
+from api.live import LiveSessions
+from api.routes import entities, generate, health, live, recall, videos
 from api.settings import Settings, load_settings
 from api.state import ApiState, build_state
 
@@ -40,14 +41,15 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if state is not None:
-            yield
-            return
-        app.state.api = await anyio.to_thread.run_sync(build_state, settings)
-        try:
-            yield
-        finally:
-            app.state.api.close()
+        async with app.state.live.running():
+            if state is not None:
+                yield
+                return
+            app.state.api = await anyio.to_thread.run_sync(build_state, settings)
+            try:
+                yield
+            finally:
+                app.state.api.close()
 
     app = FastAPI(
         title="danmaku-kg inspection API",
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
+    app.state.live = LiveSessions(settings)
     if state is not None:
         app.state.api = state
     origins = settings.cors_origin_list
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
             allow_headers=["Content-Type", API_KEY_HEADER],
         )
     install_error_handlers(app, settings)
-    for module in (health, entities, videos, recall, generate):
+    for module in (health, entities, videos, recall, generate, live):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

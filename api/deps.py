@@ -113,14 +113,19 @@ def check_second(video: Video, t: int, loc: tuple[str, ...]) -> None:
 
 
 async def run_blocking(
-    settings: Settings, fn: Callable[..., R], *args, lock: threading.Lock | None = None
+    settings: Settings,
+    fn: Callable[..., R],
+    *args,
+    lock: threading.Lock | None = None,
+    timeout_s: float | None = None,
 ) -> R:
     """``fn(*args)`` in a worker thread (under ``lock`` when given), given up after
-    ``settings.timeout_s`` (TimeoutError, answered 504). The worker gives up too
-    (:func:`api.deadline.run_until`): it waits for ``lock`` and for its turn only until the
-    deadline, so work nobody waits for any more does not hold the lock or a thread."""
-    deadline = time.monotonic() + settings.timeout_s
-    with anyio.fail_after(settings.timeout_s):
+    ``timeout_s`` (default ``settings.timeout_s``; TimeoutError, answered 504). The worker
+    gives up too (:func:`api.deadline.run_until`): it waits for ``lock`` and for its turn only
+    until the deadline, so work nobody waits for any more does not hold the lock or a thread."""
+    timeout_s = settings.timeout_s if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    with anyio.fail_after(timeout_s):
         return await anyio.to_thread.run_sync(
             partial(run_until, deadline, partial(fn, *args), lock), abandon_on_cancel=True
         )

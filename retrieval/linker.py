@@ -170,6 +170,10 @@ class Linker:
         self._pack_text = lru_cache(maxsize=200_000)(self._fact_text)
 
     # -- entities ----------------------------------------------------------------------------
+    def mentions(self, text: str):
+        """The entity mentions of ``text`` (cached, as recall reads them; do not modify)."""
+        return self._mentions(text)
+
     def entity_facts(self, entity: str):
         """The facts of ``entity`` recall reads (cached)."""
         return self._facts(entity)
