@@ -62,6 +62,7 @@ POLICIES = {
     "every": {"max_per_minute": 600, "min_gap_s": 0.0, "no_repeat": False},
 }
 TARGET_P99_1X_MS = 100.0
+KEY = os.environ.get("API_KEY")  # the server's, when it has one
 WARM_UP_SECONDS = 20.0
 
 
@@ -135,9 +136,14 @@ def bench_videos(settings: RunSettings, chosen: str | None) -> tuple[Video, list
     return corpus.videos[chosen] if chosen is not None else videos[0], videos
 
 
-def one(url: str, video: Video, seconds: float, speed: float, policy: dict, start_s=0.0):
-    cues = replay_cues(video, start_s, seconds)
-    return summarise(asyncio.run(replay(url, video.id, cues, speed, policy, None, start_s)))
+def span(video: Video, start_s: float, seconds: float) -> float:
+    return min(seconds, video.duration_s - start_s)
+
+
+def one(url: str, video: Video, seconds: float, speed: float, policy: dict) -> dict:
+    cues = replay_cues(video, 0.0, seconds)
+    seconds = span(video, 0.0, seconds)
+    return summarise(asyncio.run(replay(url, video.id, cues, speed, policy, KEY, 0.0, seconds)))
 
 
 def speed_rows(args, url: str, video: Video) -> list[dict]:
@@ -156,6 +162,8 @@ def speed_rows(args, url: str, video: Video) -> list[dict]:
                     "comments_per_minute": r["comments_per_minute"],
                     "client": r["latency"]["client"],
                     "server": r["latency"]["server"],
+                    "by_trigger": r["latency_by_trigger"],
+                    "triggers": r["triggers"],
                     "dropped": r["dropped"],
                     "states_fact": r["states_fact"],
                     "late_s": r["late_s"],
@@ -169,15 +177,16 @@ async def sessions_at_once(url, videos, n, seconds, policy, rng) -> dict:
 
     async def session(i: int):
         video = videos[i % len(videos)]
-        span = max(video.duration_s - seconds, 0.0)
-        start_s = float(int(rng.uniform(0, span))) if i >= len(videos) else 0.0
+        latest = max(video.duration_s - seconds, 0.0)
+        start_s = float(int(rng.uniform(0, latest))) if i >= len(videos) else 0.0
         await asyncio.sleep(rng.uniform(0, 1.0))
         cues = replay_cues(video, start_s, seconds)
-        return summarise(await replay(url, video.id, cues, 1.0, policy, None, start_s))
+        length = span(video, start_s, seconds)
+        return summarise(await replay(url, video.id, cues, 1.0, policy, KEY, start_s, length))
 
     done = await asyncio.gather(*(session(i) for i in range(n)), return_exceptions=True)
     reports = [r for r in done if isinstance(r, dict)]
-    client = [c["client_ms"] for r in reports for c in r["comments"] if c["trigger"] == "comment"]
+    client = [c["client_ms"] for r in reports for c in r["comments"]]
     client = [x for x in client if x is not None]
     failed = [repr(r) for r in done if not isinstance(r, dict)]
     failed += [f"{r['video']}: close {r['close_code']}" for r in reports if r["close_code"] != 1000]
@@ -212,7 +221,7 @@ async def memory(url: str, pid: int, videos: list[Video], k: int, active_s: floa
     before = rss()
     sockets = []
     for i in range(k):
-        ws = await connect(f"{url}/live")
+        ws = await connect(f"{url}/live", additional_headers={"X-API-Key": KEY} if KEY else None)
         await ws.send(json.dumps({"type": "start", "video": videos[i % len(videos)].id}))
         while json.loads(await ws.recv())["type"] != "session":
             pass
@@ -247,16 +256,19 @@ async def memory(url: str, pid: int, videos: list[Video], k: int, active_s: floa
 
 def report(args, server: str, speeds: list[dict], ramp_rows, best: int, mem: dict | None):
     print(
-        f"{'policy':<9}{'speed':>6}{'viewer':>8}{'bot':>6}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'policy':<9}{'speed':>6}{'viewer':>8}{'bot':>5}{'c/p':>7}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'srv p50':>9}{'srv p99':>9}  dropped"
     )
     for r in speeds:
         c, s = r["client"], r["server"]
+        by = f"{r['triggers']['comment']}/{r['triggers']['position']}"
         print(
-            f"{r['policy']:<9}{r['speed']:>5g}x{r['viewer_comments']:>8}{r['bot_comments']:>6}"
-            f"{c['p50_ms'] or '-':>9}{c['p99_ms'] or '-':>9}{c['max_ms'] or '-':>9}"
+            f"{r['policy']:<9}{r['speed']:>5g}x{r['viewer_comments']:>8}{r['bot_comments']:>5}"
+            f"{by:>7}{c['p50_ms'] or '-':>9}{c['p99_ms'] or '-':>9}{c['max_ms'] or '-':>9}"
             f"{s['p50_ms'] or '-':>9}{s['p99_ms'] or '-':>9}  {json.dumps(r['dropped'])}"
         )
+    print("(c/p: bot comments a viewer comment / a position tick triggered; latency: from")
+    print(" sending the trigger to reading the comment; srv: the server's latency_ms)")
     print(f"\nsessions at 1x ({args.ramp_policy} policy, {args.ramp_seconds:g} s each)")
     for r in ramp_rows:
         print(
@@ -276,7 +288,7 @@ def report(args, server: str, speeds: list[dict], ramp_rows, best: int, mem: dic
         "checkpoint": args.checkpoint or f"random {args.preset}",
         "embedder": args.embedder,
         "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "seconds": args.seconds,
         "speeds": speeds,
         "ramp": {"policy": args.ramp_policy, "seconds": args.ramp_seconds, "rows": ramp_rows},
@@ -302,7 +314,9 @@ def main() -> None:
                 ckpt = str(random_checkpoint(Path(tmp) / "ckpt", args.preset, settings))
             print("starting python -m api ...", file=sys.stderr)
             options = ServerOptions(checkpoint=ckpt, embedder=args.embedder, device="cpu")
-            server = ApiProcess(options, Path(tmp) / "api.log")
+            most = max(args.max_sessions, args.rss_sessions) + 1
+            env = {**os.environ, "API_LIVE_MAX_SESSIONS": str(most)}
+            server = ApiProcess(options, Path(tmp) / "api.log", env=env)
             url = server.ws_url
         else:
             url = args.url.rstrip("/")

@@ -2,23 +2,26 @@
 the API's live endpoint, with the latency of every bot comment.
 
     python -m model.live --checkpoint DIR --video ID [--speed 1] [--from SECONDS]
-        [--seconds N] [--url ws://HOST:PORT] [--policy JSON] [--max-per-minute N]
-        [--min-gap-s S] [--min-score X] [--quiet-after-seek-s S] [--repeat] [--beam N]
-        [--json]
+        [--seconds N] [--url ws://HOST:PORT] [--api-key KEY] [--policy JSON]
+        [--max-per-minute N] [--min-gap-s S] [--min-score X] [--quiet-after-seek-s S]
+        [--repeat] [--beam N] [--json]
 
 Without ``--url`` it starts ``python -m api`` on a free loopback port with the checkpoint over
 the corpus it was trained on (:mod:`model.api_process`; ``--corpus``/``--format``, the
 embedder and the store options say otherwise), waits until the model is loaded, replays, and
-stops it. With ``--url`` it replays against a server already running (the checkpoint is then
-only used to find the corpus; the server's own model answers). The video's viewer comments
-are read here, from the same corpus, and sent over a ``/live`` WebSocket session with position
-ticks, each at (its second - ``--from``) / ``--speed`` wall seconds (:mod:`model.live_replay`).
+stops it. With ``--url`` it replays against a server already running, whose own model
+answers (``--checkpoint`` then only names the corpus). The video's viewer comments are read
+here, from that corpus, and sent over a ``/live`` WebSocket session with a position tick each
+video second, each at (its second - ``--from``) / ``--speed`` wall seconds
+(:mod:`model.live_replay`). The policy knobs are the server's (in video time); the flags and
+``--policy`` change them for this session.
 
-The report: every bot comment (its second, text, score, the facts it drew on, its latency as
-the client measured it and as the server did), p50/p99/max latency of the comments viewer
-comments triggered, bot comments per minute of video, how many state a fact, and the server's
-counts (received, generated, emitted, dropped by reason). ``--json``: the last line is one
-JSON object with all of it.
+The report: every bot comment (its second, text, score, the facts it drew on, what triggered
+it, its latency as the client measured it and as the server did), p50/p99/max latency over
+all of them and by trigger, bot comments per minute of video, how many state a fact, and the
+server's counts (received, generated, emitted, dropped by reason). ``--json``: the last line
+is one JSON object with all of it. A session the server refuses (an unknown video, a bad
+policy, a wrong key) is one ``error:`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from kg.cli import add_store_args
 from model.api_process import ApiProcess, ServerOptions
 from model.data.readers import FORMATS
 from model.data.schema import Video
-from model.live_replay import SessionFailed, replay, replay_cues, summarise
+from model.live_replay import SessionFailed, replay, replay_cues, stated_fact, summarise
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ KNOBS = {  # flag -> the policy knob it sets (the server checks the values)
     "beam": "beam",
 }
 MAX_SPEED = 64.0
+NORMAL_CLOSE = 1000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -181,20 +185,20 @@ def corpus_video(settings: RunSettings, video_id: str) -> Video:
 
 
 def run_replay(url: str, video: Video, args: argparse.Namespace, policy: dict) -> dict:
-    if args.start >= video.duration_s:
-        raise UserError(f"--from {args.start:g}: the video ends at {video.duration_s:g} s")
     cues = replay_cues(video, args.start, args.seconds)
+    span = video.duration_s - args.start
+    span = span if args.seconds is None else min(args.seconds, span)
     key = args.api_key if args.api_key is not None else os.environ.get("API_KEY")
     log.info(
         "replaying %s from %g s for %g s at %gx (%d viewer comments)",
         video.id,
         args.start,
-        (cues[-1].t - args.start + 1) if cues else 0,
+        span,
         args.speed,
         sum(c.kind == "comment" for c in cues),
     )
     try:
-        result = asyncio.run(replay(url, video.id, cues, args.speed, policy, key, args.start))
+        result = asyncio.run(replay(url, video.id, cues, args.speed, policy, key, args.start, span))
     except SessionFailed as e:
         raise UserError(f"{url}/live: {e}") from None
     except OSError as e:
@@ -213,7 +217,7 @@ def format_report(report: dict) -> str:
     for c in report["comments"]:
         client = "-" if c["client_ms"] is None else f"{c['client_ms']:.1f}"
         server = "-" if c["server_ms"] is None else f"{c['server_ms']:.1f}"
-        fact = next((f for f in c["facts"] if c["states_fact"] and f["tail"] in c["text"]), None)
+        fact = stated_fact(c["text"], c["facts"])
         said = f"  [{fact['head']} | {fact['relation']} | {fact['tail']}]" if fact else ""
         score = "-" if c["score"] is None else f"{c['score']:.2f}"
         lines.append(
@@ -226,19 +230,25 @@ def format_report(report: dict) -> str:
         f"minute of video); {report['states_fact']} state a fact, {report['drew_on_fact']} drew "
         "on one"
     )
-    for who in ("client", "server"):
-        lat = report["latency"][who]
-        if lat["n"]:
+    for kind, lat in [("all", report["latency"]), *report["latency_by_trigger"].items()]:
+        client, server = lat["client"], lat["server"]
+        if client["n"] or server["n"]:
             lines.append(
-                f"latency ({who}, {lat['n']} comment-triggered): p50 {lat['p50_ms']} ms, "
-                f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms"
+                f"latency ({kind}{' triggers' if kind == 'all' else '-triggered'}): client p50 "
+                f"{client['p50_ms']} ms, p99 {client['p99_ms']} ms, max {client['max_ms']} ms; "
+                f"server p50 {server['p50_ms']} ms, p99 {server['p99_ms']} ms ({server['n']})"
             )
     lines.append(
         f"server: received {report['received']}, generated {report['generated']}, emitted "
         f"{report['emitted']}, dropped {json.dumps(report['dropped'], sort_keys=True)}"
     )
     for e in report["errors"]:
-        lines.append(f"server error: {e.get('code')}: {e.get('detail')}")
+        lines.append(f"server error {e.get('code')}: {e.get('detail')}")
+    if report["close_code"] != NORMAL_CLOSE:
+        lines.append(
+            f"the session ended with close code {report['close_code']}: "
+            f"{report['close_reason'] or '(no reason)'}"
+        )
     return "\n".join(lines)
 
 
@@ -249,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     url = ws_url(args.url) if args.url is not None else None
     settings, options = server_settings(args)
     video = corpus_video(settings, args.video)  # a bad --video fails before the server
+    if args.start >= video.duration_s:
+        raise UserError(f"--from {args.start:g}: {video.id} ends at {video.duration_s:g} s")
     if url is not None:
         report = run_replay(url, video, args, policy)
     else:
