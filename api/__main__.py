@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 #: Requests handled at once; more are answered 503 by uvicorn.
 MAX_CONCURRENT_REQUESTS = 200
 KEEP_ALIVE_S = 5
+#: A WebSocket frame larger than this is refused by uvicorn itself (close 1009); the live
+#: sessions refuse messages over 64 KiB with an error message first (api/live.py).
+WS_MAX_FRAME_BYTES = 1024 * 1024
+#: Open live sessions (WebSockets, event streams) get this long to end at shutdown.
+SHUTDOWN_WAIT_S = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             limit_concurrency=MAX_CONCURRENT_REQUESTS,
             timeout_keep_alive=KEEP_ALIVE_S,
+            ws_max_size=WS_MAX_FRAME_BYTES,
+            timeout_graceful_shutdown=SHUTDOWN_WAIT_S,
             log_level="info",
         )
     finally:

@@ -10,7 +10,10 @@ Per session:
   on, until :data:`MAX_ERRORS` of them (close 1008);
 - one generation at a time, in a worker thread under the lock recall and generation share
   (:func:`api.deps.run_blocking`), given up after :data:`GENERATION_TIMEOUT_S`; triggers that
-  come meanwhile wait as one (the latest), never a queue;
+  come meanwhile wait as one (the latest), never a queue. The sessions take turns (one
+  live generation at a time in the app, first come first served): a session waits for its
+  turn without holding a thread, and what it generates is decided when its turn comes, from
+  its latest trigger and comments;
 - the outgoing queue holds at most :data:`OUTBOX` messages: a client that does not read
   loses the oldest bot comments first (counted, ``dropped.queue``), and one whose queue stays
   full for :data:`SLOW_CLIENT_S` is closed (1008);
@@ -33,6 +36,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -41,6 +45,9 @@ from api.settings import Settings
 from api.state import ApiState
 from common.errors import UserError
 from model.live_messages import LiveError, Start, StatsRequest, Stop, parse_message
+
+if TYPE_CHECKING:  # the model (and torch) is imported when the first session opens
+    from model.live_session import LiveSession
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +78,11 @@ def _no_constant(name: str) -> None:
 
 def decode(data: str | bytes) -> object:
     """One client message's JSON (:class:`LiveError` ``too_big`` or ``bad_json``)."""
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    size = len(data)  # a character is at least a byte: count the bytes only near the limit
+    if isinstance(data, str) and MAX_MESSAGE_BYTES // 4 < size <= MAX_MESSAGE_BYTES:
+        size = len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
-        raise LiveError(
-            "too_big", f"a message of {size} bytes; at most {MAX_MESSAGE_BYTES} are read"
-        )
+        raise LiveError("too_big", f"a message over {MAX_MESSAGE_BYTES} bytes (the most read)")
     try:
         return json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError included
@@ -85,8 +92,15 @@ def decode(data: str | bytes) -> object:
 class LiveRunner:
     """One session's queues and tasks (see the module docstring)."""
 
-    def __init__(self, session, state: ApiState, settings: Settings) -> None:
+    def __init__(
+        self,
+        session: LiveSession,
+        state: ApiState,
+        settings: Settings,
+        turns: Callable[[], anyio.CapacityLimiter] | None = None,
+    ) -> None:
         self.session, self.state, self.settings = session, state, settings
+        self._turns = turns or _own_turns()
         self.outbox: deque[tuple[dict, float | None]] = deque()
         self._ready = anyio.Event()  # something to send, or closing
         self._wake = anyio.Event()  # a trigger waits
@@ -214,29 +228,42 @@ class LiveRunner:
         while self.closing is None:
             await self._wake.wait()
             self._wake = anyio.Event()
-            while self.closing is None and (job := self.session.next_job()) is not None:
-                try:
-                    generation = await run_blocking(
-                        self.settings,
-                        self.session.run,
-                        job,
-                        lock=self.state.knowledge_lock,
-                        timeout_s=min(GENERATION_TIMEOUT_S, self.settings.timeout_s),
-                    )
-                except TimeoutError:
-                    self.session.dropped["timeout"] += 1
-                    continue
-                except UserError as e:
-                    self.put(LiveError("generation", str(e)).as_message())
-                    continue
-                except Exception:
-                    log.exception("live session %s: generation failed", self.id)
-                    self.put(LiveError("internal", "generation failed").as_message())
-                    self.close(INTERNAL, "internal error", drain=True)
+            while self.closing is None and self.session.want is not None:
+                if not await self._generate():
                     return
-                emission = self.session.finish(job, generation)
-                if emission is not None:
-                    self.put(emission.message, emission.arrival)
+
+    async def _generate(self) -> bool:
+        """Run the waiting trigger's generation in this session's turn; False when the
+        session had to be closed."""
+        async with self._turns():
+            job = self.session.next_job() if self.closing is None else None
+            if job is None:
+                return True
+            try:
+                generation = await run_blocking(
+                    self.settings,
+                    self.session.run,
+                    job,
+                    lock=self.state.knowledge_lock,
+                    timeout_s=min(GENERATION_TIMEOUT_S, self.settings.timeout_s),
+                )
+            except TimeoutError:
+                self.session.dropped["timeout"] += 1
+                return True
+            except UserError as e:
+                self.put(LiveError("generation", str(e)).as_message())
+                return True
+            except Exception:
+                log.exception("live session %s: generation failed", self.id)
+                self.put(LiveError("internal", "generation failed").as_message())
+                self.close(INTERNAL, "internal error", drain=True)
+                return False
+        if self.closing is not None:
+            return True  # the session ended while it ran (its last message is out)
+        emission = self.session.finish(job, generation)
+        if emission is not None:
+            self.put(emission.message, emission.arrival)
+        return True
 
     async def watch(self) -> None:
         """Close a session whose client does not read; send stats now and then."""
@@ -255,6 +282,18 @@ class LiveRunner:
                     self.put(self.stats())
 
 
+def _own_turns() -> Callable[[], anyio.CapacityLimiter]:
+    """Turns for a runner outside :class:`LiveSessions` (made in the running event loop)."""
+    made: list[anyio.CapacityLimiter] = []
+
+    def turns() -> anyio.CapacityLimiter:
+        if not made:
+            made.append(anyio.CapacityLimiter(1))
+        return made[0]
+
+    return turns
+
+
 class LiveSessions:
     """The app's live sessions (see the module docstring)."""
 
@@ -264,6 +303,7 @@ class LiveSessions:
         self.keepalive_s = 15.0  # an SSE stream's comment line when nothing else is sent
         self.runners: dict[str, LiveRunner] = {}
         self._group: anyio.abc.TaskGroup | None = None
+        self.turns = _own_turns()  # one live generation at a time, in the order asked
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[LiveSessions]:
@@ -295,7 +335,7 @@ class LiveSessions:
             )
         session_id = secrets.token_urlsafe(12)
         session = LiveSession.start(session_id, state.generator, message)
-        runner = LiveRunner(session, state, state.settings)
+        runner = LiveRunner(session, state, state.settings, self.turns)
         runner.last_activity = arrival
         self.runners[session_id] = runner
         runner.on_close = self._closed

@@ -5,7 +5,8 @@ HTTP POSTs in and a Server-Sent-Events stream out. Both drive the same
 
 WebSocket: the key is checked right after the handshake (close 4401), then a missing model
 ends it (an error, close 4503); the first message must be ``start`` (bad ones are errors,
-counted as any others); an unknown video is an error and close 4404. Then three tasks run
+counted as any others), within :data:`START_WAIT_S` (else close 1008); an unknown video is an
+error and close 4404. Then three tasks run
 until the session closes: one reads, one sends, one generates (and one watches the queue).
 
 Server-Sent Events: every queued message is one ``data: <json>`` event; a comment line
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 BAD_KEY = 4401
 CLOSE_WAIT_S = 1.0
+START_WAIT_S = 30.0  # a connection that sends no good start message by then is closed (1008)
 
 
 def key_ok(settings: Settings, header: str | None, query: str | None) -> bool:
@@ -73,10 +75,15 @@ async def serve_websocket(
     if not key_ok(settings, ws.headers.get(API_KEY_HEADER), ws.query_params.get("key")):
         await _close(ws, BAD_KEY, f"API key missing or wrong (?key= or {API_KEY_HEADER})")
         return
-    try:
-        runner = await _opened(ws, live, state)
-    except (WebSocketDisconnect, OSError):
-        return
+    runner = None
+    with anyio.move_on_after(START_WAIT_S) as waited:
+        try:
+            runner = await _opened(ws, live, state)
+        except (WebSocketDisconnect, OSError):
+            return
+    if waited.cancelled_caught:
+        await _send(ws, LiveError("bad_message", "no start message came").as_message())
+        await _close(ws, POLICY_VIOLATION, f"no start message within {START_WAIT_S:g} s")
     if runner is None:
         return
     try:

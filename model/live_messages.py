@@ -1,6 +1,5 @@
-"""What a live session's client may send, and the session's policy knobs: parsed and checked
-here, so a bad message is one clear error naming the field (protocol:
-docs/data-contracts.md, section "Live sessions").
+"""What a live session's client may send, parsed and checked here, so a bad message is one
+clear error naming the field (protocol: docs/data-contracts.md, section "Live sessions").
 
 Every client message is a JSON object with a ``type``: ``start`` (a corpus video, or an ad-hoc
 one by title), ``position`` (the playback position, in video seconds), ``comment`` (a viewer
@@ -9,24 +8,30 @@ and ``stop``. Unknown types and fields are refused, not ignored, so a misspelt f
 (``"postion"``) is an error rather than a message silently doing nothing. Numbers must be
 JSON numbers (not ``true`` or ``"30"``) and finite.
 
-The policy (:class:`Policy`) says when the bot may speak; its minute, gap and quiet period
-are in video time, so a replay at 16x is held to the same comments per minute of video as
-one at 1x (docs/architecture.md, section "API").
+A ``policy`` message changes the knobs of :class:`model.live_policy.Policy` (checked there,
+all or none).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 
 from common.errors import UserError
 
 MAX_TITLE_CHARS = 200
 MAX_COMMENT_CHARS = 500
 MAX_SECONDS = 10**7  # longer than any video: a bound for the numbers, not a policy
-MAX_BEAM = 10
-MAX_PER_MINUTE = 600
-MAX_POLICY_SECONDS = 3600.0
+
+#: The knobs of :class:`model.live_policy.Policy` (a ``policy`` message's fields).
+POLICY_KNOBS = (
+    "max_per_minute",
+    "min_gap_s",
+    "min_score",
+    "quiet_after_seek_s",
+    "no_repeat",
+    "beam",
+)
 
 
 class LiveError(UserError):
@@ -41,52 +46,7 @@ class LiveError(UserError):
         return {"type": "error", "code": self.code, "detail": self.detail}
 
 
-@dataclass(frozen=True)
-class Policy:
-    """When the bot may emit a comment (all times in video seconds)."""
-
-    max_per_minute: int = 6  # comments in any 60 s of video (0: the bot stays silent)
-    min_gap_s: float = 4.0  # between two of its comments
-    min_score: float | None = None  # the beam's length-normalised log-prob; None: any
-    quiet_after_seek_s: float = 3.0  # silence after a seek
-    no_repeat: bool = True  # never a comment equal (normalised) to a recent one
-    beam: int = 5  # beam size (1..10)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def updated(self, knobs: dict) -> Policy:
-        """This policy with ``knobs`` changed, all or none (else :class:`LiveError`)."""
-        names = [f.name for f in fields(self)]
-        unknown = sorted(set(knobs) - set(names))
-        if unknown:
-            raise LiveError(
-                "bad_policy", f"unknown policy knob {unknown[0]!r} (knobs: {', '.join(names)})"
-            )
-        checked = {name: _knob(name, value) for name, value in knobs.items()}
-        return replace(self, **checked)
-
-
-def _knob(name: str, value: object) -> object:
-    if name in ("max_per_minute", "beam"):
-        lo, hi = (0, MAX_PER_MINUTE) if name == "max_per_minute" else (1, MAX_BEAM)
-        number = _number(value, f"policy.{name}", "bad_policy")
-        if number != int(number) or not lo <= number <= hi:
-            raise LiveError("bad_policy", f"policy.{name} must be a whole number {lo}..{hi}")
-        return int(number)
-    if name == "no_repeat":
-        if not isinstance(value, bool):
-            raise LiveError("bad_policy", f"policy.no_repeat must be true or false, not {value!r}")
-        return value
-    if name == "min_score":
-        return None if value is None else _number(value, "policy.min_score", "bad_policy")
-    number = _number(value, f"policy.{name}", "bad_policy")
-    if not 0 <= number <= MAX_POLICY_SECONDS:
-        raise LiveError("bad_policy", f"policy.{name} must be 0..{MAX_POLICY_SECONDS:g} seconds")
-    return float(number)
-
-
-def _number(value: object, where: str, code: str = "bad_message") -> float:
+def number(value: object, where: str, code: str = "bad_message") -> float:
     """A finite JSON number (a bool or a string is refused)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise LiveError(code, f"{where} must be a number, not {type(value).__name__}")
@@ -96,7 +56,7 @@ def _number(value: object, where: str, code: str = "bad_message") -> float:
 
 
 def _seconds(value: object, where: str) -> float:
-    t = _number(value, where)
+    t = number(value, where)
     if not 0 <= t <= MAX_SECONDS:
         raise LiveError("bad_message", f"{where} must be 0..{MAX_SECONDS} seconds, got {t:g}")
     return float(t)
@@ -158,7 +118,7 @@ FIELDS = {
     "position": (("t",), ()),
     "comment": (("text",), ("t",)),
     "frames": (("t", "features"), ()),
-    "policy": ((), tuple(f.name for f in fields(Policy))),
+    "policy": ((), POLICY_KNOBS),
     "stats": ((), ()),
     "stop": ((), ()),
 }
@@ -210,7 +170,7 @@ def _frames(m: dict) -> Frames:
     if not isinstance(features, list) or not features:
         raise LiveError("bad_frames", "features must be a non-empty list of numbers")
     for i, x in enumerate(features):
-        _number(x, f"features[{i}]", "bad_frames")
+        number(x, f"features[{i}]", "bad_frames")
     return Frames(int(t), features)
 
 

@@ -21,7 +21,7 @@ One session holds:
   earlier ones stay, the history and window they would be), forgets the bot's recent
   comments for the rate and the gap, abandons a generation in flight and starts the quiet
   period;
-- the policy (:class:`model.live_messages.Policy`), applied in video time: a trigger whose
+- the policy (:mod:`model.live_policy`), applied in video time: a trigger whose
   comment could not go out now (quiet, gap, rate) does not run the model; a generated
   comment goes out only if it is no repeat and scores above the threshold. A viewer comment
   triggers a generation; one that arrives when the policy holds the bot back leaves a
@@ -36,9 +36,7 @@ time per session; a :class:`Job` carries a snapshot of what it reads.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -46,15 +44,8 @@ import numpy as np
 
 from model.data.samples import sample_at
 from model.data.schema import Comment, FrameFeatures, Video
-from model.live_messages import (
-    Frames,
-    LiveError,
-    Policy,
-    PolicyUpdate,
-    Position,
-    Start,
-    ViewerComment,
-)
+from model.live_messages import Frames, LiveError, PolicyUpdate, Position, Start, ViewerComment
+from model.live_policy import Policy, Voice, normalised
 from model.split_encoding import encode_samples
 from retrieval.live_recall import CommentsSnapshot, LiveComments, LiveRecall
 
@@ -65,13 +56,11 @@ SEEK_TOLERANCE_S = 1.0  # a position this much earlier than the last is jitter, 
 SEEK_JUMP_S = 10.0  # a position this much later than the last is a seek forward
 MAX_COMMENTS = 2000  # comments held per session (the earliest dropped first)
 RECENT_S = 60.0  # the repeat check reads this much video before t; so long is kept
-MINUTE_S = 60.0
 COMMENTS_PER_S, COMMENT_BURST = 50.0, 100  # token bucket on incoming comments
 FLOOD_NOTICE_S = 1.0  # at most one flood error a second
 MAX_FRAME_SECONDS = 64  # frames held per session (those furthest from the position go)
 MAX_FACTS = 5  # facts listed with a comment
 ASSUMED_DURATION_S = 7200.0  # an ad-hoc video without a duration: its period stage
-MAX_EMITTED_HELD = 600  # the bot's comments remembered for the rate and repeat checks
 
 
 @dataclass(frozen=True)
@@ -112,13 +101,6 @@ class SessionFrames:
         return vec
 
 
-def normalised(text: str) -> str:
-    """``text`` as the repeat check compares it: NFKC, lower case, no spaces or punctuation."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    kept = "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PZSC")
-    return kept or re.sub(r"\s+", "", text)
-
-
 class LiveSession:
     def __init__(
         self,
@@ -142,11 +124,9 @@ class LiveSession:
         self.position, self.positioned = 0.0, False
         self.pruned_at = 0  # the second of the last pruning
         self.epoch = 0
-        self.quiet_until = -math.inf
+        self.voice = Voice()
         self.want: Trigger | None = None  # the next generation to run (the latest wins)
         self.pending = False  # a trigger held back by the policy, fired by a position
-        self.emitted_at: deque[int] = deque(maxlen=MAX_EMITTED_HELD)
-        self.bot_texts: deque[tuple[int, str]] = deque(maxlen=MAX_EMITTED_HELD)
         self.seq = 0
         self.received = self.generated = self.emitted = self.messages = self.seeks = 0
         self.dropped: Counter[str] = Counter()
@@ -249,9 +229,7 @@ class LiveSession:
         if t < self.position:
             self.dropped["seek"] += self.comments.drop_from(t)
         self.position = t
-        self.quiet_until = t + self.policy.quiet_after_seek_s
-        self.emitted_at.clear()
-        self.bot_texts.clear()
+        self.voice.seek(t, self.policy)
         self.want, self.pending = None, False
         self._prune()
 
@@ -315,14 +293,7 @@ class LiveSession:
 
     def _held_back(self, t: int) -> str | None:
         """Why a comment for second ``t`` may not go out now (None: it may)."""
-        p = self.policy
-        if self.position < self.quiet_until:
-            return "quiet"
-        if self.emitted_at and t - self.emitted_at[-1] < p.min_gap_s:
-            return "gap"
-        if sum(1 for s in self.emitted_at if s > t - MINUTE_S) >= p.max_per_minute:
-            return "rate"
-        return None
+        return self.voice.held_back(self.policy, t, self.position)
 
     def _trigger(self, kind: str, arrival: float) -> None:
         reason = self._held_back(self._target())
@@ -361,7 +332,9 @@ class LiveSession:
     def run(self, job: Job) -> Generation:
         """Recall and beam search for ``job`` (blocking: the caller's worker thread)."""
         knowledge = self.recall.recall(job.comments, job.t)
-        video = replace(self.video, comments=job.comments.comments, duration_s=job.duration_s)
+        # the sample reads the comments of its window only
+        window = job.comments.between(job.t - self.radius, job.t + self.radius + 1)
+        video = replace(self.video, comments=window, duration_s=job.duration_s)
         sample = sample_at(video, job.frames, job.t, self.radius)
         encoded = encode_samples([sample], [knowledge], self.generator.encoder)
         return self.generator.generate_encoded(encoded, job.beam)
@@ -388,8 +361,7 @@ class LiveSession:
             return None
         self.seq += 1
         self.emitted += 1
-        self.emitted_at.append(job.t)
-        self.bot_texts.append((job.t, normalised(best.text)))
+        self.voice.say(job.t, best.text)
         message = {
             "type": "comment",
             "seq": self.seq,
@@ -407,7 +379,7 @@ class LiveSession:
         minute and the window, and the bot's of the last minute (normalised)."""
         start = t - RECENT_S
         seen = {normalised(c.text) for c in self.comments.between(start, t + self.radius + 1)}
-        return seen | {text for s, text in self.bot_texts if s > start}
+        return seen | self.voice.said_since(start)
 
 
 def _facts(comment, generation: Generation) -> list[dict]:

@@ -50,10 +50,13 @@ class CommentsSnapshot:
     named: list[Comment]  # those that name an entity, in the same order
     named_times: list[float]
 
+    def between(self, start_s: float, end_s: float) -> list[Comment]:
+        """The comments with ``start_s <= time_s < end_s``."""
+        return self.comments[bisect_left(self.times, start_s) : bisect_left(self.times, end_s)]
+
     def window(self, t: int, radius: int) -> list[Comment]:
         """The comments of [t-l, t+l] except second t (:func:`retrieval.window.window_of`)."""
-        lo, hi = bisect_left(self.times, t - radius), bisect_left(self.times, t + radius + 1)
-        return [c for c in self.comments[lo:hi] if c.second != t]
+        return [c for c in self.between(t - radius, t + radius + 1) if c.second != t]
 
     def history(self, t: int, radius: int) -> list[Comment]:
         """The comments before the window that name an entity: all the linker reads of it."""

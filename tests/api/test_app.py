@@ -46,6 +46,10 @@ def test_openapi_docs(client):
         "/videos/{video_id}/comments",
         "/recall",
         "/generate",
+        "/live/sessions",
+        "/live/sessions/{session_id}/messages",
+        "/live/sessions/{session_id}/events",
+        "/live/sessions/{session_id}",
     }
     assert set(paths["/generate"]["post"]["responses"]) >= {"200", "401", "404", "422", "503"}
 

@@ -31,9 +31,12 @@ DERANDOMIZE = True  # the same examples on every run: CI is reproducible
 
 
 def no_server_error(ctx, response, case) -> None:
-    """``not_a_server_error``, less the 503 that ``POST /generate`` documents for no model."""
+    """``not_a_server_error``, less the 503 that ``POST /generate`` and ``POST
+    /live/sessions`` document for no model."""
     if case.path == "/generate" and response.status_code == 503:
         assert response.json()["detail"].startswith("no model to generate with")
+    elif case.path == "/live/sessions" and response.status_code == 503:
+        assert response.json()["code"] == "no_model"
     else:
         not_a_server_error(ctx, response, case)
 
@@ -76,4 +79,4 @@ def test_every_endpoint_survives_fuzzing(api_state):
         for strategy in strategies(operation, video):
             fuzz(strategy)
         fuzzed.append(f"{operation.method.upper()} {operation.path}")
-    assert len(fuzzed) == 10, fuzzed
+    assert len(fuzzed) == 14, fuzzed
