@@ -10,7 +10,8 @@ next module call (:func:`stop_at_deadline`) instead of running on in its abandon
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from api.deadline import check_deadline
 from api.schemas import PartHealth
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # imported only when a checkpoint is configured (see above)
     from model.generator import Generator
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 NOT_CONFIGURED = (
     "not configured: no checkpoint under $DANMAKU_DATA/checkpoints/ and DANMAKU_CHECKPOINT "
@@ -48,6 +50,24 @@ def load_generator(
     stop_at_deadline(generator.model)
     log.info("generator loaded from %s on %s", directory, settings.device)
     return generator, PartHealth(ok=True, detail=f"loaded from {directory} on {settings.device}")
+
+
+def in_model_threads(settings: Settings, fn: Callable[..., R]) -> Callable[..., R]:
+    """``fn`` run with ``settings.model_threads`` intra-op threads in the thread that calls it
+    (OpenMP's thread count is a setting of each calling thread). Generation runs in worker
+    threads, and there two intra-op threads made beam search slower than one on a 2-core
+    machine, while the event loop's thread was as fast as ever: the worker's OpenMP team and
+    the other threads of the process compete for the cores (measured in the results page of
+    2026-12-06). ``API_MODEL_THREADS`` raises it where cores are plenty."""
+
+    def run(*args: object) -> R:
+        import torch
+
+        if torch.get_num_threads() != settings.model_threads:
+            torch.set_num_threads(settings.model_threads)
+        return fn(*args)
+
+    return run
 
 
 def stop_at_deadline(model: nn.Module) -> None:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from api.deps import run_blocking
+from api.generation import in_model_threads
 from api.settings import Settings
 from api.state import ApiState
 from common.errors import UserError
@@ -242,7 +243,7 @@ class LiveRunner:
             try:
                 generation = await run_blocking(
                     self.settings,
-                    self.session.run,
+                    in_model_threads(self.settings, self.session.run),
                     job,
                     lock=self.state.knowledge_lock,
                     timeout_s=min(GENERATION_TIMEOUT_S, self.settings.timeout_s),
