@@ -1,11 +1,10 @@
 // The web inspector: plain JavaScript over the inspection API, no build step.
 // Pick a video, scrub its comment timeline, see the window's recalled facts and other-video
 // comments (GET /recall), generate comments at t (POST /generate), and inspect entities.
-// Every text from the API goes into the page as text (textContent), never as HTML.
+// Every text from the API goes into the page as text (textContent), never as HTML. The
+// helpers ($, api, el, clock, setStatus) are common.js's.
 "use strict";
 
-const $ = (selector) => document.querySelector(selector);
-const enc = encodeURIComponent;
 const COMMENT_PAGE = 1000;
 const MAX_COMMENT_PAGES = 20; // density of at most 20,000 comments per video
 const ENTITY_FACTS_PAGE = 20;
@@ -19,49 +18,6 @@ const state = {
   entity: null,
   entityOffset: 0,
 };
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-function detailOf(body, response) {
-  if (body && typeof body.detail === "string") return body.detail;
-  if (body && Array.isArray(body.detail)) return body.detail.map((e) => e.msg).join("; ");
-  return `${response.status} ${response.statusText}`;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!response.ok) throw new ApiError(response.status, detailOf(body, response));
-  return body;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "style") node.style.cssText = value;
-    else node[key] = value;
-  }
-  for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function clock(seconds) {
-  const s = Math.max(0, Math.floor(seconds));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
 
 function debounce(fn, ms) {
   let timer = null;
@@ -82,12 +38,6 @@ function entityLink(name) {
       showEntity(name);
     },
   });
-}
-
-function setStatus(selector, text, isError = false) {
-  const node = $(selector);
-  node.textContent = text;
-  node.classList.toggle("error", isError);
 }
 
 // -- health ------------------------------------------------------------------------------

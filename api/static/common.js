@@ -1,5 +1,6 @@
-// Helpers of the player page's scripts (common.js, live.js, stage.js, player.js, loaded in
-// that order): DOM nodes (texts go in as text, never as HTML), API calls, video times.
+// Helpers of both pages' scripts (the inspector's app.js; the player's live.js, stage.js,
+// knowledge.js, player.js), loaded first: DOM nodes (texts go in as text, never as HTML),
+// API calls, video times.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -20,11 +21,14 @@ async function api(path, options = {}) {
   } catch {
     body = null;
   }
-  if (!response.ok) {
-    const detail = typeof body?.detail === "string" ? body.detail : `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, detail);
-  }
+  if (!response.ok) throw new ApiError(response.status, detailOf(body, response));
   return body;
+}
+
+function detailOf(body, response) {
+  if (body && typeof body.detail === "string") return body.detail;
+  if (body && Array.isArray(body.detail)) return body.detail.map((e) => e.msg).join("; ");
+  return `${response.status} ${response.statusText}`;
 }
 
 function el(tag, props = {}, ...children) {

@@ -143,21 +143,28 @@ def _stream_duration(container, stream) -> float | None:
     return None
 
 
-def video_duration(path: Path) -> float:
-    """The seconds a video file lasts: its video stream's or container's duration, else the end
-    of its last video packet (read without decoding)."""
+def _open_video(path: Path):
+    """``(container, its first video stream)``; an unreadable file or one without video is a
+    :class:`FeatureError`. The caller closes the container."""
     import av
 
-    if not path.is_file():
-        raise FeatureError(f"{path}: {'not a file' if path.exists() else 'video file not found'}")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
         raise FeatureError(f"{path}: not a readable video ({_reason(e)})") from e
+    if not container.streams.video:
+        container.close()
+        raise FeatureError(f"{path}: no video stream")
+    return container, container.streams.video[0]
+
+
+def video_duration(path: Path) -> float:
+    """The seconds a video file lasts: its video stream's or container's duration, else the end
+    of its last video packet (read without decoding)."""
+    if not path.is_file():
+        raise FeatureError(f"{path}: {'not a file' if path.exists() else 'video file not found'}")
+    container, stream = _open_video(path)
     with container:
-        if not container.streams.video:
-            raise FeatureError(f"{path}: no video stream")
-        stream = container.streams.video[0]
         duration = _stream_duration(container, stream)
         if duration is None and stream.time_base is not None:
             ends = [
@@ -175,14 +182,8 @@ def iter_second_frames(path: Path, spec: VisualSpec) -> Iterator[tuple[int, np.n
     """Decode ``path`` and yield one preprocessed RGB frame per second (see module docstring)."""
     import av
 
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as e:
-        raise FeatureError(f"{path}: not a readable video ({_reason(e)})") from e
+    container, stream = _open_video(path)
     with container:
-        if not container.streams.video:
-            raise FeatureError(f"{path}: no video stream")
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         duration = _stream_duration(container, stream)
