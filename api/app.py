@@ -10,11 +10,11 @@ them. Request bodies are capped (``API_MAX_BODY_BYTES``, 413), requests are time
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import API_KEY_HEADER
 from api.errors import install_error_handlers
+from api.generation import MODEL_THREAD
 from api.live import LiveSessions
 from api.routes import entities, generate, health, live, recall, videos
 from api.settings import Settings, load_settings
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
             if state is not None:
                 yield
                 return
-            app.state.api = await anyio.to_thread.run_sync(build_state, settings)
+            # on the model's thread: the thread that loads the model is the one that runs it
+            app.state.api = await asyncio.wrap_future(MODEL_THREAD.submit(build_state, settings))
             try:
                 yield
             finally:

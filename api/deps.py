@@ -4,10 +4,12 @@ a time-limited way to run blocking work."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from functools import partial
 from typing import Annotated, TypeVar
 
@@ -118,14 +120,18 @@ async def run_blocking(
     *args,
     lock: threading.Lock | None = None,
     timeout_s: float | None = None,
+    executor: Executor | None = None,
 ) -> R:
-    """``fn(*args)`` in a worker thread (under ``lock`` when given), given up after
-    ``timeout_s`` (default ``settings.timeout_s``; TimeoutError, answered 504). The worker
-    gives up too (:func:`api.deadline.run_until`): it waits for ``lock`` and for its turn only
-    until the deadline, so work nobody waits for any more does not hold the lock or a thread."""
+    """``fn(*args)`` in a worker thread (of ``executor`` when given, e.g. the model's own:
+    :data:`api.generation.MODEL_THREAD`; else anyio's), under ``lock`` when given, given up
+    after ``timeout_s`` (default ``settings.timeout_s``; TimeoutError, answered 504). The
+    worker gives up too (:func:`api.deadline.run_until`): it waits for ``lock`` and for its
+    turn only until the deadline, so work nobody waits for any more does not hold the lock or
+    a thread."""
     timeout_s = settings.timeout_s if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
+    call = partial(run_until, deadline, partial(fn, *args), lock)
     with anyio.fail_after(timeout_s):
-        return await anyio.to_thread.run_sync(
-            partial(run_until, deadline, partial(fn, *args), lock), abandon_on_cancel=True
-        )
+        if executor is None:
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        return await asyncio.wrap_future(executor.submit(call))

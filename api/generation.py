@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from api.deadline import check_deadline
@@ -52,13 +53,18 @@ def load_generator(
     return generator, PartHealth(ok=True, detail=f"loaded from {directory} on {settings.device}")
 
 
+#: The one thread that loads the model and runs every generation (``POST /generate``, the
+#: live sessions). PyTorch's CPU kernels run on an OpenMP team of the thread that calls them,
+#: and generations handed from one worker thread to another ran slower than those of one
+#: thread (docs/results-2026-12-06.md), so the model stays on one thread.
+MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="danmaku-model")
+
+
 def in_model_threads(settings: Settings, fn: Callable[..., R]) -> Callable[..., R]:
-    """``fn`` run with ``settings.model_threads`` intra-op threads in the thread that calls it
-    (OpenMP's thread count is a setting of each calling thread). Generation runs in worker
-    threads, and there two intra-op threads made beam search slower than one on a 2-core
-    machine, while the event loop's thread was as fast as ever: the worker's OpenMP team and
-    the other threads of the process compete for the cores (measured in the results page of
-    2026-12-06). ``API_MODEL_THREADS`` raises it where cores are plenty."""
+    """``fn`` run with ``settings.model_threads`` intra-op threads (``API_MODEL_THREADS``,
+    default one: on 2 cores a generation of the API was faster with one than with two,
+    docs/results-2026-12-06.md) in the thread that calls it: OpenMP's thread count is a
+    setting of each calling thread."""
 
     def run(*args: object) -> R:
         import torch

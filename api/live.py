@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from api.deps import run_blocking
-from api.generation import in_model_threads
+from api.generation import MODEL_THREAD, in_model_threads
 from api.settings import Settings
 from api.state import ApiState
 from common.errors import UserError
@@ -247,6 +247,7 @@ class LiveRunner:
                     job,
                     lock=self.state.knowledge_lock,
                     timeout_s=min(GENERATION_TIMEOUT_S, self.settings.timeout_s),
+                    executor=MODEL_THREAD,
                 )
             except TimeoutError:
                 self.session.dropped["timeout"] += 1

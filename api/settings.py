@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024, ge=1, validation_alias="API_MAX_BODY_BYTES")
     timeout_s: float = Field(30.0, gt=0, validation_alias="API_TIMEOUT_S")
     live_max_sessions: int = Field(100, ge=1, validation_alias="API_LIVE_MAX_SESSIONS")
-    # intra-op threads of a generation's worker thread (api.generation.in_model_threads)
+    # intra-op threads of the model thread (api.generation.in_model_threads)
     model_threads: int = Field(1, ge=1, validation_alias="API_MODEL_THREADS")
 
     @field_validator(*_CHOICES)

@@ -16,7 +16,7 @@ from api.deps import (
     video_or_404,
 )
 from api.errors import BAD_BODY, NO_KEY, NO_MODEL, NOT_FOUND
-from api.generation import in_model_threads
+from api.generation import MODEL_THREAD, in_model_threads
 from api.schemas import Generated, GenerateRequest
 
 router = APIRouter(tags=["generate"], route_class=KeyFirstRoute)
@@ -40,6 +40,9 @@ async def generate(request: GenerateRequest, state: StateDep, settings: Settings
         return generator.generate(video.id, request.t, beam=request.beam).as_dict()
 
     generated = await run_blocking(
-        settings, in_model_threads(settings, run), lock=state.knowledge_lock
+        settings,
+        in_model_threads(settings, run),
+        lock=state.knowledge_lock,
+        executor=MODEL_THREAD,
     )
     return Generated.model_validate(generated)
