@@ -21,6 +21,7 @@ from fastapi.security import APIKeyHeader
 
 from api.deadline import run_until
 from api.errors import invalid
+from api.generation import MODEL_THREAD, in_model_threads
 from api.schemas import MAX_NAME_CHARS
 from api.settings import Settings
 from api.state import ApiState
@@ -135,3 +136,18 @@ async def run_blocking(
         if executor is None:
             return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         return await asyncio.wrap_future(executor.submit(call))
+
+
+async def run_on_model(
+    settings: Settings,
+    fn: Callable[..., R],
+    *args,
+    lock: threading.Lock | None = None,
+    timeout_s: float | None = None,
+) -> R:
+    """:func:`run_blocking` on the model's thread (:data:`api.generation.MODEL_THREAD`) with
+    ``API_MODEL_THREADS`` intra-op threads: how every generation runs."""
+    run = in_model_threads(settings, fn)
+    return await run_blocking(
+        settings, run, *args, lock=lock, timeout_s=timeout_s, executor=MODEL_THREAD
+    )

@@ -40,8 +40,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from api.deps import run_blocking
-from api.generation import MODEL_THREAD, in_model_threads
+from api.deps import run_on_model
 from api.settings import Settings
 from api.state import ApiState
 from common.errors import UserError
@@ -241,13 +240,12 @@ class LiveRunner:
             if job is None:
                 return True
             try:
-                generation = await run_blocking(
+                generation = await run_on_model(
                     self.settings,
-                    in_model_threads(self.settings, self.session.run),
+                    self.session.run,
                     job,
                     lock=self.state.knowledge_lock,
                     timeout_s=min(GENERATION_TIMEOUT_S, self.settings.timeout_s),
-                    executor=MODEL_THREAD,
                 )
             except TimeoutError:
                 self.session.dropped["timeout"] += 1

@@ -12,11 +12,10 @@ from api.deps import (
     StateDep,
     check_second,
     require_api_key,
-    run_blocking,
+    run_on_model,
     video_or_404,
 )
 from api.errors import BAD_BODY, NO_KEY, NO_MODEL, NOT_FOUND
-from api.generation import MODEL_THREAD, in_model_threads
 from api.schemas import Generated, GenerateRequest
 
 router = APIRouter(tags=["generate"], route_class=KeyFirstRoute)
@@ -39,10 +38,5 @@ async def generate(request: GenerateRequest, state: StateDep, settings: Settings
     def run() -> dict:
         return generator.generate(video.id, request.t, beam=request.beam).as_dict()
 
-    generated = await run_blocking(
-        settings,
-        in_model_threads(settings, run),
-        lock=state.knowledge_lock,
-        executor=MODEL_THREAD,
-    )
+    generated = await run_on_model(settings, run, lock=state.knowledge_lock)
     return Generated.model_validate(generated)

@@ -60,7 +60,6 @@ from common.cli import print_json, run
 from model.data.comment_files import (
     CommentFile,
     Skip,
-    detect_format,
     read_comment_files,
     read_subtitles,
 )
@@ -191,8 +190,8 @@ def read_comments(
     so a comment repeated across Bilibili's segments is kept once), those outside
     ``[0, duration]`` a skip per file; an unreadable file is a skip."""
     groups: dict[str | None, list[Path]] = {}
-    for path in files.comments:
-        groups.setdefault(detect_format(path), []).append(path)
+    for path, fmt in files.comments.items():
+        groups.setdefault(fmt, []).append(path)
     comments: list[Comment] = []
     skipped = [Skip(str(p), "unrecognised comment file") for p in groups.pop(None, [])]
     for fmt, paths in groups.items():

@@ -20,7 +20,9 @@ class VideoFiles:
     """One video and the files paired with it."""
 
     path: Path
-    comments: list[Path] = field(default_factory=list)
+    #: each comment file with the format its content was recognised as (None: an ``.ass``
+    #: file that is no format this reads)
+    comments: dict[Path, str | None] = field(default_factory=dict)
     subtitles: list[Path] = field(default_factory=list)
 
 
@@ -90,11 +92,12 @@ def pair_files(videos_dir: Path, comments_dir: Path) -> tuple[dict[str, VideoFil
             else:
                 paired[vid].subtitles.append(path)
             continue
-        if suffix in SUBTITLE_EXTENSIONS or detect_format(path) is not None:
+        fmt = detect_format(path)
+        if suffix in SUBTITLE_EXTENSIONS or fmt is not None:
             if vid is None:
                 skipped.append(Skip(str(path), "comment file without a video of the same name"))
             else:
-                paired[vid].comments.append(path)
+                paired[vid].comments[path] = fmt
             continue
         skipped.append(Skip(str(path), "not a comment, subtitle or video file this reads"))
     return paired, skipped

@@ -11,8 +11,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from api.deps import run_blocking
-from api.generation import MODEL_THREAD, in_model_threads
+from api.deps import run_on_model
+from api.generation import in_model_threads
 from api.settings import Settings
 
 
@@ -27,14 +27,14 @@ def test_the_calling_thread_runs_with_the_setting(threads) -> None:
 def test_generations_run_on_the_one_model_thread() -> None:
     settings = Settings()
 
-    async def names() -> set[str]:
-        def name() -> str:
-            return threading.current_thread().name
+    async def seen() -> set[tuple[str, int]]:
+        def where() -> tuple[str, int]:
+            return threading.current_thread().name, torch.get_num_threads()
 
-        return {await run_blocking(settings, name, executor=MODEL_THREAD) for _ in range(5)}
+        return {await run_on_model(settings, where) for _ in range(5)}
 
-    (name,) = anyio.run(names)
-    assert name.startswith("danmaku-model")
+    ((name, threads),) = anyio.run(seen)
+    assert name.startswith("danmaku-model") and threads == 1
 
 
 def test_one_thread_by_default() -> None:

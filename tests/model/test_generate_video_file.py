@@ -30,7 +30,8 @@ from model.new_video import (
     video_from_file,
 )
 from tests.model.conftest import call
-from tests.model.test_features import COLOURS, encode_video
+from tests.model.test_features import COLOURS
+from tests.model.videos import encode_video
 
 TINY = dict(
     d_model=24,

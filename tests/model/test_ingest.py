@@ -82,7 +82,7 @@ def test_pairing_reports_what_pairs_with_nothing(folder) -> None:
     assert [p.name for p in paired["film"].comments] == ["film.xml"]
     assert [p.name for p in paired["film 2"].comments] == ["film 2_danmaku.xml"]
     assert [p.name for p in paired["film 2"].subtitles] == ["film 2.srt"]
-    assert paired["lonely"].comments == []
+    assert paired["lonely"].comments == {}
     why = {Path(s.file).name: s.reason for s in skipped}
     assert "without a video" in why["orphan.xml"]
     assert "notes.txt" in why
